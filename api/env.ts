@@ -1,0 +1,32 @@
+import type { Logger } from 'pino';
+import type { Engine } from '../engine/index.js';
+import type { UserId } from '../engine/ids.js';
+import type { Metrics } from '../platform/metrics.js';
+
+export type ApiConfig = {
+  jwtSecret: string;
+  bodyLimitBytes: number;
+  requestTimeoutMs: number;
+};
+
+/** Everything the API needs, handed to createApp (tests build it with their own namespace and schema). */
+export type AppDeps = {
+  engine: Engine;
+  config: ApiConfig;
+  log: Logger;
+  metrics: Metrics;
+  /** Pings Redis and Postgres for /ready. */
+  checks: { redis: () => Promise<unknown>; postgres: () => Promise<unknown> };
+};
+
+export type AuthUser = { id: UserId; admin: boolean };
+
+export type AppEnv = {
+  Variables: {
+    deps: AppDeps;
+    log: Logger;
+    requestId: string;
+    user: AuthUser;
+    route: string;
+  };
+};

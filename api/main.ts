@@ -1,0 +1,22 @@
+import { serve } from '@hono/node-server';
+import { boot, runMain } from '../platform/boot.js';
+import { createMetrics } from '../platform/metrics.js';
+import { createApp } from './app.js';
+
+runMain(async () => {
+  const rt = await boot('api', 'api');
+  const { config, log, shutdown } = rt;
+  const app = createApp({
+    engine: rt.engine,
+    log,
+    metrics: createMetrics('api'),
+    config: { jwtSecret: config.JWT_SECRET, bodyLimitBytes: config.BODY_LIMIT_BYTES, requestTimeoutMs: config.REQUEST_TIMEOUT_MS },
+    checks: { redis: () => rt.redis.ping(), postgres: () => rt.pg.query('SELECT 1') },
+  });
+  const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) => {
+    log.info({ port: info.port, host: config.HOST }, 'api listening');
+  });
+  // SIGTERM: stop accepting, let in-flight requests finish, then close Redis and Postgres.
+  shutdown.add('http', () => new Promise<void>((resolve) => server.close(() => resolve())));
+  shutdown.listen();
+});

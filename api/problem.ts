@@ -1,0 +1,46 @@
+import type { Context } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { DomainErrorCode } from '../engine/errors.js';
+
+export type FieldError = { field: string; detail: string };
+export type ProblemInput = {
+  type: string;
+  title: string;
+  detail?: string;
+  errors?: FieldError[];
+  [extra: string]: unknown;
+};
+export type Problem = ProblemInput & { status: number; instance?: string; requestId?: string };
+
+/** Every domain error code, its HTTP status and title. A new code without a row here fails typecheck. */
+export const DOMAIN_HTTP = {
+  EVENT_NOT_FOUND: [404, 'Event not found'],
+  TIER_NOT_FOUND: [404, 'Tier not found'],
+  TIER_REQUIRED: [400, 'Tier required'],
+  SALES_NOT_OPEN: [409, 'Sales not open'],
+  EVENT_CLOSED: [409, 'Event not on sale'],
+  INSUFFICIENT_INVENTORY: [409, 'Insufficient inventory'],
+  SEAT_UNAVAILABLE: [409, 'Seat unavailable'],
+  UNKNOWN_SEAT: [400, 'Unknown seat'],
+  UNKNOWN_SECTION: [400, 'Unknown section'],
+  SEAT_TIER_MISMATCH: [400, 'Seats of another tier'],
+  TIER_KIND_MISMATCH: [400, 'Seat preferences do not fit the tier'],
+  NO_ADJACENT_SEATS: [409, 'No adjacent seats'],
+  TICKET_LIMIT: [422, 'Ticket limit reached'],
+  IDEMPOTENCY_KEY_REUSED: [422, 'Idempotency key reused'],
+  BOOKING_NOT_FOUND: [404, 'Booking not found'],
+  BOOKING_NOT_CANCELLABLE: [409, 'Booking not cancellable'],
+  HOLD_EXPIRED: [409, 'Reservation expired'],
+  INVALID_TRANSITION: [409, 'Booking state does not allow this'],
+} as const satisfies Record<DomainErrorCode, readonly [ContentfulStatusCode, string]>;
+
+/** `INSUFFICIENT_INVENTORY` -> `/problems/insufficient-inventory` */
+export const problemType = (code: string) => `/problems/${code.toLowerCase().replace(/_/g, '-')}`;
+
+/** Writes an RFC 9457 problem document with the request id and path. */
+export function problem(c: Context, status: ContentfulStatusCode, p: ProblemInput, headers: Record<string, string> = {}) {
+  const body: Problem = { ...p, status, instance: c.req.path };
+  const requestId = c.get('requestId' as never) as string | undefined;
+  if (requestId) body.requestId = requestId;
+  return c.body(JSON.stringify(body), status, { 'content-type': 'application/problem+json', ...headers });
+}

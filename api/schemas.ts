@@ -1,0 +1,200 @@
+import { z } from '@hono/zod-openapi';
+import { checkEventInput } from '../engine/catalog/catalog.js';
+import { BOOKING_STATES } from '../engine/booking/states.js';
+import { BOOKING_ID, EVENT_ID, IDEMPOTENCY_KEY, SEAT_ID, SECTION_ID, TIER_ID } from '../engine/ids.js';
+
+/** Text a person typed: no control characters (NUL, CR, LF, escapes...). */
+const text = (max: number) =>
+  z
+    .string()
+    .trim()
+    .min(1)
+    .max(max)
+    .regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');
+
+export const EventIdParam = z.string().regex(EVENT_ID, 'not an event id').openapi({ example: 'ev_3k9x0a2mq7zb' });
+export const TierIdSchema = z.string().regex(TIER_ID, 'not a tier id').openapi({ example: 'tr_9f8a7s6d5f' });
+export const BookingIdParam = z
+  .string()
+  .regex(BOOKING_ID, 'not a booking id')
+  .openapi({ example: 'bk_3k9x0a2mq7zb_9f8a7s6d5f4g3h2j' });
+const SeatId = z.string().regex(SEAT_ID, 'a seat id is <section>-<row>-<number>').openapi({ example: 'A-12-7' });
+const SectionId = z.string().regex(SECTION_ID, '1-16 letters or digits').openapi({ example: 'A' });
+
+export const Problem = z
+  .object({
+    type: z.string().openapi({ example: '/problems/insufficient-inventory' }),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string().optional(),
+    instance: z.string().optional(),
+    requestId: z.string().optional(),
+    errors: z.array(z.object({ field: z.string(), detail: z.string() })).optional(),
+  })
+  .catchall(z.unknown())
+  .openapi('Problem');
+
+// ---- catalog ----
+const SectionInput = z.strictObject({
+  id: SectionId,
+  rows: z.number().int().min(1).max(1000),
+  seatsPerRow: z.number().int().min(1).max(1000),
+});
+const TierInput = z.strictObject({
+  name: text(100),
+  price: z.number().int().min(0).max(100_000_000).openapi({ description: 'minor units (cents)', example: 4500 }),
+  currency: z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code such as EUR').openapi({ example: 'EUR' }),
+  capacity: z.number().int().min(1).max(1_000_000),
+  seating: z
+    .strictObject({
+      sections: z
+        .array(SectionInput.refine((s) => s.rows * s.seatsPerRow <= 20_000, 'a section has at most 20,000 seats'))
+        .min(1)
+        .max(500),
+    })
+    .optional(),
+});
+export const CreateEvent = z
+  .strictObject({
+    name: text(200),
+    category: z.string().regex(/^[a-z0-9-]{1,50}$/, 'lower-case letters, digits and dashes').openapi({ example: 'music' }),
+    venue: text(200),
+    startsAt: z.iso.datetime({ offset: true }),
+    salesOpenAt: z.iso.datetime({ offset: true }).optional(),
+    maxTicketsPerUser: z.number().int().min(1).max(100).optional(),
+    tiers: z.array(TierInput).min(1).max(50),
+  })
+  .superRefine((e, ctx) => {
+    const p = checkEventInput(e);
+    if (p) {
+      const [path, message] = p.split(': ') as [string, string];
+      ctx.addIssue({ code: 'custom', path: path.split('.').map((s) => (/^\d+$/.test(s) ? Number(s) : s)), message });
+    }
+    const seated = e.tiers.reduce((n, t) => n + (t.seating ? t.capacity : 0), 0);
+    if (seated > 200_000) ctx.addIssue({ code: 'custom', path: ['tiers'], message: 'at most 200,000 assigned seats per event' });
+  })
+  .openapi('CreateEvent');
+
+const TierOut = z.object({
+  id: z.string(),
+  name: z.string(),
+  price: z.number().int(),
+  currency: z.string(),
+  capacity: z.number().int(),
+  seated: z.boolean(),
+  sections: z.array(z.object({ id: z.string(), rows: z.number().int(), seatsPerRow: z.number().int() })),
+  available: z.number().int(),
+  held: z.number().int(),
+  sold: z.number().int(),
+});
+export const Event = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    category: z.string(),
+    venue: z.string(),
+    startsAt: z.string(),
+    salesOpenAt: z.string(),
+    maxTicketsPerUser: z.number().int(),
+    status: z.enum(['on_sale', 'closed']),
+    tiers: z.array(TierOut),
+  })
+  .openapi('Event');
+export const EventList = z.object({ events: z.array(Event) }).openapi('EventList');
+export const EventQuery = z.strictObject({
+  category: z.string().regex(/^[a-z0-9-]{1,50}$/).optional(),
+  status: z.enum(['on_sale', 'closed']).optional(),
+});
+export const SeatMaps = z
+  .object({
+    eventId: z.string(),
+    sections: z.array(
+      z.object({
+        id: z.string(),
+        tierId: z.string(),
+        rows: z.number().int(),
+        seatsPerRow: z.number().int(),
+        available: z.number().int(),
+        seatMap: z.string().openapi({ description: 'one character per seat, row by row: "." free, "x" taken' }),
+      }),
+    ),
+  })
+  .openapi('SeatMaps');
+
+// ---- bookings ----
+export const CreateBooking = z
+  .strictObject({
+    eventId: EventIdParam,
+    tierId: TierIdSchema.optional(),
+    ticketCount: z.number().int().min(1).max(100),
+    seatPreferences: z
+      .strictObject({
+        seatIds: z
+          .array(SeatId)
+          .min(1)
+          .max(100)
+          .refine((ids) => new Set(ids).size === ids.length, 'seat ids must be distinct')
+          .optional(),
+        section: SectionId.optional(),
+        adjacent: z.boolean().optional(),
+      })
+      .optional(),
+  })
+  .superRefine((b, ctx) => {
+    const p = b.seatPreferences;
+    if (p?.seatIds && p.seatIds.length !== b.ticketCount) {
+      ctx.addIssue({ code: 'custom', path: ['seatPreferences', 'seatIds'], message: 'must list exactly ticketCount seats' });
+    }
+    if (p?.seatIds && p.section) {
+      ctx.addIssue({ code: 'custom', path: ['seatPreferences', 'section'], message: 'give seatIds or section, not both' });
+    }
+  })
+  .openapi('CreateBooking');
+
+export const BookingHeaders = z.object({
+  'idempotency-key': z
+    .string()
+    .regex(IDEMPOTENCY_KEY, '1-255 characters: letters, digits, _ . : -')
+    .optional()
+    .openapi({ description: 'Retry-safe key: the same key and body replay the first reply' }),
+});
+
+export const Reservation = z
+  .object({
+    bookingId: z.string(),
+    status: z.literal('RESERVED'),
+    eventId: z.string(),
+    tierId: z.string(),
+    ticketCount: z.number().int(),
+    seats: z.array(z.string()),
+    amount: z.number().int(),
+    currency: z.string(),
+    expiresAt: z.string(),
+    createdAt: z.string(),
+  })
+  .openapi('Reservation');
+
+export const Booking = z
+  .object({
+    bookingId: z.string(),
+    status: z.enum(BOOKING_STATES),
+    eventId: z.string(),
+    tierId: z.string(),
+    userId: z.string(),
+    ticketCount: z.number().int(),
+    seats: z.array(z.string()),
+    amount: z.number().int(),
+    currency: z.string(),
+    expiresAt: z.string().nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+    failureReason: z.string().nullable(),
+  })
+  .openapi('Booking');
+export const BookingList = z.object({ bookings: z.array(Booking) }).openapi('BookingList');
+export const Cancelled = z.object({ bookingId: z.string(), status: z.literal('CANCELLED') }).openapi('Cancelled');
+
+export const problemResponses = (...codes: number[]) =>
+  Object.fromEntries(
+    codes.map((s) => [s, { description: 'Problem', content: { 'application/problem+json': { schema: Problem } } }]),
+  );

@@ -1,0 +1,49 @@
+/**
+ * Expected outcomes the engine reports to its callers. Each has a literal code from one closed union;
+ * api/problem.ts maps every code to an HTTP status (a code without a mapping fails typecheck).
+ * `detail` and `extra` are safe to show to the client.
+ */
+export type DomainErrorCode =
+  | 'EVENT_NOT_FOUND'
+  | 'TIER_NOT_FOUND'
+  | 'TIER_REQUIRED'
+  | 'SALES_NOT_OPEN'
+  | 'EVENT_CLOSED'
+  | 'INSUFFICIENT_INVENTORY'
+  | 'SEAT_UNAVAILABLE'
+  | 'UNKNOWN_SEAT'
+  | 'UNKNOWN_SECTION'
+  | 'SEAT_TIER_MISMATCH'
+  | 'TIER_KIND_MISMATCH'
+  | 'NO_ADJACENT_SEATS'
+  | 'TICKET_LIMIT'
+  | 'IDEMPOTENCY_KEY_REUSED'
+  | 'BOOKING_NOT_FOUND'
+  | 'BOOKING_NOT_CANCELLABLE'
+  | 'HOLD_EXPIRED'
+  | 'INVALID_TRANSITION';
+
+export class DomainError<C extends DomainErrorCode = DomainErrorCode> extends Error {
+  constructor(
+    readonly code: C,
+    readonly detail: string,
+    /** Extra members for the problem document (e.g. `available`), and the offending request field. */
+    readonly extra: Record<string, unknown> & { field?: string } = {},
+  ) {
+    super(detail);
+    this.name = 'DomainError';
+  }
+}
+
+export const isDomainError = (e: unknown): e is DomainError => e instanceof DomainError;
+
+/** Thrown when a dependency (Redis, Postgres) cannot answer now; the API maps it to 503 + Retry-After. */
+export class UnavailableError extends Error {
+  constructor(
+    readonly dependency: 'redis' | 'postgres',
+    cause: unknown,
+  ) {
+    super(`${dependency} unavailable`, { cause });
+    this.name = 'UnavailableError';
+  }
+}

@@ -1,0 +1,219 @@
+import { Reply, type ScriptReply } from '../../lua/codes.js';
+import type { EngineDeps } from '../deps.js';
+import { DomainError } from '../errors.js';
+import type { BookingId, EventId, TierId, UserId } from '../ids.js';
+import { eventKeys } from '../keys.js';
+
+export type HoldMode =
+  | { kind: 'ga' }
+  | { kind: 'seats'; seatIds: string[] }
+  | { kind: 'best'; section?: string | undefined; adjacent: boolean };
+
+export type HoldRequest = {
+  eventId: EventId;
+  bookingId: BookingId;
+  userId: UserId;
+  tierId?: TierId | undefined;
+  ticketCount: number;
+  mode: HoldMode;
+  /** Idempotency-Key and the fingerprint of the request body it was sent with. */
+  idempotency?: { key: string; fingerprint: string } | undefined;
+};
+
+export type Hold = {
+  bookingId: BookingId;
+  eventId: EventId;
+  tierId: TierId;
+  ticketCount: number;
+  seats: string[];
+  expiresAtMs: number;
+  createdAtMs: number;
+  replayed: boolean;
+};
+
+export type Released = { tierId: TierId; ticketCount: number; seats: string[] };
+
+const seatList = (csv: string | undefined) => (csv ? csv.split(',') : []);
+
+/** Maps a hold script's reply to a Hold or a DomainError (exhaustive over the codes the scripts document). */
+function holdResult(r: HoldRequest, reply: ScriptReply): Hold {
+  const [code, a, b] = reply;
+  switch (code) {
+    case Reply.OK:
+    case Reply.REPLAYED: {
+      const [, bookingId, tierId, count, seats, expiresAt, createdAt] = reply;
+      return {
+        bookingId: bookingId as BookingId,
+        eventId: r.eventId,
+        tierId: tierId as TierId,
+        ticketCount: Number(count),
+        seats: seatList(seats),
+        expiresAtMs: Number(expiresAt),
+        createdAtMs: Number(createdAt),
+        replayed: code === Reply.REPLAYED,
+      };
+    }
+    case Reply.NOT_ARMED:
+      throw new DomainError('EVENT_CLOSED', 'this event is not on sale');
+    case Reply.SALES_NOT_OPEN:
+      throw new DomainError('SALES_NOT_OPEN', 'sales for this event have not opened yet', {
+        salesOpenAt: new Date(Number(a)).toISOString(),
+      });
+    case Reply.UNKNOWN_TIER:
+      throw new DomainError('TIER_NOT_FOUND', 'this event has no such tier', { field: 'tierId' });
+    case Reply.TIER_KIND:
+      throw new DomainError('TIER_KIND_MISMATCH', 'seat preferences do not match the tier (general admission vs assigned seating)', {
+        field: 'seatPreferences',
+      });
+    case Reply.INSUFFICIENT:
+      throw new DomainError('INSUFFICIENT_INVENTORY', `only ${a} ticket(s) available`, { available: Number(a) });
+    case Reply.NO_ADJACENT:
+      throw new DomainError('NO_ADJACENT_SEATS', `${a} seat(s) available, but not ${r.ticketCount} together`, {
+        available: Number(a),
+      });
+    case Reply.SEAT_TAKEN:
+      throw new DomainError('SEAT_UNAVAILABLE', `seat ${a} is not available`, { seatId: a });
+    case Reply.UNKNOWN_SEAT:
+      throw new DomainError('UNKNOWN_SEAT', `seat ${a} does not exist at this event`, {
+        field: `seatPreferences.seatIds.${r.mode.kind === 'seats' ? r.mode.seatIds.indexOf(a!) : 0}`,
+      });
+    case Reply.UNKNOWN_SECTION:
+      throw new DomainError('UNKNOWN_SECTION', 'this event has no such section', { field: 'seatPreferences.section' });
+    case Reply.SEAT_TIER_MISMATCH:
+      throw new DomainError('SEAT_TIER_MISMATCH', `${a} is not in the requested tier (one booking is one tier)`, {
+        field: 'seatPreferences',
+      });
+    case Reply.TICKET_LIMIT:
+      throw new DomainError('TICKET_LIMIT', `you can hold at most ${a} more ticket(s) for this event`, { allowed: Number(a) });
+    case Reply.IDEMPOTENCY_MISMATCH:
+      throw new DomainError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with a different request', {
+        field: 'Idempotency-Key',
+      });
+    default:
+      throw new Error(`hold: unexpected script reply ${code} ${b ?? ''}`);
+  }
+}
+
+export function createHolds(d: EngineDeps) {
+  const { redis, ns, config } = d;
+  const releaseKeys = (eventId: EventId, bookingId: BookingId) => {
+    const k = eventKeys(ns, eventId);
+    return [k.inv, k.sec, k.smap, k.hold(bookingId), k.expiry, k.buyers, k.outbox] as const;
+  };
+
+  return {
+    /** One atomic script call: checks sale, stock or seats, the buyer cap and idempotency, then holds. */
+    async hold(r: HoldRequest): Promise<Hold> {
+      const k = eventKeys(ns, r.eventId);
+      const idem = r.idempotency ? k.idem(r.userId, r.idempotency.key) : k.noIdem;
+      const fp = r.idempotency?.fingerprint ?? '';
+      const now = d.clock.now();
+      const tier = r.tierId ?? '';
+      let reply: ScriptReply;
+      switch (r.mode.kind) {
+        case 'ga':
+          reply = await redis.holdGeneral(k.meta, k.inv, k.hold(r.bookingId), k.expiry, k.buyers, idem, k.outbox,
+            r.eventId, r.bookingId, r.userId, tier, r.ticketCount, now, config.holdTtlMs, fp, config.idempotencyTtlMs);
+          break;
+        case 'seats':
+          reply = await redis.holdSeats(k.meta, k.inv, k.sec, k.smap, k.hold(r.bookingId), k.expiry, k.buyers, idem, k.outbox,
+            r.eventId, r.bookingId, r.userId, tier, now, config.holdTtlMs, fp, config.idempotencyTtlMs, ...r.mode.seatIds);
+          break;
+        case 'best':
+          reply = await redis.holdBest(k.meta, k.inv, k.sec, k.smap, k.hold(r.bookingId), k.expiry, k.buyers, idem, k.outbox,
+            r.eventId, r.bookingId, r.userId, tier, r.ticketCount, now, config.holdTtlMs, fp, config.idempotencyTtlMs,
+            r.mode.section ?? '', r.mode.adjacent ? '1' : '0');
+          break;
+      }
+      return holdResult(r, reply);
+    },
+
+    /** Buyer cancel (userId set: own live hold only) or system compensation (userId null). */
+    async release(
+      eventId: EventId,
+      bookingId: BookingId,
+      by: { userId: UserId } | { system: 'BookingFailed' | 'BookingCancelled'; reason: string; states?: string[] },
+    ): Promise<Released> {
+      const user = 'userId' in by ? by.userId : '';
+      const type = 'userId' in by ? 'BookingCancelled' : by.system;
+      const reason = 'userId' in by ? 'cancelled by buyer' : by.reason;
+      const states = 'userId' in by ? 'held' : (by.states ?? ['held']).join(',');
+      const [code, a, b, c] = await redis.releaseHold(...releaseKeys(eventId, bookingId), eventId, bookingId, user,
+        d.clock.now(), type, reason, states);
+      switch (code) {
+        case Reply.OK:
+          return { tierId: a as TierId, ticketCount: Number(b), seats: seatList(c) };
+        case Reply.HOLD_NOT_FOUND:
+        case Reply.NOT_OWNER:
+          throw new DomainError('BOOKING_NOT_FOUND', 'no live hold for this booking');
+        case Reply.NOT_RELEASABLE:
+          throw new DomainError('BOOKING_NOT_CANCELLABLE', `the booking cannot be cancelled now (hold is ${a})`);
+        case Reply.HOLD_EXPIRED:
+          throw new DomainError('HOLD_EXPIRED', 'the reservation has expired');
+        default:
+          throw new Error(`releaseHold: unexpected script reply ${code}`);
+      }
+    },
+
+    /** Expires one hold if it is due at `now` (re-checked inside the script). */
+    async expire(eventId: EventId, bookingId: BookingId): Promise<'expired' | 'not-due' | 'gone'> {
+      const [code] = await redis.expireHold(...releaseKeys(eventId, bookingId), eventId, bookingId, d.clock.now());
+      switch (code) {
+        case Reply.OK:
+          return 'expired';
+        case Reply.NOT_DUE:
+          return 'not-due';
+        case Reply.HOLD_NOT_FOUND:
+        case Reply.NOT_RELEASABLE:
+          return 'gone';
+        default:
+          throw new Error(`expireHold: unexpected script reply ${code}`);
+      }
+    },
+
+    /** Reads the due holds of one event, then expires each in its own script call (read outside, decide inside). */
+    async sweep(eventId: EventId, limit = 500): Promise<number> {
+      const due = (await redis.zrangebyscore(eventKeys(ns, eventId).expiry, '-inf', d.clock.now(), 'LIMIT', 0, limit)) as BookingId[];
+      let expired = 0;
+      for (const bookingId of due) if ((await this.expire(eventId, bookingId)) === 'expired') expired++;
+      return expired;
+    },
+
+    /** held -> sold, once the payment succeeded. */
+    async confirm(eventId: EventId, bookingId: BookingId, paymentRef = ''): Promise<'confirmed' | 'already-confirmed'> {
+      const k = eventKeys(ns, eventId);
+      const [code] = await redis.confirmHold(k.inv, k.sec, k.smap, k.hold(bookingId), k.expiry, k.outbox, eventId,
+        bookingId, d.clock.now(), paymentRef);
+      switch (code) {
+        case Reply.OK:
+          return 'confirmed';
+        case Reply.ALREADY_CONFIRMED:
+          return 'already-confirmed';
+        case Reply.HOLD_NOT_FOUND:
+          throw new DomainError('BOOKING_NOT_FOUND', 'no hold for this booking');
+        case Reply.HOLD_EXPIRED:
+          throw new DomainError('HOLD_EXPIRED', 'the reservation has expired');
+        default:
+          throw new Error(`confirmHold: unexpected script reply ${code}`);
+      }
+    },
+
+    /** The live hold of a booking, straight from Redis (before the persist worker has recorded it). */
+    async get(eventId: EventId, bookingId: BookingId) {
+      const h = await redis.hgetall(eventKeys(ns, eventId).hold(bookingId));
+      if (!h.u) return null;
+      return {
+        bookingId,
+        eventId,
+        userId: h.u as UserId,
+        tierId: h.t as TierId,
+        ticketCount: Number(h.n),
+        seats: seatList(h.s),
+        expiresAtMs: Number(h.x),
+        createdAtMs: Number(h.c),
+        state: h.st as 'held' | 'sold',
+      };
+    },
+  };
+}
+export type Holds = ReturnType<typeof createHolds>;

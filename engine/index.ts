@@ -1,0 +1,45 @@
+import { applyOutbox } from './booking/persist.js';
+import { createBookings } from './booking/bookings.js';
+import { createCatalog, type EventInput } from './catalog/catalog.js';
+import type { EngineDeps } from './deps.js';
+import { createHolds } from './holds/holds.js';
+import { createInventory } from './inventory/inventory.js';
+import { createOutbox } from './outbox/outbox.js';
+
+export function createEngine(d: EngineDeps) {
+  const catalog = createCatalog(d);
+  const inventory = createInventory(d);
+  const holds = createHolds(d);
+  const bookings = createBookings(d, catalog, holds);
+  const outbox = createOutbox(d);
+  return {
+    deps: d,
+    catalog,
+    inventory,
+    holds,
+    bookings,
+    outbox,
+    /** Creates an event in Postgres and arms its inventory in Redis. */
+    async createEvent(input: EventInput) {
+      const event = await catalog.create(input);
+      await inventory.arm(event.id);
+      return catalog.get(event.id);
+    },
+    applyOutbox: (entries: Parameters<typeof applyOutbox>[1], onRefused?: Parameters<typeof applyOutbox>[2]) =>
+      applyOutbox(d.pg, entries, onRefused),
+  };
+}
+export type Engine = ReturnType<typeof createEngine>;
+
+export type { EngineDeps } from './deps.js';
+export type { EngineConfig } from './config.js';
+export { DEFAULT_ENGINE_CONFIG } from './config.js';
+export * from './errors.js';
+export * from './ids.js';
+export type { Clock, FakeClock } from './clock.js';
+export { systemClock, fakeClock } from './clock.js';
+export type { EventInput, EventRecord, EventWithAvailability, TierInput } from './catalog/catalog.js';
+export type { Booking } from './booking/bookings-repo.js';
+export type { Reservation, CreateBooking } from './booking/bookings.js';
+export type { BookingState } from './booking/states.js';
+export type { OutboxEntry } from './outbox/outbox.js';

@@ -1,0 +1,44 @@
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', 'dist/**', '.data/**', 'bench/results/**', 'bench/k6/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+      'no-empty-pattern': 'off',
+      'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'read settings through platform/config.ts' }],
+    },
+  },
+  {
+    // Imports flow api | workers -> engine -> lua | platform: the engine knows nothing of HTTP, queues or env.
+    files: ['engine/**/*.ts'],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['hono', 'hono/*', '@hono/*', 'bullmq', '**/api/**', '**/workers/**'], message: 'the engine has no HTTP or queue code' },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['lua/**/*.ts', 'platform/**/*.ts'],
+    // boot.ts is the composition root that wires config, clients and the engine for api/ and workers/.
+    ignores: ['**/*.test.ts', 'platform/boot.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/engine/**', '**/api/**', '**/workers/**'], message: 'lower layers do not import upper ones' }] }],
+    },
+  },
+  {
+    files: ['platform/config.ts', 'test/**/*.ts', '**/*.test.ts', 'bench/**/*.ts', 'scripts/**/*.ts'],
+    rules: { 'no-restricted-properties': 'off' },
+  },
+);

@@ -1,0 +1,74 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Cluster, Redis, Result } from 'ioredis';
+import type { ScriptReply } from './codes.js';
+
+/** Folder of the .lua sources (next to this file, in the source tree and in dist/). */
+export const LUA_DIR = dirname(fileURLToPath(import.meta.url));
+
+const SCRIPT_NAME = /^([a-z][A-Za-z]+)-(\d+)\.lua$/;
+const INCLUDE = /^---\s*@include\s+"(.+?)"\s*$/gm;
+
+export type ScriptSource = { name: string; numberOfKeys: number; file: string; lua: string };
+
+/** Expands `--- @include "includes/x"` lines (each include once, relative to the lua folder). */
+async function expandIncludes(dir: string, source: string, seen = new Set<string>()): Promise<string> {
+  let out = '';
+  let last = 0;
+  for (const m of source.matchAll(INCLUDE)) {
+    const name = m[1]!;
+    out += source.slice(last, m.index);
+    last = m.index + m[0].length;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    const included = await readFile(join(dir, `${name}.lua`), 'utf8');
+    out += await expandIncludes(dir, included, seen);
+  }
+  return out + source.slice(last);
+}
+
+/** Reads every script in `dir`, checks its file name, expands includes. */
+export async function readScripts(dir = LUA_DIR): Promise<ScriptSource[]> {
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.lua')).sort();
+  const scripts: ScriptSource[] = [];
+  for (const file of files) {
+    const m = SCRIPT_NAME.exec(file);
+    if (!m) throw new Error(`lua/${file}: expected <camelCaseName>-<numKeys>.lua`);
+    const raw = await readFile(join(dir, file), 'utf8');
+    scripts.push({ name: m[1]!, numberOfKeys: Number(m[2]), file, lua: await expandIncludes(dir, raw) });
+  }
+  return scripts;
+}
+
+let cache: Promise<ScriptSource[]> | undefined;
+
+/** Registers every script once on a client (ioredis sends EVALSHA and falls back to EVAL on NOSCRIPT). */
+export async function loadCommands(redis: Redis | Cluster): Promise<void> {
+  cache ??= readScripts();
+  for (const s of await cache) {
+    redis.defineCommand(s.name, { numberOfKeys: s.numberOfKeys, lua: s.lua });
+  }
+}
+
+type K = string;
+type A = string | number;
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    armEvent(meta: K, inv: K, sec: K, smap: K, buyers: K, eventId: A, specJson: A, mode: 'arm' | 'rebuild'): Result<ScriptReply, Context>;
+    holdGeneral(meta: K, inv: K, hold: K, expiry: K, buyers: K, idem: K, outbox: K,
+      eventId: A, bookingId: A, userId: A, tierId: A, count: A, nowMs: A, ttlMs: A, fingerprint: A, idemTtlMs: A): Result<ScriptReply, Context>;
+    holdSeats(meta: K, inv: K, sec: K, smap: K, hold: K, expiry: K, buyers: K, idem: K, outbox: K,
+      eventId: A, bookingId: A, userId: A, tierId: A, nowMs: A, ttlMs: A, fingerprint: A, idemTtlMs: A, ...seatIds: A[]): Result<ScriptReply, Context>;
+    holdBest(meta: K, inv: K, sec: K, smap: K, hold: K, expiry: K, buyers: K, idem: K, outbox: K,
+      eventId: A, bookingId: A, userId: A, tierId: A, count: A, nowMs: A, ttlMs: A, fingerprint: A, idemTtlMs: A,
+      section: A, adjacent: '1' | '0'): Result<ScriptReply, Context>;
+    releaseHold(inv: K, sec: K, smap: K, hold: K, expiry: K, buyers: K, outbox: K,
+      eventId: A, bookingId: A, userId: A, nowMs: A, eventType: 'BookingCancelled' | 'BookingFailed', reason: A, allowedStates: A): Result<ScriptReply, Context>;
+    expireHold(inv: K, sec: K, smap: K, hold: K, expiry: K, buyers: K, outbox: K,
+      eventId: A, bookingId: A, nowMs: A): Result<ScriptReply, Context>;
+    takeLease(lease: K, owner: A, ttlMs: A, mode: 'take' | 'drop'): Result<ScriptReply, Context>;
+    confirmHold(inv: K, sec: K, smap: K, hold: K, expiry: K, outbox: K,
+      eventId: A, bookingId: A, nowMs: A, paymentRef: A): Result<ScriptReply, Context>;
+  }
+}

@@ -1,0 +1,56 @@
+--[[
+  holdGeneral: hold N general-admission tickets of one tier for one buyer until nowMs + ttlMs.
+
+  Invariants: for every tier, cap == free + held + sold and no counter goes below zero;
+              a buyer's held + bought tickets never exceed the event's maxPerUser;
+              a hold and its BookingCreated outbox entry are written together or not at all.
+
+  Input:  KEYS[1] meta     HASH  armed, opensAt, maxPerUser
+          KEYS[2] inv      HASH  kind:<tier> "ga"|"seated", cap:/free:/held:/sold:<tier> counts
+          KEYS[3] hold     HASH  of this booking (must not exist yet)
+          KEYS[4] expiry   ZSET  bookingId scored by expiresAtMs (the sweeper's source of truth)
+          KEYS[5] buyers   HASH  userId -> tickets held + bought
+          KEYS[6] idem     STRING first reply for this buyer's Idempotency-Key, "fingerprint\nfields"
+          KEYS[7] outbox   STREAM domain events of this event
+          ARGV[1] eventId     ARGV[2] bookingId   ARGV[3] userId   ARGV[4] tierId
+          ARGV[5] count (1..1000)                 ARGV[6] nowMs    ARGV[7] ttlMs
+          ARGV[8] fingerprint of the request ("" = no Idempotency-Key)   ARGV[9] idemTtlMs
+
+  Output: {1, bookingId, tierId, count, "", expiresAtMs, createdAtMs}   HELD
+          {2, <the same fields as the first reply>}                       REPLAYED
+          {-1} NOT_ARMED | {-2, opensAtMs} SALES_NOT_OPEN | {-3} UNKNOWN_TIER | {-9} TIER_KIND (tier is seated)
+          {-4, available} INSUFFICIENT | {-7, ticketsStillAllowed} TICKET_LIMIT | {-8} IDEMPOTENCY_MISMATCH
+
+  Idempotent: a call with the same KEYS[6] and fingerprint returns the first reply and writes nothing;
+              rejections store nothing, so a retry of a rejected call is evaluated afresh.
+]]
+--- @include "includes/validate"
+--- @include "includes/holdCommon"
+
+local a = {
+  eventId = needId(ARGV[1], "eventId"), bookingId = needId(ARGV[2], "bookingId"),
+  userId = needId(ARGV[3], "userId"), tierId = needId(ARGV[4], "tierId"),
+  count = needInt(ARGV[5], "count", 1, 1000), nowMs = needInt(ARGV[6], "nowMs", 0, 1e14),
+  ttlMs = needInt(ARGV[7], "ttlMs", 1, 1e10), fingerprint = ARGV[8] or "",
+  idemTtlMs = needInt(ARGV[9], "idemTtlMs", 1, 1e10), seats = "",
+}
+local k = {meta = KEYS[1], inv = KEYS[2], hold = KEYS[3], expiry = KEYS[4], buyers = KEYS[5],
+           idem = KEYS[6], outbox = KEYS[7]}
+
+local replay = replayIdempotent(k.idem, a.fingerprint)
+if replay then return replay end
+local err, maxPerUser = checkSale(k.meta, a.nowMs)
+if err then return err end
+
+local kind = redis.call("HGET", k.inv, "kind:" .. a.tierId)
+if not kind then return {-3} end
+if kind ~= "ga" then return {-9} end
+local free = tonumber(redis.call("HGET", k.inv, "free:" .. a.tierId))
+if free < a.count then return {-4, tostring(free)} end
+err = checkCap(k.buyers, a.userId, a.count, maxPerUser)
+if err then return err end
+if redis.call("EXISTS", k.hold) == 1 then error("ERR booking id already used") end
+
+redis.call("HINCRBY", k.inv, "free:" .. a.tierId, -a.count)
+redis.call("HINCRBY", k.inv, "held:" .. a.tierId, a.count)
+return commitHold(k, a)

@@ -1,0 +1,86 @@
+--[[
+  holdSeats: hold specific assigned seats (all of one tier) for one buyer until nowMs + ttlMs.
+
+  Invariants: a seat is free ("."), held ("h") by exactly one hold, or sold ("s");
+              for every tier, cap == free + held + sold, and free == the "." seats of its sections;
+              a buyer's held + bought tickets never exceed the event's maxPerUser;
+              a hold and its BookingCreated outbox entry are written together or not at all.
+
+  Input:  KEYS[1] meta     HASH  armed, opensAt, maxPerUser
+          KEYS[2] inv      HASH  kind:<tier>, cap:/free:/held:/sold:<tier> counts
+          KEYS[3] sec      HASH  section -> "tierId,rows,seatsPerRow"
+          KEYS[4] smap     HASH  section -> one character per seat, row-major
+          KEYS[5] hold     HASH  of this booking (must not exist yet)
+          KEYS[6] expiry   ZSET  bookingId scored by expiresAtMs
+          KEYS[7] buyers   HASH  userId -> tickets held + bought
+          KEYS[8] idem     STRING first reply for this buyer's Idempotency-Key
+          KEYS[9] outbox   STREAM domain events of this event
+          ARGV[1] eventId   ARGV[2] bookingId   ARGV[3] userId   ARGV[4] tierId ("" = the seats' tier)
+          ARGV[5] nowMs     ARGV[6] ttlMs       ARGV[7] fingerprint ("" = none)   ARGV[8] idemTtlMs
+          ARGV[9..] seatIds "<section>-<row>-<number>", 1 to 100 distinct seats
+
+  Output: {1, bookingId, tierId, count, "seat,seat", expiresAtMs, createdAtMs}   HELD
+          {2, <the same fields as the first reply>}                                REPLAYED
+          {-1} NOT_ARMED | {-2, opensAtMs} SALES_NOT_OPEN | {-6, seatId} UNKNOWN_SEAT
+          {-10, seatId} SEAT_TIER_MISMATCH (seat not in the requested tier, or seats of several tiers)
+          {-5, seatId} SEAT_TAKEN | {-7, ticketsStillAllowed} TICKET_LIMIT | {-8} IDEMPOTENCY_MISMATCH
+
+  Idempotent: a call with the same KEYS[8] and fingerprint returns the first reply and writes nothing;
+              rejections store nothing.
+]]
+--- @include "includes/validate"
+--- @include "includes/holdCommon"
+--- @include "includes/seatMap"
+
+local seatIds = {}
+for i = 9, #ARGV do seatIds[#seatIds + 1] = ARGV[i] end
+if #seatIds < 1 or #seatIds > 100 then error("ERR bad argument seatIds") end
+local a = {
+  eventId = needId(ARGV[1], "eventId"), bookingId = needId(ARGV[2], "bookingId"),
+  userId = needId(ARGV[3], "userId"), tierId = optId(ARGV[4], "tierId"),
+  nowMs = needInt(ARGV[5], "nowMs", 0, 1e14), ttlMs = needInt(ARGV[6], "ttlMs", 1, 1e10),
+  fingerprint = ARGV[7] or "", idemTtlMs = needInt(ARGV[8], "idemTtlMs", 1, 1e10),
+  count = #seatIds, seats = table.concat(seatIds, ","),
+}
+local k = {meta = KEYS[1], inv = KEYS[2], sec = KEYS[3], smap = KEYS[4], hold = KEYS[5], expiry = KEYS[6],
+           buyers = KEYS[7], idem = KEYS[8], outbox = KEYS[9]}
+local seen = {}
+for _, seatId in ipairs(seatIds) do
+  if seen[seatId] then error("ERR bad argument seatIds: duplicate") end
+  seen[seatId] = true
+end
+
+local replay = replayIdempotent(k.idem, a.fingerprint)
+if replay then return replay end
+local err, maxPerUser = checkSale(k.meta, a.nowMs)
+if err then return err end
+
+-- check every seat before writing anything
+local maps, per, picked = {}, {}, {}
+for _, seatId in ipairs(seatIds) do
+  local section, row, num = parseSeat(seatId)
+  if not section then return {-6, seatId} end
+  if not maps[section] then
+    local tier, rows, seatsPerRow = sectionInfo(k.sec, section)
+    if not tier then return {-6, seatId} end
+    if a.tierId == "" then a.tierId = tier end
+    if tier ~= a.tierId then return {-10, seatId} end
+    maps[section] = {map = redis.call("HGET", k.smap, section), rows = rows}
+    per[section] = seatsPerRow
+    picked[section] = {}
+  end
+  if row < 1 or row > maps[section].rows or num < 1 or num > per[section] then return {-6, seatId} end
+  local index = (row - 1) * per[section] + num
+  if string.sub(maps[section].map, index, index) ~= "." then return {-5, seatId} end
+  table.insert(picked[section], index)
+end
+err = checkCap(k.buyers, a.userId, a.count, maxPerUser)
+if err then return err end
+if redis.call("EXISTS", k.hold) == 1 then error("ERR booking id already used") end
+
+for section, indexes in pairs(picked) do
+  redis.call("HSET", k.smap, section, rewriteSeats(maps[section].map, indexes, "h"))
+end
+redis.call("HINCRBY", k.inv, "free:" .. a.tierId, -a.count)
+redis.call("HINCRBY", k.inv, "held:" .. a.tierId, a.count)
+return commitHold(k, a)

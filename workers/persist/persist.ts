@@ -1,0 +1,109 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Engine } from '../../engine/index.js';
+import type { EventId } from '../../engine/ids.js';
+import type { Metrics } from '../../platform/metrics.js';
+
+export type PersistOptions = {
+  engine: Engine;
+  log: Logger;
+  metrics?: Metrics;
+  batchSize?: number;
+  /** Lease on one event's outbox; another process takes over this long after a crash. */
+  leaseMs?: number;
+  /** Longest pause between polls when every outbox is empty. */
+  maxIdleMs?: number;
+};
+
+/**
+ * The persist worker: drains every armed event's outbox stream into Postgres, in order, idempotently.
+ * One process at a time drains an event (a lease); entries are acknowledged only after the Postgres commit,
+ * so a crash re-applies at most one batch, which the processed-event markers turn into no-ops.
+ * Holds Postgres refuses (it would oversell) are released in Redis before the commit.
+ */
+export function createPersistWorker(o: PersistOptions) {
+  const owner = `persist-${randomBytes(6).toString('hex')}`;
+  const { engine, log } = o;
+  const batchSize = o.batchSize ?? 500;
+  const leaseMs = o.leaseMs ?? 10_000;
+  const maxIdleMs = o.maxIdleMs ?? 100;
+  let running = false;
+  let loop: Promise<void> | undefined;
+  let wake: (() => void) | undefined;
+
+  /** One pass over every armed event; returns how many entries were applied or skipped as replays. */
+  async function drainOnce(): Promise<number> {
+    let done = 0;
+    for (const eventId of await engine.inventory.armedEvents()) {
+      if (!(await engine.outbox.lease(eventId, owner, leaseMs))) continue;
+      done += await drainEvent(eventId);
+    }
+    return done;
+  }
+
+  async function drainEvent(eventId: EventId): Promise<number> {
+    const entries = await engine.outbox.read(eventId, batchSize);
+    if (entries.length === 0) return 0;
+    const started = performance.now();
+    const result = await engine.applyOutbox(entries, async (refused) => {
+      for (const e of refused) {
+        await engine.holds
+          .release(e.eventId, e.bookingId, { system: 'BookingFailed', reason: 'refused by the system of record', states: ['held'] })
+          .catch((err: unknown) => {
+            if ((err as { code?: string }).code !== 'BOOKING_NOT_FOUND') throw err;
+          });
+      }
+    });
+    await engine.outbox.ack(eventId, entries.map((e) => e.id));
+    const m = o.metrics;
+    if (m) {
+      m.persistBatchSeconds.observe((performance.now() - started) / 1000);
+      for (const e of entries) m.outboxApplied.inc({ type: e.type });
+      m.outboxDuplicates.inc(result.duplicates);
+      m.durableRefusals.inc(result.refused.length);
+    }
+    for (const e of result.refused) {
+      log.error({ bookingId: e.bookingId, eventId }, 'postgres refused a hold (would oversell); booking FAILED and hold released');
+    }
+    for (const a of result.anomalies) {
+      log.warn({ bookingId: a.entry.bookingId, type: a.entry.type, problem: a.problem }, 'outbox entry did not apply');
+    }
+    return entries.length;
+  }
+
+  async function run() {
+    let idle = 5;
+    let backoff = 100;
+    while (running) {
+      try {
+        const n = await drainOnce();
+        backoff = 100;
+        idle = n > 0 ? 0 : Math.min(Math.max(idle * 2, 5), maxIdleMs);
+      } catch (err) {
+        o.metrics?.workerErrors.inc({ worker: 'persist' });
+        log.warn({ err: { message: (err as Error).message } }, 'persist pass failed; retrying');
+        idle = backoff;
+        backoff = Math.min(backoff * 2, 5_000);
+      }
+      if (idle > 0 && running) await new Promise<void>((r) => ((wake = r), setTimeout(r, idle).unref()));
+    }
+  }
+
+  return {
+    drainOnce,
+    start() {
+      if (running) return;
+      running = true;
+      loop = run();
+    },
+    async stop() {
+      running = false;
+      wake?.();
+      await loop;
+      for (const eventId of await engine.inventory.armedEvents().catch(() => [])) {
+        await engine.outbox.lease(eventId, owner, leaseMs, 'drop').catch(() => {});
+      }
+    },
+  };
+}
+export type PersistWorker = ReturnType<typeof createPersistWorker>;
