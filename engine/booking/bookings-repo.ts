@@ -87,27 +87,27 @@ export type NewBooking = {
  * present changes nothing: returns false.
  */
 export async function insertBooking(db: Queryable, b: NewBooking, state: 'RESERVED' | 'FAILED', reason?: string): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `INSERT INTO bookings (id, event_id, tier_id, user_id, ticket_count, amount, currency, state, expires_at, created_at, failure_reason)
-     SELECT $1, $2, t.id, $4, $5::int, t.price::bigint * $5::int, t.currency, $8, to_timestamp($6::bigint / 1000.0),
-            to_timestamp($7::bigint / 1000.0), $9
-       FROM tiers t WHERE t.id = $3 AND t.event_id = $2
-     ON CONFLICT (id) DO NOTHING`,
-    [b.bookingId, b.eventId, b.tierId, b.userId, b.ticketCount, b.expiresAtMs, b.createdAtMs, state, reason ?? null],
+  // One statement, so it is atomic on its own: the booking, its audit rows and its seats, or nothing.
+  const { rows } = await db.query<{ n: string }>(
+    `WITH b AS (
+       INSERT INTO bookings (id, event_id, tier_id, user_id, ticket_count, amount, currency, state, expires_at, created_at, failure_reason)
+       SELECT $1, $2, t.id, $4, $5::int, t.price::bigint * $5::int, t.currency, $8, to_timestamp($6::bigint / 1000.0),
+              to_timestamp($7::bigint / 1000.0), $9
+         FROM tiers t WHERE t.id = $3 AND t.event_id = $2
+       ON CONFLICT (id) DO NOTHING
+       RETURNING id, event_id, created_at),
+     audit AS (
+       INSERT INTO booking_transitions (booking_id, from_state, to_state, cause, at)
+       SELECT id, NULL, 'PENDING', 'hold', created_at FROM b
+       UNION ALL SELECT id, 'PENDING', $8, $10, created_at FROM b),
+     seats AS (
+       INSERT INTO booking_seats (booking_id, event_id, seat_id, live)
+       SELECT b.id, b.event_id, s, $8 = 'RESERVED' FROM b, unnest($11::text[]) s)
+     SELECT count(*) AS n FROM b`,
+    [b.bookingId, b.eventId, b.tierId, b.userId, b.ticketCount, b.expiresAtMs, b.createdAtMs, state, reason ?? null,
+      state === 'RESERVED' ? 'hold' : `refused: ${reason}`, b.seats],
   );
-  if (rowCount !== 1) return false;
-  await db.query(
-    `INSERT INTO booking_transitions (booking_id, from_state, to_state, cause, at)
-     VALUES ($1, NULL, 'PENDING', 'hold', to_timestamp($3::bigint / 1000.0)), ($1, 'PENDING', $2, $4, to_timestamp($3::bigint / 1000.0))`,
-    [b.bookingId, state, b.createdAtMs, state === 'RESERVED' ? 'hold' : `refused: ${reason}`],
-  );
-  if (b.seats.length > 0) {
-    await db.query(
-      `INSERT INTO booking_seats (booking_id, event_id, seat_id, live) SELECT $1, $2, unnest($3::text[]), $4`,
-      [b.bookingId, b.eventId, b.seats, state === 'RESERVED'],
-    );
-  }
-  return true;
+  return rows[0]!.n === '1';
 }
 
 /**
