@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Makes the operations tools the tests need available, idempotently:
+#   promtool        -> .tools/bin/promtool (from Debian's `prometheus` package when none is on PATH)
+#   docker-compose  -> Debian's `docker-compose` (1.29.2; validates compose files offline, needs no engine)
+# Safe to run again: a tool that is already there is left alone. CI calls this before `npm test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+BIN="$ROOT/.tools/bin"
+mkdir -p "$BIN"
+
+say() { echo "ensure-tools: $*"; }
+
+# apt needs root; use sudo when we are not root and it is there.
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; fi
+fi
+updated=0
+apt_update_once() {
+  if [ "$updated" -eq 0 ]; then
+    say "apt-get update"
+    $SUDO apt-get update -qq
+    updated=1
+  fi
+}
+
+# ---- promtool ---------------------------------------------------------------------------------------------
+if [ -x "$BIN/promtool" ] && "$BIN/promtool" --version >/dev/null 2>&1; then
+  say "promtool: already at .tools/bin/promtool ($("$BIN/promtool" --version 2>&1 | head -n1))"
+elif command -v promtool >/dev/null 2>&1; then
+  ln -sf "$(command -v promtool)" "$BIN/promtool"
+  say "promtool: found on PATH at $(command -v promtool); linked to .tools/bin/promtool"
+else
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  # `apt-get download` writes into the current folder and needs no root; it does need a package list.
+  if ! (cd "$tmp" && apt-get download prometheus >/dev/null 2>&1); then
+    apt_update_once
+    (cd "$tmp" && apt-get download prometheus)
+  fi
+  deb=$(ls "$tmp"/prometheus_*.deb | head -n1)
+  dpkg -x "$deb" "$tmp/x"
+  cp "$tmp/x/usr/bin/promtool" "$BIN/promtool"
+  chmod +x "$BIN/promtool"
+  say "promtool: extracted from $(basename "$deb") to .tools/bin/promtool ($("$BIN/promtool" --version 2>&1 | head -n1))"
+fi
+
+# ---- docker-compose ---------------------------------------------------------------------------------------
+if command -v docker-compose >/dev/null 2>&1; then
+  say "docker-compose: already installed ($(docker-compose version --short 2>/dev/null || echo '?'))"
+else
+  export DEBIAN_FRONTEND=noninteractive
+  if ! $SUDO apt-get install -y -qq --no-install-recommends docker-compose >/dev/null 2>&1; then
+    apt_update_once
+    $SUDO apt-get install -y -qq --no-install-recommends docker-compose
+  fi
+  say "docker-compose: installed with apt-get ($(docker-compose version --short 2>/dev/null || echo '?'))"
+fi
