@@ -30,6 +30,8 @@ const Env = z
     PERSIST_BATCH_SIZE: int(500),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     DEMO_EVENT: bool.default(true),
+    /** Where `npm start` keeps the Redis and Postgres it starts itself (when none answers). */
+    DATA_DIR: z.string().default('.data'),
   })
   .superRefine((e, ctx) => {
     if (e.NODE_ENV === 'production' && e.JWT_SECRET === DEV_JWT_SECRET) {

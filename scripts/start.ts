@@ -91,7 +91,7 @@ async function demoEvent(base: string, adminToken: string): Promise<EventOut | n
 }
 
 try {
-  const dataDir = join(ROOT, '.data');
+  const dataDir = resolve(ROOT, config.DATA_DIR);
   const r = await ensureRedis(config.REDIS_URL, dataDir, say);
   if (r) stops.push(r);
   const p = await ensurePostgres(config.DATABASE_URL, dataDir, say);
