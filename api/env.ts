@@ -24,7 +24,6 @@ export type AuthUser = { id: UserId; admin: boolean };
 export type AppEnv = {
   Variables: {
     deps: AppDeps;
-    log: Logger;
     requestId: string;
     user: AuthUser;
     route: string;

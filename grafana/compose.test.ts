@@ -133,7 +133,7 @@ describe('docker-compose.yml', () => {
     expect(services['api-1']).toEqual(services['api-2']);
     const api = services['api-1']!;
     const workers = services.workers!;
-    expect(strings(api.command)).toEqual(['node', 'dist/api/main.js']);
+    expect(strings(api.command)).toEqual(['node', '--max-semi-space-size=64', 'dist/api/main.js']);
     expect(strings(workers.command)).toEqual(['node', 'dist/workers/main.js']);
     for (const s of [api, workers, services.migrate!]) {
       expect(s.image).toBe('floodgate:local');
@@ -218,7 +218,7 @@ describe('Dockerfile and build', () => {
     expect(runtime).toMatch(/^ENV NODE_ENV=production$/m);
     expect(runtime).toMatch(/^USER (?!root\b|0\b)\S+$/m);
     expect(runtime).toMatch(/^EXPOSE 3000$/m);
-    expect(runtime).toMatch(/^CMD \["node", ?"dist\/api\/main\.js"\]$/m);
+    expect(runtime).toMatch(/^CMD \["node", ?"--max-semi-space-size=64", ?"dist\/api\/main\.js"\]$/m);
     for (const name of SECRETS) expect(dockerfile, name).not.toMatch(new RegExp(`^(ENV|ARG)\\s+${name}\\b`, 'm'));
   });
 

@@ -15,7 +15,7 @@ export type RedisSettings = { url: string; clusterNodes?: string; commandTimeout
 export async function createRedis(s: RedisSettings, role: RedisRole): Promise<RedisClient> {
   const opts: RedisOptions =
     role === 'api'
-      ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: s.commandTimeoutMs ?? 1000 }
+      ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: s.commandTimeoutMs ?? 1000, enableAutoPipelining: true }
       : { maxRetriesPerRequest: null };
   const client: RedisClient = s.clusterNodes
     ? new Cluster(clusterSeeds(s.clusterNodes), { redisOptions: opts, enableOfflineQueue: role !== 'api' })

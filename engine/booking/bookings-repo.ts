@@ -81,19 +81,23 @@ export type NewBooking = {
 };
 
 /**
- * Records a hold as a RESERVED booking (audit: -> PENDING -> RESERVED). The trigger adds its tickets to the
- * tier's `reserved`; the CHECK on tiers and the unique index on live seats make Postgres refuse an oversell
- * (the caller runs this inside a savepoint and records a FAILED booking instead). A booking id already
- * present changes nothing: returns false.
+ * Records holds as RESERVED (or FAILED) bookings in one statement (audit: -> PENDING -> state). The trigger adds
+ * their tickets to the tiers' `reserved`; the CHECK on tiers and the unique index on live seats make Postgres
+ * refuse an oversell, failing the whole statement (the caller then retries one by one in savepoints). Booking
+ * ids already present change nothing. Returns the ids recorded now.
  */
-export async function insertBooking(db: Queryable, b: NewBooking, state: 'RESERVED' | 'FAILED', reason?: string): Promise<boolean> {
-  // One statement, so it is atomic on its own: the booking, its audit rows and its seats, or nothing.
-  const { rows } = await db.query<{ n: string }>(
-    `WITH b AS (
+export async function insertBookings(db: Queryable, bs: NewBooking[], state: 'RESERVED' | 'FAILED', reason?: string): Promise<Set<string>> {
+  if (bs.length === 0) return new Set();
+  const seatOwners = bs.flatMap((b) => b.seats.map(() => b.bookingId));
+  const { rows } = await db.query<{ id: string }>(
+    `WITH input AS (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::bigint[])
+         AS i(id, event_id, tier_id, user_id, n, expires_ms, created_ms)),
+     b AS (
        INSERT INTO bookings (id, event_id, tier_id, user_id, ticket_count, amount, currency, state, expires_at, created_at, failure_reason)
-       SELECT $1, $2, t.id, $4, $5::int, t.price::bigint * $5::int, t.currency, $8, to_timestamp($6::bigint / 1000.0),
-              to_timestamp($7::bigint / 1000.0), $9
-         FROM tiers t WHERE t.id = $3 AND t.event_id = $2
+       SELECT i.id, i.event_id, t.id, i.user_id, i.n, t.price::bigint * i.n, t.currency, $8, to_timestamp(i.expires_ms / 1000.0),
+              to_timestamp(i.created_ms / 1000.0), $9
+         FROM input i JOIN tiers t ON t.id = i.tier_id AND t.event_id = i.event_id
        ON CONFLICT (id) DO NOTHING
        RETURNING id, event_id, created_at),
      audit AS (
@@ -102,12 +106,44 @@ export async function insertBooking(db: Queryable, b: NewBooking, state: 'RESERV
        UNION ALL SELECT id, 'PENDING', $8, $10, created_at FROM b),
      seats AS (
        INSERT INTO booking_seats (booking_id, event_id, seat_id, live)
-       SELECT b.id, b.event_id, s, $8 = 'RESERVED' FROM b, unnest($11::text[]) s)
-     SELECT count(*) AS n FROM b`,
-    [b.bookingId, b.eventId, b.tierId, b.userId, b.ticketCount, b.expiresAtMs, b.createdAtMs, state, reason ?? null,
-      state === 'RESERVED' ? 'hold' : `refused: ${reason}`, b.seats],
+       SELECT b.id, b.event_id, s.seat, $8 = 'RESERVED' FROM unnest($11::text[], $12::text[]) AS s(booking_id, seat) JOIN b ON b.id = s.booking_id)
+     SELECT id FROM b`,
+    [
+      bs.map((b) => b.bookingId), bs.map((b) => b.eventId), bs.map((b) => b.tierId), bs.map((b) => b.userId),
+      bs.map((b) => b.ticketCount), bs.map((b) => b.expiresAtMs), bs.map((b) => b.createdAtMs),
+      state, reason ?? null, state === 'RESERVED' ? 'hold' : `refused: ${reason}`,
+      seatOwners, bs.flatMap((b) => b.seats),
+    ],
   );
-  return rows[0]!.n === '1';
+  return new Set(rows.map((r) => r.id));
+}
+
+/** One booking: see insertBookings. Returns false when the id was already recorded. */
+export async function insertBooking(db: Queryable, b: NewBooking, state: 'RESERVED' | 'FAILED', reason?: string): Promise<boolean> {
+  return (await insertBookings(db, [b], state, reason)).size === 1;
+}
+
+/**
+ * Moves many bookings from one of `from` to `to` in one guarded statement, with an audit row each. Returns the ids
+ * that moved (the others were not in any of `from`).
+ */
+export async function transitionMany(
+  db: Queryable,
+  ids: readonly BookingId[],
+  from: readonly BookingState[],
+  to: BookingState,
+  cause: string,
+): Promise<Set<string>> {
+  for (const f of from) if (!canTransition(f, to)) throw new Error(`illegal booking transition ${f} -> ${to}`);
+  if (ids.length === 0) return new Set();
+  const { rows } = await db.query<{ booking_id: string }>(
+    `WITH cur AS (SELECT id, state FROM bookings WHERE id = ANY($1::text[]) AND state = ANY($2::text[]) ORDER BY id FOR UPDATE),
+          moved AS (UPDATE bookings b SET state = $3, updated_at = now() FROM cur WHERE b.id = cur.id RETURNING b.id, cur.state AS from_state)
+     INSERT INTO booking_transitions (booking_id, from_state, to_state, cause)
+     SELECT id, from_state, $3, $4 FROM moved RETURNING booking_id`,
+    [ids, from, to, cause],
+  );
+  return new Set(rows.map((r) => r.booking_id));
 }
 
 /**

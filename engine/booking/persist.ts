@@ -1,6 +1,8 @@
 import type { Pool, PoolClient } from '../../platform/pg.js';
-import type { OutboxEntry } from '../outbox/outbox.js';
-import { insertBooking, transition } from './bookings-repo.js';
+import type { BookingId } from '../ids.js';
+import type { OutboxEntry, OutboxType } from '../outbox/outbox.js';
+import { insertBooking, insertBookings, transitionMany, type NewBooking } from './bookings-repo.js';
+import type { BookingState } from './states.js';
 
 export type ApplyResult = {
   applied: number;
@@ -17,46 +19,78 @@ const REFUSALS = new Set(['23514', '23505', '23503']);
 /** The marker of an applied entry: each kind of domain event happens at most once per booking. */
 export const markerOf = (e: OutboxEntry) => `${e.bookingId}:${e.type}`;
 
-async function applyOne(tx: PoolClient, e: OutboxEntry, out: ApplyResult): Promise<void> {
-  const anomaly = (problem: string) => out.anomalies.push({ entry: e, problem });
-  switch (e.type) {
-    case 'BookingCreated': {
-      const b = { ...e, ticketCount: e.count, expiresAtMs: e.expiresAtMs ?? e.atMs, createdAtMs: e.atMs };
-      await tx.query('SAVEPOINT created');
-      try {
-        if (!(await insertBooking(tx, b, 'RESERVED'))) anomaly('booking id already recorded');
-        await tx.query('RELEASE SAVEPOINT created');
-      } catch (err) {
-        const code = (err as { code?: string }).code;
-        if (!code || !REFUSALS.has(code)) throw err;
-        await tx.query('ROLLBACK TO SAVEPOINT created');
-        await insertBooking(tx, b, 'FAILED', 'inventory-conflict');
-        out.refused.push(e);
-      }
-      return;
+const toNewBooking = (e: OutboxEntry): NewBooking => ({
+  bookingId: e.bookingId, eventId: e.eventId, tierId: e.tierId, userId: e.userId, ticketCount: e.count, seats: e.seats,
+  expiresAtMs: e.expiresAtMs ?? e.atMs, createdAtMs: e.atMs,
+});
+
+/** Holds, recorded in one statement; if Postgres refuses any, each is retried alone so only the refused fail. */
+async function applyCreated(tx: PoolClient, entries: OutboxEntry[], out: ApplyResult): Promise<void> {
+  await tx.query('SAVEPOINT created');
+  try {
+    const recorded = await insertBookings(tx, entries.map(toNewBooking), 'RESERVED');
+    await tx.query('RELEASE SAVEPOINT created');
+    for (const e of entries) if (!recorded.has(e.bookingId)) out.anomalies.push({ entry: e, problem: 'booking id already recorded' });
+    return;
+  } catch (err) {
+    if (!isRefusal(err)) throw err;
+    await tx.query('ROLLBACK TO SAVEPOINT created');
+  }
+  for (const e of entries) {
+    await tx.query('SAVEPOINT one');
+    try {
+      if (!(await insertBooking(tx, toNewBooking(e), 'RESERVED'))) out.anomalies.push({ entry: e, problem: 'booking id already recorded' });
+      await tx.query('RELEASE SAVEPOINT one');
+    } catch (err) {
+      if (!isRefusal(err)) throw err;
+      await tx.query('ROLLBACK TO SAVEPOINT one');
+      await insertBooking(tx, toNewBooking(e), 'FAILED', 'inventory-conflict');
+      out.refused.push(e);
     }
-    case 'BookingCancelled':
-      if (!(await transition(tx, e.bookingId, ['RESERVED', 'PAYMENT_FAILED'], 'CANCELLED', e.reason ?? 'cancelled'))) {
-        anomaly('not RESERVED or PAYMENT_FAILED');
-      }
-      return;
-    case 'ReservationExpired':
-      if (!(await transition(tx, e.bookingId, ['RESERVED', 'PAYMENT_PENDING', 'PAYMENT_FAILED'], 'EXPIRED', 'hold expired'))) {
-        anomaly('not in a held state');
-      }
-      return;
+  }
+}
+
+/** The guarded move each domain event makes (a BookingConfirmed walks RESERVED/PAYMENT_FAILED -> PAYMENT_PENDING first). */
+const MOVES: Record<Exclude<OutboxType, 'BookingCreated' | 'BookingFailed'>, { from: BookingState[]; to: BookingState; cause: (e: OutboxEntry) => string }[]> = {
+  BookingCancelled: [{ from: ['RESERVED', 'PAYMENT_FAILED'], to: 'CANCELLED', cause: (e) => e.reason ?? 'cancelled' }],
+  ReservationExpired: [{ from: ['RESERVED', 'PAYMENT_PENDING', 'PAYMENT_FAILED'], to: 'EXPIRED', cause: () => 'hold expired' }],
+  BookingConfirmed: [
+    { from: ['RESERVED', 'PAYMENT_FAILED'], to: 'PAYMENT_PENDING', cause: () => 'payment' },
+    { from: ['PAYMENT_PENDING'], to: 'CONFIRMED', cause: (e) => `payment ${e.paymentRef ?? ''}`.trim() },
+  ],
+};
+
+async function applyMoves(tx: PoolClient, type: keyof typeof MOVES, entries: OutboxEntry[], out: ApplyResult): Promise<void> {
+  const steps = MOVES[type];
+  let moved = new Set<string>();
+  for (const step of steps) {
+    // entries sharing a cause move in one statement
+    const byCause = new Map<string, BookingId[]>();
+    for (const e of entries) {
+      const c = step.cause(e);
+      byCause.set(c, [...(byCause.get(c) ?? []), e.bookingId]);
+    }
+    moved = new Set();
+    for (const [cause, ids] of byCause) for (const id of await transitionMany(tx, ids, step.from, step.to, cause)) moved.add(id);
+  }
+  // the last step decides: a booking that did not make it was not in an expected state
+  for (const e of entries) if (!moved.has(e.bookingId)) out.anomalies.push({ entry: e, problem: `not in ${steps.at(-1)!.from.join(' or ')}` });
+}
+
+const isRefusal = (err: unknown) => REFUSALS.has((err as { code?: string }).code ?? '');
+
+/** Consecutive entries of one type are applied together, in stream order. */
+async function applyRun(tx: PoolClient, type: OutboxType, run: OutboxEntry[], out: ApplyResult): Promise<void> {
+  switch (type) {
+    case 'BookingCreated':
+      return applyCreated(tx, run, out);
     case 'BookingFailed':
       // Compensation for a refused hold: the booking was recorded FAILED when Postgres refused it.
       return;
-    case 'BookingConfirmed': {
-      // A confirmation means the payment succeeded; a booking still RESERVED/PAYMENT_FAILED here walks the
-      // legal path through PAYMENT_PENDING.
-      await transition(tx, e.bookingId, ['RESERVED', 'PAYMENT_FAILED'], 'PAYMENT_PENDING', 'payment');
-      if (!(await transition(tx, e.bookingId, ['PAYMENT_PENDING'], 'CONFIRMED', `payment ${e.paymentRef ?? ''}`.trim()))) {
-        anomaly('not PAYMENT_PENDING');
-      }
-      return;
-    }
+    case 'BookingCancelled':
+    case 'ReservationExpired':
+    case 'BookingConfirmed':
+      return applyMoves(tx, type, run, out);
   }
 }
 
@@ -83,14 +117,20 @@ export async function applyOutbox(
       [entries.map(markerOf)],
     );
     const fresh = new Set(rows.map((r) => r.key));
+    let run: OutboxEntry[] = [];
     for (const e of entries) {
       if (!fresh.delete(markerOf(e))) {
         out.duplicates++;
         continue;
       }
-      await applyOne(tx, e, out);
+      if (run.length > 0 && run[0]!.type !== e.type) {
+        await applyRun(tx, run[0]!.type, run, out);
+        run = [];
+      }
+      run.push(e);
       out.applied++;
     }
+    if (run.length > 0) await applyRun(tx, run[0]!.type, run, out);
     if (out.refused.length > 0) await onRefused(out.refused);
     await tx.query('COMMIT');
     return out;

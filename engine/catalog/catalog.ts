@@ -97,7 +97,9 @@ const toEvent = (r: EventRow): EventRecord => ({
 });
 
 export function createCatalog(d: EngineDeps) {
-  const cache = new Map<string, { at: number; value: EventRecord | null }>();
+  /** Per-process catalog cache: one load at a time per event (a thousand requests arriving when an entry goes stale
+   *  must not become a thousand queries), stale entries served while they are refreshed. */
+  const cache = new Map<string, { at: number; value: Promise<EventRecord | null> }>();
 
   async function load(id: EventId): Promise<EventRecord | null> {
     const { rows } = await d.pg.query<EventRow>(`${SELECT_EVENTS} WHERE e.id = $1`, [id]);
@@ -150,20 +152,31 @@ export function createCatalog(d: EngineDeps) {
           [id],
         );
       });
-      const created = await load(id);
-      cache.set(id, { at: d.clock.now(), value: created });
-      return created!;
+      const created = (await load(id))!;
+      cache.set(id, { at: Date.now(), value: Promise.resolve(created) });
+      return created;
     },
 
     /** The event's record, cached per process for catalogCacheMs (unknown ids for a second). */
     async cached(id: EventId): Promise<EventRecord | null> {
       const now = Date.now();
       const hit = cache.get(id);
-      if (hit && now - hit.at < (hit.value ? d.config.catalogCacheMs : 1000)) return hit.value;
-      const value = await load(id);
+      if (hit && now - hit.at < d.config.catalogCacheMs) return hit.value;
+      const fresh = { at: now, value: load(id) };
       if (cache.size > 10_000) cache.clear();
-      cache.set(id, { at: now, value });
-      return value;
+      cache.set(id, fresh);
+      fresh.value.then(
+        (v) => {
+          if (v === null) fresh.at = now - d.config.catalogCacheMs + 1000; // forget unknown ids after a second
+        },
+        () => cache.get(id) === fresh && cache.delete(id), // a failed load is not cached
+      );
+      // Serve the previous record while the new one loads, unless there was none.
+      if (hit) {
+        const previous = await hit.value.catch(() => null);
+        if (previous) return previous;
+      }
+      return fresh.value;
     },
 
     async require(id: EventId): Promise<EventRecord> {

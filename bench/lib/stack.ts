@@ -1,0 +1,164 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { cpus, totalmem, release } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { pino } from 'pino';
+import { migrate } from '../../db/migrate.js';
+import { systemClock } from '../../engine/clock.js';
+import { DEFAULT_ENGINE_CONFIG } from '../../engine/config.js';
+import { asNamespace } from '../../engine/ids.js';
+import { createEngine, type Engine } from '../../engine/index.js';
+import { loadCommands } from '../../lua/commands.js';
+import { loadConfig } from '../../platform/config.js';
+import { createPool, type Pool } from '../../platform/pg.js';
+import { ensureDatabase } from '../../scripts/infra.js';
+
+export const ROOT = join(import.meta.dirname, '..', '..');
+/** The V8 flags the API runs with in production (see Dockerfile): a larger young generation halves GC time. */
+export const API_NODE_FLAGS = ['--max-semi-space-size=64'];
+export const say = (msg: string) => console.log(`[bench] ${msg}`);
+
+export type BenchStack = {
+  ns: string;
+  schema: string;
+  databaseUrl: string;
+  redisUrl: string;
+  jwtSecret: string;
+  redis: Redis;
+  pool: Pool;
+  engine: Engine;
+  /** Environment for server processes, pointing at this stack. */
+  env: Record<string, string>;
+  cleanup(): Promise<void>;
+};
+
+/**
+ * A throw-away stack on the configured Redis and Postgres: database `floodgate_bench` (created if missing), a fresh
+ * schema and key namespace, removed by cleanup(). Nothing else on those servers is touched.
+ */
+export async function benchStack(): Promise<BenchStack> {
+  const config = loadConfig();
+  const id = randomBytes(4).toString('hex');
+  const ns = `bench_${id}`;
+  const schema = `bench_${id}`;
+  const u = new URL(config.DATABASE_URL);
+  u.pathname = '/floodgate_bench';
+  const databaseUrl = u.toString();
+  await ensureDatabase(databaseUrl, say);
+  await migrate({ databaseUrl, schema });
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+  await loadCommands(redis);
+  const pool = createPool({ url: databaseUrl, schema, max: 10 });
+  const engine = createEngine({
+    ns: asNamespace(ns),
+    redis,
+    pg: pool,
+    clock: systemClock,
+    log: pino({ level: 'warn' }),
+    config: { ...DEFAULT_ENGINE_CONFIG, holdTtlMs: 60 * 60_000 },
+  });
+  const env = {
+    DATABASE_URL: databaseUrl,
+    PG_SCHEMA: schema,
+    KEY_NAMESPACE: ns,
+    REDIS_URL: config.REDIS_URL,
+    JWT_SECRET: config.JWT_SECRET,
+    HOLD_TTL_MS: String(60 * 60_000),
+    LOG_LEVEL: 'warn',
+  };
+  return {
+    ns, schema, databaseUrl, redisUrl: config.REDIS_URL, jwtSecret: config.JWT_SECRET, redis, pool, engine, env,
+    async cleanup() {
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${ns}:*`, 'COUNT', 1000);
+        if (keys.length) await redis.unlink(...keys);
+        cursor = next;
+      } while (cursor !== '0');
+      await pool.end();
+      const c = new pg.Client({ connectionString: databaseUrl });
+      await c.connect();
+      await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await c.end();
+      redis.disconnect();
+    },
+  };
+}
+
+/** Starts `bench/server.ts <mode>` in its own process; resolves with its port once it listens. */
+export async function startServer(mode: string, env: Record<string, string>): Promise<{ port: number; child: ChildProcess; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, [...API_NODE_FLAGS, '--import', 'tsx', join(ROOT, 'bench', 'server.ts'), mode], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d;
+      const m = /listening (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`bench server (${mode}) exited with ${code}`)));
+  });
+  return {
+    port,
+    child,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+      }),
+  };
+}
+
+export type LoadResult = {
+  title: string;
+  connections: number;
+  durationSec: number;
+  requests: number;
+  sent: number;
+  throughputRps: number;
+  latencyMs: { avg: number; p50: number; p95: number; p99: number; max: number };
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+  statuses: Record<string, number>;
+};
+
+/** Runs the load generator (bench/load.ts, autocannon) in its own process. */
+export async function runLoad(input: {
+  title: string;
+  url: string;
+  method: 'GET' | 'POST';
+  body?: string;
+  tokens?: string[];
+  connections: number;
+  durationSec: number;
+}): Promise<LoadResult> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'load.ts')], { stdio: ['pipe', 'pipe', 'inherit'] });
+  child.stdin!.end(JSON.stringify(input)); // the input (with thousands of tokens) is too large for argv
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`load generator exited with ${code}`);
+  return JSON.parse(out.trim().split('\n').at(-1)!) as LoadResult;
+}
+
+/** Facts about this machine for the results file. */
+export async function machineFacts(redis: Redis, pool: Pool) {
+  const info = await redis.info('server');
+  const { rows } = await pool.query<{ server_version: string }>('SHOW server_version');
+  return {
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    kernel: release(),
+    node: process.version,
+    redis: /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown',
+    postgres: rows[0]?.server_version ?? 'unknown',
+  };
+}
