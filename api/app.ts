@@ -13,6 +13,8 @@ import { DOMAIN_HTTP, problem, problemType } from './problem.js';
 import { bookings } from './routes/bookings.js';
 import { events } from './routes/events.js';
 import { health } from './routes/health.js';
+import { pages } from './routes/pages.js';
+import { waitingRoom } from './routes/waiting-room.js';
 
 const HTTP_PROBLEMS: Record<number, [string, string]> = {
   400: ['/problems/malformed-request', 'Malformed request'],
@@ -79,10 +81,14 @@ export function createApp(deps: AppDeps) {
   app.use('/api/bookings', auth());
   app.use('/api/bookings/*', auth());
   app.use('/api/admin/*', auth({ admin: true }));
+  app.use('/api/events/:eventId/queue', auth());
+  app.use('/api/queue/*', auth({ query: true }));
 
   app.route('/', health);
   app.route('/', events);
   app.route('/', bookings);
+  app.route('/', waitingRoom);
+  app.route('/', pages);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   app.doc31('/openapi.json', {

@@ -32,6 +32,10 @@ export const DOMAIN_HTTP = {
   BOOKING_NOT_CANCELLABLE: [409, 'Booking not cancellable'],
   HOLD_EXPIRED: [409, 'Reservation expired'],
   INVALID_TRANSITION: [409, 'Booking state does not allow this'],
+  ADMISSION_REQUIRED: [403, 'Admission required'],
+  QUEUE_CLOSED: [409, 'Waiting room closed'],
+  QUEUE_NOT_FOUND: [404, 'Queue place not found'],
+  QUEUE_LEFT: [409, 'You left this waiting room'],
 } as const satisfies Record<DomainErrorCode, readonly [ContentfulStatusCode, string]>;
 
 /** `INSUFFICIENT_INVENTORY` -> `/problems/insufficient-inventory` */

@@ -54,6 +54,26 @@ const TierInput = z.strictObject({
     })
     .optional(),
 });
+export const QueueSettingsInput = z
+  .strictObject({
+    enabled: z.boolean(),
+    opensAt: z.iso.datetime({ offset: true }).openapi({ description: 'when people may start joining' }),
+    admissionRatePerSecond: z.number().int().min(1).max(100_000).openapi({ description: 'admission ceiling, people per second' }),
+    passTtlSeconds: z.number().int().min(10).max(86_400).openapi({ description: 'how long an admission pass lasts' }),
+  })
+  .openapi('QueueSettings');
+
+export const UpdateQueue = QueueSettingsInput.extend({
+  salesOpenAt: z.iso.datetime({ offset: true }).optional().openapi({ description: 'when sales (and admissions) start' }),
+  maxTicketsPerUser: z.number().int().min(1).max(100).optional(),
+})
+  .superRefine((q, ctx) => {
+    if (q.salesOpenAt && Date.parse(q.salesOpenAt) < Date.parse(q.opensAt)) {
+      ctx.addIssue({ code: 'custom', path: ['salesOpenAt'], message: 'sales cannot open before the waiting room' });
+    }
+  })
+  .openapi('UpdateQueue');
+
 export const CreateEvent = z
   .strictObject({
     name: text(200),
@@ -63,8 +83,12 @@ export const CreateEvent = z
     salesOpenAt: z.iso.datetime({ offset: true }).optional(),
     maxTicketsPerUser: z.number().int().min(1).max(100).optional(),
     tiers: z.array(TierInput).min(1).max(50),
+    queue: QueueSettingsInput.optional(),
   })
   .superRefine((e, ctx) => {
+    if (e.queue && e.salesOpenAt && Date.parse(e.salesOpenAt) < Date.parse(e.queue.opensAt)) {
+      ctx.addIssue({ code: 'custom', path: ['queue', 'opensAt'], message: 'the waiting room must open before sales do' });
+    }
     const p = checkEventInput(e);
     if (p) {
       const [path, message] = p.split(': ') as [string, string];
@@ -97,6 +121,9 @@ export const Event = z
     salesOpenAt: z.string(),
     maxTicketsPerUser: z.number().int(),
     status: z.enum(['on_sale', 'closed']),
+    queue: z
+      .object({ enabled: z.boolean(), opensAt: z.string(), admissionRatePerSecond: z.number(), passTtlSeconds: z.number(), seedHash: z.string() })
+      .nullable(),
     tiers: z.array(TierOut),
   })
   .openapi('Event');
@@ -157,7 +184,47 @@ export const BookingHeaders = z.object({
     .regex(IDEMPOTENCY_KEY, '1-255 characters: letters, digits, _ . : -')
     .optional()
     .openapi({ description: 'Retry-safe key: the same key and body replay the first reply' }),
+  'x-admission-token': z
+    .string()
+    .max(300)
+    .optional()
+    .openapi({ description: 'The admission pass from the waiting room (events with a waiting room only)' }),
 });
+
+// ---- waiting room ----
+export const QueueIdParam = z.string().regex(/^q_[a-z0-9]{12}_[0-9a-f]{16}$/, 'not a queue id').openapi({ example: 'q_3k9x0a2mq7zb_0123456789abcdef' });
+export const QueueStatus = z
+  .object({
+    queueId: z.string(),
+    eventId: z.string(),
+    status: z.enum(['waiting', 'admitted', 'sold_out', 'expired', 'closed']),
+    position: z.number().int().nullable(),
+    aheadOfYou: z.number().int().nullable(),
+    estimatedWaitSeconds: z.number().int().nullable(),
+    estimatedWaitRange: z.object({ low: z.number().int(), high: z.number().int().nullable() }).nullable(),
+    drawAt: z.string(),
+    admissionToken: z.string().optional(),
+    admissionExpiresAt: z.string().optional(),
+    bookingId: z.string().optional(),
+  })
+  .openapi('QueueStatus');
+export const Fairness = z
+  .object({
+    eventId: z.string(),
+    seedHash: z.string(),
+    seed: z.string().nullable(),
+    drawAt: z.string(),
+    algorithm: z.string(),
+    preOpening: z.object({
+      count: z.number().int(),
+      offset: z.number().int(),
+      places: z.array(z.object({ queueId: z.string(), drawScore: z.number() })),
+    }),
+  })
+  .openapi('Fairness');
+export const QueueSettingsOut = z
+  .object({ enabled: z.boolean(), opensAt: z.string(), admissionRatePerSecond: z.number(), passTtlSeconds: z.number(), seedHash: z.string() })
+  .openapi('QueueSettingsOut');
 
 export const Reservation = z
   .object({

@@ -5,6 +5,8 @@ export type EngineConfig = {
   defaultMaxTicketsPerUser: number;
   /** How long a process keeps an event's catalog record before reading Postgres again. */
   catalogCacheMs: number;
+  /** HMAC key of admission passes (waiting room). */
+  admissionSecret: string;
 };
 
 export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
@@ -12,4 +14,5 @@ export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
   idempotencyTtlMs: 24 * 3600_000,
   defaultMaxTicketsPerUser: 8,
   catalogCacheMs: 5_000,
+  admissionSecret: 'floodgate-dev-admission-secret',
 };

@@ -21,7 +21,11 @@ export type DomainErrorCode =
   | 'BOOKING_NOT_FOUND'
   | 'BOOKING_NOT_CANCELLABLE'
   | 'HOLD_EXPIRED'
-  | 'INVALID_TRANSITION';
+  | 'INVALID_TRANSITION'
+  | 'ADMISSION_REQUIRED'
+  | 'QUEUE_CLOSED'
+  | 'QUEUE_NOT_FOUND'
+  | 'QUEUE_LEFT';
 
 export class DomainError<C extends DomainErrorCode = DomainErrorCode> extends Error {
   constructor(

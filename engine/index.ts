@@ -5,6 +5,7 @@ import type { EngineDeps } from './deps.js';
 import { createHolds } from './holds/holds.js';
 import { createInventory } from './inventory/inventory.js';
 import { createOutbox } from './outbox/outbox.js';
+import { createWaitingRoom, type QueueSettings } from './waiting-room/waiting-room.js';
 
 export function createEngine(d: EngineDeps) {
   const catalog = createCatalog(d);
@@ -12,6 +13,7 @@ export function createEngine(d: EngineDeps) {
   const holds = createHolds(d);
   const bookings = createBookings(d, catalog, holds);
   const outbox = createOutbox(d);
+  const waitingRoom = createWaitingRoom(d);
   return {
     deps: d,
     catalog,
@@ -19,10 +21,15 @@ export function createEngine(d: EngineDeps) {
     holds,
     bookings,
     outbox,
-    /** Creates an event in Postgres and arms its inventory in Redis. */
-    async createEvent(input: EventInput) {
+    waitingRoom,
+    /** Creates an event in Postgres, arms its inventory in Redis, and sets its waiting room if asked. */
+    async createEvent(input: EventInput & { queue?: QueueSettings | undefined }) {
       const event = await catalog.create(input);
       await inventory.arm(event.id);
+      if (input.queue) {
+        await waitingRoom.configure(event.id, input.queue);
+        catalog.forget(event.id);
+      }
       return catalog.get(event.id);
     },
     applyOutbox: (entries: Parameters<typeof applyOutbox>[1], onRefused?: Parameters<typeof applyOutbox>[2]) =>
@@ -43,3 +50,4 @@ export type { Booking } from './booking/bookings-repo.js';
 export type { Reservation, CreateBooking } from './booking/bookings.js';
 export type { BookingState } from './booking/states.js';
 export type { OutboxEntry } from './outbox/outbox.js';
+export type { QueueSettings, QueueStatus } from './waiting-room/waiting-room.js';

@@ -16,6 +16,14 @@ export function eventKeys(ns: Namespace, id: EventId) {
     buyers: `${p}:buyers`,
     outbox: `${p}:outbox`,
     persistLease: `${p}:persist-lease`,
+    // waiting room
+    wrCfg: `${p}:wr:cfg`,
+    wrPre: `${p}:wr:pre`,
+    wrLine: `${p}:wr:line`,
+    wrPasses: `${p}:wr:passes`,
+    wrUsed: `${p}:wr:used`,
+    wrDone: `${p}:wr:done`,
+    wrLease: `${p}:wr:lease`,
     hold: (b: BookingId) => `${p}:hold:${b}`,
     /** The first reply for one buyer's Idempotency-Key (keys are per buyer, so they cannot collide). */
     idem: (u: UserId, key: string) => `${p}:idem:${u}:${key}`,
@@ -32,5 +40,7 @@ export function globalKeys(ns: Namespace) {
   return {
     /** SET of armed event ids: the sweeper's and persist worker's work list. */
     events: `${ns}:events`,
+    /** SET of events whose waiting room is enabled: the admission worker's work list. */
+    queues: `${ns}:queues`,
   } as const;
 }

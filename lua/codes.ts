@@ -22,6 +22,17 @@ export const Reply = {
   NOT_OWNER: -21,
   NOT_RELEASABLE: -22,
   HOLD_EXPIRED: -23,
+  // waiting room
+  JOINED: 1,
+  ALREADY_IN: 2,
+  FINISHED: 3,
+  IDLE: 0,
+  QUEUE_NOT_ENABLED: -30,
+  QUEUE_CLOSED: -31,
+  QUEUE_NOT_OPEN_YET: -32,
+  NOT_ADMITTED: -33,
+  PASS_IN_USE: -34,
+  NOT_IN_QUEUE: -36,
 } as const;
 export type ReplyCode = (typeof Reply)[keyof typeof Reply];
 

@@ -56,19 +56,25 @@ type A = string | number;
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     armEvent(meta: K, inv: K, sec: K, smap: K, buyers: K, eventId: A, specJson: A, mode: 'arm' | 'rebuild'): Result<ScriptReply, Context>;
-    holdGeneral(meta: K, inv: K, hold: K, expiry: K, buyers: K, idem: K, outbox: K,
-      eventId: A, bookingId: A, userId: A, tierId: A, count: A, nowMs: A, ttlMs: A, fingerprint: A, idemTtlMs: A): Result<ScriptReply, Context>;
-    holdSeats(meta: K, inv: K, sec: K, smap: K, hold: K, expiry: K, buyers: K, idem: K, outbox: K,
-      eventId: A, bookingId: A, userId: A, tierId: A, nowMs: A, ttlMs: A, fingerprint: A, idemTtlMs: A, ...seatIds: A[]): Result<ScriptReply, Context>;
-    holdBest(meta: K, inv: K, sec: K, smap: K, hold: K, expiry: K, buyers: K, idem: K, outbox: K,
+    holdGeneral(meta: K, inv: K, hold: K, expiry: K, buyers: K, idem: K, outbox: K, passes: K, used: K,
+      eventId: A, bookingId: A, userId: A, tierId: A, count: A, nowMs: A, ttlMs: A, fingerprint: A, idemTtlMs: A, pass: A): Result<ScriptReply, Context>;
+    holdSeats(meta: K, inv: K, sec: K, smap: K, hold: K, expiry: K, buyers: K, idem: K, outbox: K, passes: K, used: K,
+      eventId: A, bookingId: A, userId: A, tierId: A, nowMs: A, ttlMs: A, fingerprint: A, idemTtlMs: A, pass: A, ...seatIds: A[]): Result<ScriptReply, Context>;
+    holdBest(meta: K, inv: K, sec: K, smap: K, hold: K, expiry: K, buyers: K, idem: K, outbox: K, passes: K, used: K,
       eventId: A, bookingId: A, userId: A, tierId: A, count: A, nowMs: A, ttlMs: A, fingerprint: A, idemTtlMs: A,
-      section: A, adjacent: '1' | '0'): Result<ScriptReply, Context>;
-    releaseHold(inv: K, sec: K, smap: K, hold: K, expiry: K, buyers: K, outbox: K,
+      section: A, adjacent: '1' | '0', pass: A): Result<ScriptReply, Context>;
+    releaseHold(inv: K, sec: K, smap: K, hold: K, expiry: K, buyers: K, outbox: K, used: K,
       eventId: A, bookingId: A, userId: A, nowMs: A, eventType: 'BookingCancelled' | 'BookingFailed', reason: A, allowedStates: A): Result<ScriptReply, Context>;
-    expireHold(inv: K, sec: K, smap: K, hold: K, expiry: K, buyers: K, outbox: K,
+    expireHold(inv: K, sec: K, smap: K, hold: K, expiry: K, buyers: K, outbox: K, used: K,
       eventId: A, bookingId: A, nowMs: A): Result<ScriptReply, Context>;
-    takeLease(lease: K, owner: A, ttlMs: A, mode: 'take' | 'drop'): Result<ScriptReply, Context>;
     confirmHold(inv: K, sec: K, smap: K, hold: K, expiry: K, outbox: K,
       eventId: A, bookingId: A, nowMs: A, paymentRef: A): Result<ScriptReply, Context>;
+    takeLease(lease: K, owner: A, ttlMs: A, mode: 'take' | 'drop'): Result<ScriptReply, Context>;
+    configureQueue(cfg: K, meta: K, enabled: '1' | '0', opensAtMs: A, salesAtMs: A, rate: A, passTtlMs: A, ticketsPerPass: A,
+      seed: A, seedHash: A): Result<ScriptReply, Context>;
+    joinQueue(cfg: K, pre: K, line: K, passes: K, done: K, member: A, nowMs: A): Result<ScriptReply, Context>;
+    leaveQueue(pre: K, line: K, passes: K, done: K, member: A): Result<ScriptReply, Context>;
+    admitNext(cfg: K, pre: K, line: K, passes: K, used: K, done: K, inv: K, nowMs: A, maxAdmit: A): Result<ScriptReply, Context>;
+    queueStatus(cfg: K, pre: K, line: K, passes: K, used: K, done: K, inv: K, member: A, nowMs: A): Result<ScriptReply, Context>;
   }
 }

@@ -31,14 +31,17 @@ async function unchanged(fx: Ctx, eventId: EventId, act: () => Promise<unknown>)
   return out;
 }
 
-function holdGeneral(fx: Ctx, o: { eventId?: EventId; tier?: string; user?: string; count?: number | string; now?: number; idem?: string; fp?: string; bookingId?: string } = {}) {
+function holdGeneral(
+  fx: Ctx,
+  o: { eventId?: EventId; tier?: string; user?: string; count?: number | string; now?: number; idem?: string; fp?: string; bookingId?: string; pass?: string } = {},
+) {
   const eventId = o.eventId ?? ga.id;
   const k = eventKeys(fx.ns, eventId);
   const user = (o.user ?? 'alice') as UserId;
   const b = (o.bookingId ?? newBookingId(eventId)) as BookingId;
   return fx.redis.holdGeneral(k.meta, k.inv, k.hold(b), k.expiry, k.buyers,
-    o.idem ? k.idem(user, o.idem) : k.noIdem, k.outbox, eventId, b, user, o.tier ?? ga.tier,
-    o.count ?? 1, o.now ?? NOW, TTL, o.fp ?? '', 3_600_000);
+    o.idem ? k.idem(user, o.idem) : k.noIdem, k.outbox, k.wrPasses, k.wrUsed, eventId, b, user, o.tier ?? ga.tier,
+    o.count ?? 1, o.now ?? NOW, TTL, o.fp ?? '', 3_600_000, o.pass ?? '');
 }
 
 function holdSeats(fx: Ctx, seats: string[], o: { user?: string; tier?: string; idem?: string; fp?: string; now?: number } = {}) {
@@ -46,7 +49,7 @@ function holdSeats(fx: Ctx, seats: string[], o: { user?: string; tier?: string; 
   const user = (o.user ?? 'alice') as UserId;
   const b = newBookingId(seated.id);
   return fx.redis.holdSeats(k.meta, k.inv, k.sec, k.smap, k.hold(b), k.expiry, k.buyers, o.idem ? k.idem(user, o.idem) : k.noIdem,
-    k.outbox, seated.id, b, user, o.tier ?? '', o.now ?? NOW, TTL, o.fp ?? '', 3_600_000, ...seats);
+    k.outbox, k.wrPasses, k.wrUsed, seated.id, b, user, o.tier ?? '', o.now ?? NOW, TTL, o.fp ?? '', 3_600_000, '', ...seats);
 }
 
 function holdBest(fx: Ctx, count: number, o: { user?: string; tier?: string; section?: string; adjacent?: '1' | '0'; idem?: string; fp?: string } = {}) {
@@ -54,12 +57,13 @@ function holdBest(fx: Ctx, count: number, o: { user?: string; tier?: string; sec
   const user = (o.user ?? 'alice') as UserId;
   const b = newBookingId(seated.id);
   return fx.redis.holdBest(k.meta, k.inv, k.sec, k.smap, k.hold(b), k.expiry, k.buyers, o.idem ? k.idem(user, o.idem) : k.noIdem,
-    k.outbox, seated.id, b, user, o.tier ?? seated.tier, count, NOW, TTL, o.fp ?? '', 3_600_000, o.section ?? '', o.adjacent ?? '1');
+    k.outbox, k.wrPasses, k.wrUsed, seated.id, b, user, o.tier ?? seated.tier, count, NOW, TTL, o.fp ?? '', 3_600_000,
+    o.section ?? '', o.adjacent ?? '1', '');
 }
 
 const releaseKeys = (fx: Ctx, eventId: EventId, b: string) => {
   const k = eventKeys(fx.ns, eventId);
-  return [k.inv, k.sec, k.smap, k.hold(b as BookingId), k.expiry, k.buyers, k.outbox] as const;
+  return [k.inv, k.sec, k.smap, k.hold(b as BookingId), k.expiry, k.buyers, k.outbox, k.wrUsed] as const;
 };
 const release = (fx: Ctx, eventId: EventId, b: string, user: string, now = NOW) =>
   fx.redis.releaseHold(...releaseKeys(fx, eventId, b), eventId, b, user, now, 'BookingCancelled', 'test', 'held');

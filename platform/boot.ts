@@ -40,6 +40,7 @@ export async function boot(service: 'api' | 'workers', role: RedisRole, env?: Re
       idempotencyTtlMs: config.IDEMPOTENCY_TTL_MS,
       defaultMaxTicketsPerUser: config.MAX_TICKETS_PER_USER,
       catalogCacheMs: 5_000,
+      admissionSecret: config.ADMISSION_SECRET,
     },
   });
   return { config, log, redis, pg, engine, shutdown };

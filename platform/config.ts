@@ -3,6 +3,7 @@ import { z } from 'zod';
 const bool = z.enum(['true', 'false']).transform((v) => v === 'true');
 const int = (def: number, min = 1) => z.coerce.number().int().min(min).default(def);
 const DEV_JWT_SECRET = 'floodgate-dev-secret-change-me-in-production';
+const DEV_ADMISSION_SECRET = 'floodgate-dev-admission-secret-change-me';
 
 /** Every setting, from the environment. Defaults make `npm start` work on a developer machine. */
 const Env = z
@@ -17,6 +18,10 @@ const Env = z
     PG_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'a plain lower-case schema name').default('public'),
     PG_POOL_MAX: int(10),
     JWT_SECRET: z.string().min(16, 'at least 16 characters').default(DEV_JWT_SECRET),
+    /** HMAC key of waiting-room admission passes. */
+    ADMISSION_SECRET: z.string().min(16, 'at least 16 characters').default(DEV_ADMISSION_SECRET),
+    /** How often the admission worker admits people (ms). */
+    ADMISSION_TICK_MS: int(100),
     KEY_NAMESPACE: z.string().regex(/^[a-z0-9_]+$/, 'lower-case letters, digits, _ (no braces or colons)').default('fg'),
     HOLD_TTL_MS: int(15 * 60_000),
     IDEMPOTENCY_TTL_MS: int(24 * 3600_000),
@@ -25,7 +30,7 @@ const Env = z
     BODY_LIMIT_BYTES: int(16 * 1024),
     REDIS_COMMAND_TIMEOUT_MS: int(1000),
     REQUEST_TIMEOUT_MS: int(5000),
-    WORKERS: z.string().default('persist,sweeper'),
+    WORKERS: z.string().default('persist,sweeper,admission'),
     SWEEP_INTERVAL_MS: int(2000),
     PERSIST_BATCH_SIZE: int(500),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -36,6 +41,9 @@ const Env = z
   .superRefine((e, ctx) => {
     if (e.NODE_ENV === 'production' && e.JWT_SECRET === DEV_JWT_SECRET) {
       ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'must be set in production' });
+    }
+    if (e.NODE_ENV === 'production' && e.ADMISSION_SECRET === DEV_ADMISSION_SECRET) {
+      ctx.addIssue({ code: 'custom', path: ['ADMISSION_SECRET'], message: 'must be set in production' });
     }
   });
 

@@ -2,6 +2,7 @@
 # Makes the operations tools the tests need available, idempotently:
 #   promtool        -> .tools/bin/promtool (from Debian's `prometheus` package when none is on PATH)
 #   docker-compose  -> Debian's `docker-compose` (1.29.2; validates compose files offline, needs no engine)
+#   chromium        -> Debian's `chromium` (the waiting-room page test drives it with playwright-core)
 # Safe to run again: a tool that is already there is left alone. CI calls this before `npm test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,4 +57,16 @@ else
     $SUDO apt-get install -y -qq --no-install-recommends docker-compose
   fi
   say "docker-compose: installed with apt-get ($(docker-compose version --short 2>/dev/null || echo '?'))"
+fi
+
+# ---- chromium (the waiting-room page's end-to-end test; Debian's build, never a downloaded one) -------------
+if [ -x /usr/bin/chromium ]; then
+  say "chromium: already installed ($(/usr/bin/chromium --version 2>/dev/null | head -n1))"
+else
+  export DEBIAN_FRONTEND=noninteractive
+  if ! $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; then
+    apt_update_once
+    $SUDO apt-get install -y -qq --no-install-recommends chromium
+  fi
+  say "chromium: installed with apt-get ($(/usr/bin/chromium --version 2>/dev/null | head -n1))"
 fi

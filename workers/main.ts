@@ -1,10 +1,11 @@
 import { boot, runMain } from '../platform/boot.js';
 import { createMetrics } from '../platform/metrics.js';
 import { createBullConnection } from '../platform/redis.js';
+import { createAdmissionWorker } from './admission/admission.js';
 import { createPersistWorker } from './persist/persist.js';
 import { startSweeper } from './sweeper/sweeper.js';
 
-const KNOWN = ['persist', 'sweeper'] as const;
+const KNOWN = ['persist', 'sweeper', 'admission'] as const;
 
 runMain(async () => {
   const rt = await boot('workers', 'worker');
@@ -31,6 +32,11 @@ runMain(async () => {
       metrics,
     });
     shutdown.add('sweeper', () => sweeper.stop());
+  }
+  if (wanted.includes('admission')) {
+    const admission = createAdmissionWorker({ engine, log: log.child({ worker: 'admission' }), metrics, tickMs: config.ADMISSION_TICK_MS });
+    admission.start();
+    shutdown.add('admission', () => admission.stop());
   }
   log.info({ workers: wanted }, 'workers running');
   shutdown.listen();

@@ -20,15 +20,17 @@ export function createAuth(jwtSecret: string) {
     clockTolerance: 30_000,
     cache: 50_000,
   });
-  return (opts: { admin?: boolean } = {}) =>
+  /** `query`: also accept the token as `?access_token=` (RFC 6750 2.3), for EventSource, which cannot set headers. */
+  return (opts: { admin?: boolean; query?: boolean } = {}) =>
     createMiddleware<AppEnv>(async (c, next) => {
       const header = c.req.header('authorization') ?? '';
       const deny = (detail: string) =>
         problem(c, 401, { type: '/problems/unauthorized', title: 'Unauthorized', detail }, { 'www-authenticate': 'Bearer' });
-      if (!header.startsWith('Bearer ')) return deny('send Authorization: Bearer <token>');
+      const token = header.startsWith('Bearer ') ? header.slice(7) : opts.query ? c.req.query('access_token') : undefined;
+      if (!token) return deny('send Authorization: Bearer <token>');
       let claims: Claims;
       try {
-        claims = verify(header.slice(7)) as Claims;
+        claims = verify(token) as Claims;
       } catch (err) {
         return deny(err instanceof TokenError && err.code === TokenError.codes.expired ? 'the token has expired' : 'the token is invalid');
       }

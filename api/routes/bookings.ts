@@ -36,6 +36,7 @@ export const bookings = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
           tierId: body.tierId as TierId | undefined,
           userId: c.var.user.id,
           idempotencyKey: c.req.valid('header')['idempotency-key'],
+          admissionToken: c.req.valid('header')['x-admission-token'],
         });
         metrics.holdAttempts.inc({ outcome: replayed ? 'replayed' : 'held' });
         if (replayed) c.header('idempotent-replayed', 'true');
@@ -90,7 +91,7 @@ export const bookings = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
     }),
     async (c) => {
       const out = await c.var.deps.engine.bookings.cancel(c.req.valid('param').bookingId as BookingId, c.var.user.id);
-      c.var.deps.metrics.bookingsCancelled.inc();
+      c.var.deps.metrics.bookingsCancelled.inc({ reason: 'buyer' });
       return c.json(out, 200);
     },
   );

@@ -4,6 +4,7 @@ import type { EngineDeps } from '../deps.js';
 import { DomainError } from '../errors.js';
 import type { Holds, HoldMode } from '../holds/holds.js';
 import { eventOfBooking, newBookingId, type BookingId, type EventId, type TierId, type UserId } from '../ids.js';
+import { verifyAdmission } from '../waiting-room/admission-token.js';
 import { getBooking, listBookings, type Booking } from './bookings-repo.js';
 
 export type SeatPreferences = { seatIds?: string[] | undefined; section?: string | undefined; adjacent?: boolean | undefined };
@@ -15,6 +16,8 @@ export type CreateBooking = {
   ticketCount: number;
   seatPreferences?: SeatPreferences | undefined;
   idempotencyKey?: string | undefined;
+  /** X-Admission-Token, required on events with a waiting room. */
+  admissionToken?: string | undefined;
 };
 
 /** What a buyer sees right after holding: the reply of POST /api/bookings. */
@@ -62,6 +65,11 @@ export function createBookings(d: EngineDeps, catalog: Catalog, holds: Holds) {
         if (!tier) throw new DomainError('TIER_NOT_FOUND', 'this event has no such tier', { field: 'tierId' });
         mode = tier.seated ? { kind: 'best', adjacent: prefs.adjacent ?? true } : { kind: 'ga' };
       }
+      // The pass is checked here (signature, person, event, expiry) and again in the hold script (live in Redis, one live
+      // hold per pass); whether the event needs one at all is the script's decision.
+      const check = r.admissionToken
+        ? verifyAdmission(d.config.admissionSecret, r.admissionToken, { eventId: r.eventId, userId: r.userId, nowMs: d.clock.now() })
+        : null;
       const hold = await holds.hold({
         eventId: r.eventId,
         bookingId: newBookingId(r.eventId),
@@ -70,6 +78,12 @@ export function createBookings(d: EngineDeps, catalog: Catalog, holds: Holds) {
         ticketCount: r.ticketCount,
         mode,
         idempotency: r.idempotencyKey ? { key: r.idempotencyKey, fingerprint: fingerprint(r) } : undefined,
+        pass: check?.ok ? check.claims.member : undefined,
+      }).catch((err: unknown) => {
+        if (err instanceof DomainError && err.code === 'ADMISSION_REQUIRED' && check && !check.ok) {
+          throw new DomainError('ADMISSION_REQUIRED', `the admission pass is not valid (${check.reason})`, err.extra);
+        }
+        throw err;
       });
       const tier = event.tiers.find((t) => t.id === hold.tierId)!;
       return {

@@ -33,6 +33,7 @@ export type Tier = {
   seated: boolean;
   sections: Section[];
 };
+export type PublicQueue = { enabled: boolean; opensAt: string; admissionRatePerSecond: number; passTtlSeconds: number; seedHash: string };
 export type EventRecord = {
   id: EventId;
   name: string;
@@ -42,6 +43,8 @@ export type EventRecord = {
   salesOpenAt: string;
   maxTicketsPerUser: number;
   status: 'on_sale' | 'closed';
+  /** The waiting room, if the event has one (the fairness seed is never part of this). */
+  queue: PublicQueue | null;
   tiers: Tier[];
 };
 export type TierCounts = { capacity: number; available: number; held: number; sold: number };
@@ -72,11 +75,12 @@ type EventRow = {
   sales_open_at: Date;
   max_tickets_per_user: number;
   status: 'on_sale' | 'closed';
+  queue: (PublicQueue & { seed?: string }) | null;
   tiers: { id: string; name: string; price: number; currency: string; capacity: number; seated: boolean; sections: Section[] | null }[];
 };
 
 const SELECT_EVENTS = `
-  SELECT e.id, e.name, e.category, e.venue, e.starts_at, e.sales_open_at, e.max_tickets_per_user, e.status,
+  SELECT e.id, e.name, e.category, e.venue, e.starts_at, e.sales_open_at, e.max_tickets_per_user, e.status, e.queue,
          (SELECT json_agg(json_build_object('id', t.id, 'name', t.name, 'price', t.price, 'currency', t.currency,
                    'capacity', t.capacity, 'seated', t.seated,
                    'sections', (SELECT json_agg(json_build_object('id', s.id, 'rows', s.rows, 'seatsPerRow', s.seats_per_row)
@@ -93,6 +97,9 @@ const toEvent = (r: EventRow): EventRecord => ({
   salesOpenAt: r.sales_open_at.toISOString(),
   maxTicketsPerUser: r.max_tickets_per_user,
   status: r.status,
+  queue: r.queue
+    ? { enabled: r.queue.enabled, opensAt: r.queue.opensAt, admissionRatePerSecond: r.queue.admissionRatePerSecond, passTtlSeconds: r.queue.passTtlSeconds, seedHash: r.queue.seedHash }
+    : null,
   tiers: r.tiers.map((t) => ({ ...t, id: t.id as TierId, sections: t.sections ?? [] })),
 });
 
@@ -213,6 +220,7 @@ export function createCatalog(d: EngineDeps) {
       );
     },
 
+    /** Drops the cached record (after a settings change). */
     forget(id: EventId) {
       cache.delete(id);
     },

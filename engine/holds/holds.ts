@@ -18,6 +18,8 @@ export type HoldRequest = {
   mode: HoldMode;
   /** Idempotency-Key and the fingerprint of the request body it was sent with. */
   idempotency?: { key: string; fingerprint: string } | undefined;
+  /** The admission pass (its waiting-room member id), required on events with the waiting room on. */
+  pass?: string | undefined;
 };
 
 export type Hold = {
@@ -85,6 +87,14 @@ function holdResult(r: HoldRequest, reply: ScriptReply): Hold {
       });
     case Reply.TICKET_LIMIT:
       throw new DomainError('TICKET_LIMIT', `you can hold at most ${a} more ticket(s) for this event`, { allowed: Number(a) });
+    case Reply.NOT_ADMITTED:
+      throw new DomainError('ADMISSION_REQUIRED', 'this event admits buyers through its waiting room: a live admission pass is required', {
+        field: 'X-Admission-Token',
+      });
+    case Reply.PASS_IN_USE:
+      throw new DomainError('ADMISSION_REQUIRED', 'this admission pass already has a live hold or a booking (one pass, one live hold)', {
+        field: 'X-Admission-Token',
+      });
     case Reply.IDEMPOTENCY_MISMATCH:
       throw new DomainError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with a different request', {
         field: 'Idempotency-Key',
@@ -98,7 +108,7 @@ export function createHolds(d: EngineDeps) {
   const { redis, ns, config } = d;
   const releaseKeys = (eventId: EventId, bookingId: BookingId) => {
     const k = eventKeys(ns, eventId);
-    return [k.inv, k.sec, k.smap, k.hold(bookingId), k.expiry, k.buyers, k.outbox] as const;
+    return [k.inv, k.sec, k.smap, k.hold(bookingId), k.expiry, k.buyers, k.outbox, k.wrUsed] as const;
   };
 
   return {
@@ -109,20 +119,22 @@ export function createHolds(d: EngineDeps) {
       const fp = r.idempotency?.fingerprint ?? '';
       const now = d.clock.now();
       const tier = r.tierId ?? '';
+      const pass = r.pass ?? '';
       let reply: ScriptReply;
       switch (r.mode.kind) {
         case 'ga':
-          reply = await redis.holdGeneral(k.meta, k.inv, k.hold(r.bookingId), k.expiry, k.buyers, idem, k.outbox,
-            r.eventId, r.bookingId, r.userId, tier, r.ticketCount, now, config.holdTtlMs, fp, config.idempotencyTtlMs);
+          reply = await redis.holdGeneral(k.meta, k.inv, k.hold(r.bookingId), k.expiry, k.buyers, idem, k.outbox, k.wrPasses, k.wrUsed,
+            r.eventId, r.bookingId, r.userId, tier, r.ticketCount, now, config.holdTtlMs, fp, config.idempotencyTtlMs, pass);
           break;
         case 'seats':
           reply = await redis.holdSeats(k.meta, k.inv, k.sec, k.smap, k.hold(r.bookingId), k.expiry, k.buyers, idem, k.outbox,
-            r.eventId, r.bookingId, r.userId, tier, now, config.holdTtlMs, fp, config.idempotencyTtlMs, ...r.mode.seatIds);
+            k.wrPasses, k.wrUsed, r.eventId, r.bookingId, r.userId, tier, now, config.holdTtlMs, fp, config.idempotencyTtlMs, pass,
+            ...r.mode.seatIds);
           break;
         case 'best':
           reply = await redis.holdBest(k.meta, k.inv, k.sec, k.smap, k.hold(r.bookingId), k.expiry, k.buyers, idem, k.outbox,
-            r.eventId, r.bookingId, r.userId, tier, r.ticketCount, now, config.holdTtlMs, fp, config.idempotencyTtlMs,
-            r.mode.section ?? '', r.mode.adjacent ? '1' : '0');
+            k.wrPasses, k.wrUsed, r.eventId, r.bookingId, r.userId, tier, r.ticketCount, now, config.holdTtlMs, fp,
+            config.idempotencyTtlMs, r.mode.section ?? '', r.mode.adjacent ? '1' : '0', pass);
           break;
       }
       return holdResult(r, reply);

@@ -1,7 +1,9 @@
 -- holdCommon: the steps every hold script shares (needs includes/validate).
 --   replayIdempotent: a stored first reply for this key -> {2, fields...} if the fingerprint matches,
 --                     {-8} (IDEMPOTENCY_MISMATCH) if not, nil if the key is new or the caller sent none.
---   checkSale:        {-1} NOT_ARMED | {-2, opensAtMs} SALES_NOT_OPEN | nil, maxPerUser
+--   checkSale:        {-1} NOT_ARMED | {-2, opensAtMs} SALES_NOT_OPEN | nil, maxPerUser, admissionRequired
+--   checkPass:        on a waiting-room event: {-33} NOT_ADMITTED (no live pass) | {-34} PASS_IN_USE (the pass
+--                     already has a live hold or a sale) | nil
 --   checkCap:         {-7, ticketsStillAllowed} TICKET_LIMIT | nil
 --   commitHold:       writes the hold, its expiry entry, the buyer's count, the idempotent reply and the
 --                     BookingCreated outbox entry; returns {1, bookingId, tierId, count, seats, expiresAtMs, createdAtMs}
@@ -17,10 +19,18 @@ local function replayIdempotent(idemKey, fingerprint)
 end
 
 local function checkSale(metaKey, nowMs)
-  local m = redis.call("HMGET", metaKey, "armed", "opensAt", "maxPerUser")
+  local m = redis.call("HMGET", metaKey, "armed", "opensAt", "maxPerUser", "admission")
   if m[1] ~= "1" then return {-1} end
   if nowMs < tonumber(m[2]) then return {-2, m[2]} end
-  return nil, tonumber(m[3])
+  return nil, tonumber(m[3]), m[4] == "1"
+end
+
+local function checkPass(passesKey, usedKey, pass, nowMs)
+  if pass == "" then return {-33} end
+  local expires = redis.call("ZSCORE", passesKey, pass)
+  if not expires or tonumber(expires) <= nowMs then return {-33} end
+  if redis.call("HEXISTS", usedKey, pass) == 1 then return {-34} end
+  return nil
 end
 
 local function checkCap(buyersKey, userId, count, maxPerUser)
@@ -36,7 +46,8 @@ end
 local function commitHold(k, a)
   local expiresAt = a.nowMs + a.ttlMs
   redis.call("HSET", k.hold, "u", a.userId, "t", a.tierId, "n", a.count, "s", a.seats,
-    "x", ms(expiresAt), "c", ms(a.nowMs), "st", "held")
+    "x", ms(expiresAt), "c", ms(a.nowMs), "st", "held", "p", a.pass)
+  if a.pass ~= "" then redis.call("HSET", k.used, a.pass, a.bookingId) end
   redis.call("ZADD", k.expiry, ms(expiresAt), a.bookingId)
   redis.call("HINCRBY", k.buyers, a.userId, a.count)
   local fields = {a.bookingId, a.tierId, tostring(a.count), a.seats, ms(expiresAt), ms(a.nowMs)}

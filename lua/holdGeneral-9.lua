@@ -12,14 +12,18 @@
           KEYS[5] buyers   HASH  userId -> tickets held + bought
           KEYS[6] idem     STRING first reply for this buyer's Idempotency-Key, "fingerprint\nfields"
           KEYS[7] outbox   STREAM domain events of this event
+          KEYS[8] passes   ZSET  waiting-room admission passes: member -> expiresAtMs
+          KEYS[9] used     HASH  pass member -> bookingId of its live hold or sale (one pass, one live hold)
           ARGV[1] eventId     ARGV[2] bookingId   ARGV[3] userId   ARGV[4] tierId
           ARGV[5] count (1..1000)                 ARGV[6] nowMs    ARGV[7] ttlMs
           ARGV[8] fingerprint of the request ("" = no Idempotency-Key)   ARGV[9] idemTtlMs
+          ARGV[10] admission pass member ("" = none; required when meta.admission is "1")
 
   Output: {1, bookingId, tierId, count, "", expiresAtMs, createdAtMs}   HELD
           {2, <the same fields as the first reply>}                       REPLAYED
           {-1} NOT_ARMED | {-2, opensAtMs} SALES_NOT_OPEN | {-3} UNKNOWN_TIER | {-9} TIER_KIND (tier is seated)
           {-4, available} INSUFFICIENT | {-7, ticketsStillAllowed} TICKET_LIMIT | {-8} IDEMPOTENCY_MISMATCH
+          {-33} NOT_ADMITTED (waiting-room event, no live admission pass) | {-34} PASS_IN_USE (the pass has a live hold or a sale)
 
   Idempotent: a call with the same KEYS[6] and fingerprint returns the first reply and writes nothing;
               rejections store nothing, so a retry of a rejected call is evaluated afresh.
@@ -32,15 +36,21 @@ local a = {
   userId = needId(ARGV[3], "userId"), tierId = needId(ARGV[4], "tierId"),
   count = needInt(ARGV[5], "count", 1, 1000), nowMs = needInt(ARGV[6], "nowMs", 0, 1e14),
   ttlMs = needInt(ARGV[7], "ttlMs", 1, 1e10), fingerprint = ARGV[8] or "",
-  idemTtlMs = needInt(ARGV[9], "idemTtlMs", 1, 1e10), seats = "",
+  idemTtlMs = needInt(ARGV[9], "idemTtlMs", 1, 1e10), seats = "", pass = ARGV[10] or "",
 }
 local k = {meta = KEYS[1], inv = KEYS[2], hold = KEYS[3], expiry = KEYS[4], buyers = KEYS[5],
-           idem = KEYS[6], outbox = KEYS[7]}
+           idem = KEYS[6], outbox = KEYS[7], passes = KEYS[8], used = KEYS[9]}
 
 local replay = replayIdempotent(k.idem, a.fingerprint)
 if replay then return replay end
-local err, maxPerUser = checkSale(k.meta, a.nowMs)
+local err, maxPerUser, admission = checkSale(k.meta, a.nowMs)
 if err then return err end
+if admission then
+  err = checkPass(k.passes, k.used, a.pass, a.nowMs)
+  if err then return err end
+else
+  a.pass = ""
+end
 
 local kind = redis.call("HGET", k.inv, "kind:" .. a.tierId)
 if not kind then return {-3} end

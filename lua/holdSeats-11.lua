@@ -15,15 +15,19 @@
           KEYS[7] buyers   HASH  userId -> tickets held + bought
           KEYS[8] idem     STRING first reply for this buyer's Idempotency-Key
           KEYS[9] outbox   STREAM domain events of this event
+          KEYS[10] passes  ZSET  waiting-room admission passes: member -> expiresAtMs
+          KEYS[11] used    HASH  pass member -> bookingId of its live hold or sale
           ARGV[1] eventId   ARGV[2] bookingId   ARGV[3] userId   ARGV[4] tierId ("" = the seats' tier)
           ARGV[5] nowMs     ARGV[6] ttlMs       ARGV[7] fingerprint ("" = none)   ARGV[8] idemTtlMs
-          ARGV[9..] seatIds "<section>-<row>-<number>", 1 to 100 distinct seats
+          ARGV[9] admission pass member ("" = none; required when meta.admission is "1")
+          ARGV[10..] seatIds "<section>-<row>-<number>", 1 to 100 distinct seats
 
   Output: {1, bookingId, tierId, count, "seat,seat", expiresAtMs, createdAtMs}   HELD
           {2, <the same fields as the first reply>}                                REPLAYED
           {-1} NOT_ARMED | {-2, opensAtMs} SALES_NOT_OPEN | {-6, seatId} UNKNOWN_SEAT
           {-10, seatId} SEAT_TIER_MISMATCH (seat not in the requested tier, or seats of several tiers)
           {-5, seatId} SEAT_TAKEN | {-7, ticketsStillAllowed} TICKET_LIMIT | {-8} IDEMPOTENCY_MISMATCH
+          {-33} NOT_ADMITTED (waiting-room event, no live admission pass) | {-34} PASS_IN_USE (the pass has a live hold or a sale)
 
   Idempotent: a call with the same KEYS[8] and fingerprint returns the first reply and writes nothing;
               rejections store nothing.
@@ -33,17 +37,17 @@
 --- @include "includes/seatMap"
 
 local seatIds = {}
-for i = 9, #ARGV do seatIds[#seatIds + 1] = ARGV[i] end
+for i = 10, #ARGV do seatIds[#seatIds + 1] = ARGV[i] end
 if #seatIds < 1 or #seatIds > 100 then error("ERR bad argument seatIds") end
 local a = {
   eventId = needId(ARGV[1], "eventId"), bookingId = needId(ARGV[2], "bookingId"),
   userId = needId(ARGV[3], "userId"), tierId = optId(ARGV[4], "tierId"),
   nowMs = needInt(ARGV[5], "nowMs", 0, 1e14), ttlMs = needInt(ARGV[6], "ttlMs", 1, 1e10),
   fingerprint = ARGV[7] or "", idemTtlMs = needInt(ARGV[8], "idemTtlMs", 1, 1e10),
-  count = #seatIds, seats = table.concat(seatIds, ","),
+  count = #seatIds, seats = table.concat(seatIds, ","), pass = ARGV[9] or "",
 }
 local k = {meta = KEYS[1], inv = KEYS[2], sec = KEYS[3], smap = KEYS[4], hold = KEYS[5], expiry = KEYS[6],
-           buyers = KEYS[7], idem = KEYS[8], outbox = KEYS[9]}
+           buyers = KEYS[7], idem = KEYS[8], outbox = KEYS[9], passes = KEYS[10], used = KEYS[11]}
 local seen = {}
 for _, seatId in ipairs(seatIds) do
   if seen[seatId] then error("ERR bad argument seatIds: duplicate") end
@@ -52,8 +56,14 @@ end
 
 local replay = replayIdempotent(k.idem, a.fingerprint)
 if replay then return replay end
-local err, maxPerUser = checkSale(k.meta, a.nowMs)
+local err, maxPerUser, admission = checkSale(k.meta, a.nowMs)
 if err then return err end
+if admission then
+  err = checkPass(k.passes, k.used, a.pass, a.nowMs)
+  if err then return err end
+else
+  a.pass = ""
+end
 
 -- check every seat before writing anything
 local maps, per, picked = {}, {}, {}

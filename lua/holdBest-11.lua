@@ -15,10 +15,12 @@
           KEYS[7] buyers   HASH  userId -> tickets held + bought
           KEYS[8] idem     STRING first reply for this buyer's Idempotency-Key
           KEYS[9] outbox   STREAM domain events of this event
+          KEYS[10] passes  ZSET  waiting-room admission passes: member -> expiresAtMs
+          KEYS[11] used    HASH  pass member -> bookingId of its live hold or sale
           ARGV[1] eventId   ARGV[2] bookingId   ARGV[3] userId   ARGV[4] tierId ("" = the section's tier)
           ARGV[5] count (1..100)   ARGV[6] nowMs   ARGV[7] ttlMs   ARGV[8] fingerprint ("" = none)
           ARGV[9] idemTtlMs        ARGV[10] section ("" = any section of the tier, in their listed order)
-          ARGV[11] adjacent "1" | "0"
+          ARGV[11] adjacent "1" | "0"   ARGV[12] admission pass member ("" = none; required when meta.admission is "1")
 
   Output: {1, bookingId, tierId, count, "seat,seat", expiresAtMs, createdAtMs}   HELD
           {2, <the same fields as the first reply>}                                REPLAYED
@@ -26,6 +28,7 @@
           {-12} UNKNOWN_SECTION | {-10, section} SEAT_TIER_MISMATCH (section not in the requested tier)
           {-4, available} INSUFFICIENT | {-11, available} NO_ADJACENT (enough seats, none N in a row)
           {-7, ticketsStillAllowed} TICKET_LIMIT | {-8} IDEMPOTENCY_MISMATCH
+          {-33} NOT_ADMITTED (waiting-room event, no live admission pass) | {-34} PASS_IN_USE (the pass has a live hold or a sale)
 
   Idempotent: a call with the same KEYS[8] and fingerprint returns the first reply and writes nothing;
               rejections store nothing.
@@ -39,19 +42,25 @@ local a = {
   userId = needId(ARGV[3], "userId"), tierId = optId(ARGV[4], "tierId"),
   count = needInt(ARGV[5], "count", 1, 100), nowMs = needInt(ARGV[6], "nowMs", 0, 1e14),
   ttlMs = needInt(ARGV[7], "ttlMs", 1, 1e10), fingerprint = ARGV[8] or "",
-  idemTtlMs = needInt(ARGV[9], "idemTtlMs", 1, 1e10),
+  idemTtlMs = needInt(ARGV[9], "idemTtlMs", 1, 1e10), pass = ARGV[12] or "",
 }
 local section = optId(ARGV[10], "section")
 local adjacent = ARGV[11]
 if adjacent ~= "1" and adjacent ~= "0" then error("ERR bad argument adjacent") end
 if section == "" and a.tierId == "" then error("ERR bad argument: tierId or section required") end
 local k = {meta = KEYS[1], inv = KEYS[2], sec = KEYS[3], smap = KEYS[4], hold = KEYS[5], expiry = KEYS[6],
-           buyers = KEYS[7], idem = KEYS[8], outbox = KEYS[9]}
+           buyers = KEYS[7], idem = KEYS[8], outbox = KEYS[9], passes = KEYS[10], used = KEYS[11]}
 
 local replay = replayIdempotent(k.idem, a.fingerprint)
 if replay then return replay end
-local err, maxPerUser = checkSale(k.meta, a.nowMs)
+local err, maxPerUser, admission = checkSale(k.meta, a.nowMs)
 if err then return err end
+if admission then
+  err = checkPass(k.passes, k.used, a.pass, a.nowMs)
+  if err then return err end
+else
+  a.pass = ""
+end
 
 local sections = {}
 if section ~= "" then

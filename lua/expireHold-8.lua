@@ -12,6 +12,7 @@
           KEYS[5] expiry   ZSET  bookingId scored by expiresAtMs
           KEYS[6] buyers   HASH  userId -> tickets held + bought
           KEYS[7] outbox   STREAM domain events of this event
+          KEYS[8] used     HASH  pass member -> bookingId (the hold's pass becomes usable again)
           ARGV[1] eventId   ARGV[2] bookingId   ARGV[3] nowMs
 
   Output: {1, tierId, count, seats} EXPIRED
@@ -27,12 +28,12 @@ local eventId = needId(ARGV[1], "eventId")
 local bookingId = needId(ARGV[2], "bookingId")
 local nowMs = needInt(ARGV[3], "nowMs", 0, 1e14)
 local k = {inv = KEYS[1], sec = KEYS[2], smap = KEYS[3], hold = KEYS[4], expiry = KEYS[5], buyers = KEYS[6],
-           outbox = KEYS[7]}
+           outbox = KEYS[7], used = KEYS[8]}
 
 local due = redis.call("ZSCORE", k.expiry, bookingId)
 if not due then return {-20} end
 if tonumber(due) > nowMs then return {0, due} end
-local h = redis.call("HMGET", k.hold, "u", "t", "n", "s", "x", "st")
+local h = redis.call("HMGET", k.hold, "u", "t", "n", "s", "x", "st", "p")
 if not h[1] then
   redis.call("ZREM", k.expiry, bookingId)
   return {-20}
@@ -47,6 +48,7 @@ moveHoldSeats(k, h[2], count, h[4], "held", "free", ".")
 redis.call("ZREM", k.expiry, bookingId)
 if redis.call("HINCRBY", k.buyers, h[1], -count) <= 0 then redis.call("HDEL", k.buyers, h[1]) end
 redis.call("DEL", k.hold)
+if h[7] and h[7] ~= "" and redis.call("HGET", k.used, h[7]) == bookingId then redis.call("HDEL", k.used, h[7]) end
 redis.call("XADD", k.outbox, "*", "type", "ReservationExpired", "eventId", eventId, "bookingId", bookingId,
   "userId", h[1], "tierId", h[2], "count", count, "seats", h[4], "atMs", ms(nowMs))
 return {1, h[2], h[3], h[4]}

@@ -13,6 +13,7 @@
           KEYS[5] expiry   ZSET  bookingId scored by expiresAtMs
           KEYS[6] buyers   HASH  userId -> tickets held + bought
           KEYS[7] outbox   STREAM domain events of this event
+          KEYS[8] used     HASH  pass member -> bookingId (the hold's pass becomes usable again)
           ARGV[1] eventId   ARGV[2] bookingId   ARGV[3] userId ("" = the system, skips owner and expiry checks)
           ARGV[4] nowMs     ARGV[5] eventType (BookingCancelled | BookingFailed)   ARGV[6] reason
           ARGV[7] allowed hold states, comma separated (e.g. "held")
@@ -35,9 +36,9 @@ local reason = ARGV[6] or ""
 local allowed = {}
 for _, s in ipairs(split(ARGV[7] or "", ",")) do allowed[s] = true end
 local k = {inv = KEYS[1], sec = KEYS[2], smap = KEYS[3], hold = KEYS[4], expiry = KEYS[5], buyers = KEYS[6],
-           outbox = KEYS[7]}
+           outbox = KEYS[7], used = KEYS[8]}
 
-local h = redis.call("HMGET", k.hold, "u", "t", "n", "s", "x", "st")
+local h = redis.call("HMGET", k.hold, "u", "t", "n", "s", "x", "st", "p")
 if not h[1] then return {-20} end
 if userId ~= "" and h[1] ~= userId then return {-21} end
 if not allowed[h[6]] then return {-22, h[6]} end
@@ -48,6 +49,7 @@ moveHoldSeats(k, h[2], count, h[4], "held", "free", ".")
 redis.call("ZREM", k.expiry, bookingId)
 if redis.call("HINCRBY", k.buyers, h[1], -count) <= 0 then redis.call("HDEL", k.buyers, h[1]) end
 redis.call("DEL", k.hold)
+if h[7] and h[7] ~= "" and redis.call("HGET", k.used, h[7]) == bookingId then redis.call("HDEL", k.used, h[7]) end
 redis.call("XADD", k.outbox, "*", "type", eventType, "eventId", eventId, "bookingId", bookingId,
   "userId", h[1], "tierId", h[2], "count", count, "seats", h[4], "reason", reason, "atMs", ms(nowMs))
 return {1, h[2], h[3], h[4]}

@@ -1,0 +1,68 @@
+import { existsSync } from 'node:fs';
+import { chromium, type Browser } from 'playwright-core';
+import { describe, expect, it } from '../../test/fixtures.js';
+import { TEST_ENGINE_CONFIG } from '../../test/fixtures.js';
+import { gaEvent } from '../../test/events.js';
+import { startApi, token } from '../../test/http.js';
+import { waitFor } from '../../test/wait.js';
+import { systemClock } from '../../engine/clock.js';
+import { createEngine } from '../../engine/index.js';
+import type { UserId } from '../../engine/ids.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+
+/** The waiting-room page, end to end in headless Chromium (Debian's, driven by playwright-core; never a download). */
+describe('the waiting-room page in Chromium', () => {
+  it('a buyer joins, watches their place fall, is admitted, books, and sees the booking', async ({ ns, redis, pg, onTestFinished }) => {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run bash scripts/ensure-tools.sh (apt-get install chromium)`);
+    // real time here: the page's own clock and the server's must agree
+    const engine = createEngine({ ns, redis, pg, clock: systemClock, config: TEST_ENGINE_CONFIG });
+    const api = await startApi(engine);
+    const browser: Browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+        '--disable-component-update', '--disable-sync'],
+    });
+    onTestFinished(async () => {
+      await browser.close();
+      await api.close();
+    });
+    const now = Date.now();
+    const ev = await engine.createEvent({
+      ...gaEvent(50, { name: 'Floodgate Live' }),
+      salesOpenAt: new Date(now - 1000).toISOString(),
+      maxTicketsPerUser: 4,
+      queue: { enabled: true, opensAt: new Date(now - 60_000).toISOString(), admissionRatePerSecond: 100, passTtlSeconds: 300 },
+    });
+    for (const early of ['first', 'second', 'third']) await engine.waitingRoom.join(ev.id, early as UserId);
+
+    const page = await browser.newPage();
+    const problems: string[] = [];
+    page.on('pageerror', (e) => problems.push(e.message));
+    await page.goto(`${api.url}/wait/${ev.id}#token=${await token('page-buyer')}`);
+    await page.getByText('Floodgate Live').waitFor();
+    await page.getByText('You are number 4 in line').waitFor();
+    await page.getByText('3 people are ahead of you.').waitFor();
+    expect(page.url()).not.toContain('token='); // the token does not stay in the address bar
+
+    for (const [n, ahead] of [[3, '2 people are ahead of you.'], [2, '1 person is ahead of you.'], [1, 'You are next.']] as const) {
+      expect((await engine.waitingRoom.admit(ev.id, 1))!.admitted).toBe(1);
+      await page.getByText(`You are number ${n} in line`).waitFor();
+      await page.getByText(ahead).waitFor();
+    }
+    await engine.waitingRoom.admit(ev.id, 1);
+    await page.getByRole('heading', { name: 'You’re in — choose your tickets'.replace('’', "'") }).waitFor();
+    await page.getByLabel('Ticket type').selectOption({ index: 0 });
+    await page.getByLabel('Number of tickets').fill('2');
+    await page.getByRole('button', { name: 'Book' }).click();
+    await page.getByRole('heading', { name: 'Booked' }).waitFor();
+    const text = (await page.locator('#booking').textContent())!;
+    const bookingId = /bk_[a-z0-9_]+/.exec(text)![0];
+    expect(text).toContain('2 ticket(s)');
+    expect(text).toContain('90.00 EUR');
+    const booking = await engine.bookings.get(bookingId as never, { userId: 'page-buyer' as UserId });
+    expect(booking).toMatchObject({ status: 'RESERVED', ticketCount: 2, eventId: ev.id });
+    await waitFor('the stock to show the hold', async () => (await engine.catalog.get(ev.id)).tiers[0]!.available === 48);
+    expect(problems).toEqual([]);
+  });
+});

@@ -1,0 +1,131 @@
+import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
+import { streamSSE } from 'hono/streaming';
+import type { EventId } from '../../engine/ids.js';
+import type { QueueStatus as Status } from '../../engine/index.js';
+import type { AppEnv } from '../env.js';
+import { EventIdParam, Fairness, QueueIdParam, QueueSettingsOut, QueueStatus, UpdateQueue, problemResponses } from '../schemas.js';
+import { validationHook } from '../validate.js';
+
+const EventParams = z.object({ eventId: EventIdParam });
+const QueueParams = z.object({ queueId: QueueIdParam });
+const FINAL: Status['status'][] = ['admitted', 'expired', 'closed'];
+
+export const waitingRoom = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
+  .openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/events/{eventId}/queue',
+      summary: 'Join the waiting room (one place per person: joining again returns the same place)',
+      security: [{ bearer: [] }],
+      request: { params: EventParams },
+      responses: {
+        201: { description: 'Joined', content: { 'application/json': { schema: QueueStatus } } },
+        200: { description: 'Already in line: the same place', content: { 'application/json': { schema: QueueStatus } } },
+        ...problemResponses(400, 401, 404, 409),
+      },
+    }),
+    async (c) => {
+      const { engine, metrics } = c.var.deps;
+      const eventId = c.req.valid('param').eventId as EventId;
+      await engine.catalog.require(eventId);
+      const { created, status } = await engine.waitingRoom.join(eventId, c.var.user.id);
+      if (created) metrics.waitingRoomJoins.inc();
+      return created ? c.json(status, 201) : c.json(status, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/queue/{queueId}',
+      summary: 'Your place: position, people ahead, estimated wait, and the admission pass once admitted',
+      description: 'The bearer token may also be given as ?access_token= (for EventSource).',
+      security: [{ bearer: [] }],
+      request: { params: QueueParams },
+      responses: { 200: { description: 'Status', content: { 'application/json': { schema: QueueStatus } } }, ...problemResponses(400, 401, 404) },
+    }),
+    async (c) => c.json(await c.var.deps.engine.waitingRoom.status(c.req.valid('param').queueId, c.var.user.id), 200),
+  )
+  .openapi(
+    createRoute({
+      method: 'delete',
+      path: '/api/queue/{queueId}',
+      summary: 'Leave the waiting room (final: the place is given up)',
+      security: [{ bearer: [] }],
+      request: { params: QueueParams },
+      responses: {
+        200: { description: 'Left', content: { 'application/json': { schema: z.object({ queueId: z.string(), status: z.literal('left') }) } } },
+        ...problemResponses(400, 401, 404),
+      },
+    }),
+    async (c) => {
+      const { queueId } = c.req.valid('param');
+      await c.var.deps.engine.waitingRoom.leave(queueId, c.var.user.id);
+      return c.json({ queueId, status: 'left' as const }, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/events/{eventId}/queue/fairness',
+      summary: 'The draw, checkable by anyone: seed hash (published first), seed (after the opening), drawn order',
+      request: {
+        params: EventParams,
+        query: z.strictObject({
+          offset: z.coerce.number().int().min(0).default(0),
+          limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+        }),
+      },
+      responses: { 200: { description: 'Fairness record', content: { 'application/json': { schema: Fairness } } }, ...problemResponses(400, 404) },
+    }),
+    async (c) => {
+      const eventId = c.req.valid('param').eventId as EventId;
+      return c.json(await c.var.deps.engine.waitingRoom.fairness(eventId, c.req.valid('query')), 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: 'put',
+      path: '/api/admin/events/{eventId}/queue',
+      summary: 'Set the waiting room of an event (admin)',
+      security: [{ bearer: [] }],
+      request: { params: EventParams, body: { content: { 'application/json': { schema: UpdateQueue } }, required: true } },
+      responses: {
+        200: { description: 'Settings in force', content: { 'application/json': { schema: QueueSettingsOut } } },
+        ...problemResponses(400, 401, 403, 404, 409),
+      },
+    }),
+    async (c) => {
+      const { engine } = c.var.deps;
+      const eventId = c.req.valid('param').eventId as EventId;
+      const settings = await engine.waitingRoom.configure(eventId, c.req.valid('json'));
+      engine.catalog.forget(eventId);
+      return c.json(settings!, 200);
+    },
+  );
+
+/** Server-Sent Events: the caller's status now, then again each time it changes (checked every second). */
+waitingRoom.get('/api/queue/:queueId/events', async (c) => {
+  const { engine } = c.var.deps;
+  const queueId = c.req.param('queueId');
+  const user = c.var.user.id;
+  const first = await engine.waitingRoom.status(queueId, user); // 404 before the stream starts
+  return streamSSE(c, async (stream) => {
+    let last = '';
+    let quiet = 0;
+    let status = first;
+    for (;;) {
+      const data = JSON.stringify(status);
+      if (data !== last) {
+        await stream.writeSSE({ event: 'status', data });
+        last = data;
+        quiet = 0;
+      } else if (++quiet % 15 === 0) {
+        await stream.write(': keep-alive\n\n');
+      }
+      if (FINAL.includes(status.status) || stream.aborted) return;
+      await stream.sleep(1000);
+      if (stream.aborted) return;
+      status = await engine.waitingRoom.status(queueId, user);
+    }
+  });
+});

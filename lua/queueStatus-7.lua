@@ -1,0 +1,70 @@
+--[[
+  queueStatus: where one person stands, read in one atomic step (no writes).
+
+  Invariants: people ahead = waiting places before this one in the admission order (the drawn lane first), counting
+              leavers not yet passed by the cursor; a pass is live iff nowMs < its expiry.
+
+  Input:  KEYS[1] cfg     HASH  settings, cursors
+          KEYS[2] pre     ZSET  drawn arrivals before the sale opened
+          KEYS[3] line    ZSET  arrivals after
+          KEYS[4] passes  ZSET  member -> pass expiresAtMs
+          KEYS[5] used    HASH  pass member -> bookingId
+          KEYS[6] done    HASH  member -> "expired" | "left"
+          KEYS[7] inv     HASH  free:/held:<tier> counters
+          ARGV[1] member   ARGV[2] nowMs
+
+  Output: {1, status, ahead, passExpiresAtMs, salesAtMs, free, held, admittedTotal, lastTickMs, bookingId, lane,
+             rate, s0, ..., s11} FOUND (rate = the admission ceiling; s* = rate samples "atMs:admittedTotal" or "")
+            status: "waiting" | "admitted" | "expired" | "closed"; ahead = -1 before the draw
+          {-36} NOT_IN_QUEUE (never joined, or left)
+
+  Idempotent: read-only.
+]]
+local member = ARGV[1]
+if not string.match(member or "", "^%x+$") then error("ERR bad argument member") end
+local nowMs = tonumber(ARGV[2])
+if not nowMs then error("ERR bad argument nowMs") end
+local c = redis.call("HMGET", KEYS[1], "enabled", "closed", "salesAt", "cursorPre", "cursorLine", "admitted", "lastTick", "rate",
+  "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11")
+local free, held = 0, 0
+local inv = redis.call("HGETALL", KEYS[7])
+for i = 1, #inv, 2 do
+  local f = inv[i]
+  if string.sub(f, 1, 5) == "free:" then free = free + tonumber(inv[i + 1])
+  elseif string.sub(f, 1, 5) == "held:" then held = held + tonumber(inv[i + 1]) end
+end
+local function reply(status, ahead, passExp, lane)
+  local out = {1, status, ahead, passExp or 0, c[3] or "0", free, held, c[6] or "0", c[7] or "0",
+    redis.call("HGET", KEYS[5], member) or "", lane or "", c[8] or "0"}
+  for i = 9, 20 do out[#out + 1] = c[i] or "" end
+  return out
+end
+
+local finished = redis.call("HGET", KEYS[6], member)
+if finished == "left" then return {-36} end
+local passExp = redis.call("ZSCORE", KEYS[4], member)
+if passExp then
+  if tonumber(passExp) > nowMs then return reply("admitted", 0, passExp) end
+  return reply("expired", 0, passExp)
+end
+if finished then return reply(finished, 0) end
+
+local rank = redis.call("ZRANK", KEYS[2], member)
+local lane = "pre"
+local ahead
+if rank then
+  if c[3] and nowMs < tonumber(c[3]) then
+    if c[1] ~= "1" or c[2] == "1" then return reply("closed", -1, nil, lane) end
+    return reply("waiting", -1, nil, lane) -- the draw happens when the sale opens
+  end
+  ahead = rank - tonumber(c[4] or 0)
+else
+  rank = redis.call("ZRANK", KEYS[3], member)
+  if not rank then return {-36} end
+  lane = "line"
+  ahead = (redis.call("ZCARD", KEYS[2]) - tonumber(c[4] or 0)) + rank - tonumber(c[5] or 0)
+end
+if c[1] ~= "1" or c[2] == "1" then return reply("closed", ahead, nil, lane) end
+-- passed by the cursor without a pass or a finish mark: cannot happen (only leavers are skipped)
+if ahead < 0 then return reply("expired", 0, nil, lane) end
+return reply("waiting", ahead, nil, lane)

@@ -1,0 +1,94 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { eventKeys } from '../../engine/keys.js';
+import type { Engine } from '../../engine/index.js';
+import type { EventId } from '../../engine/ids.js';
+import type { Metrics } from '../../platform/metrics.js';
+
+export type AdmissionOptions = { engine: Engine; log: Logger; metrics?: Metrics; tickMs?: number; leaseMs?: number };
+
+/**
+ * The admission worker: every tick, for each event with a waiting room, admits people at the event's rate ceiling
+ * (a token bucket of at most one second of admissions), never more than the stock can serve (decided inside
+ * admitNext). One process at a time admits for an event (a lease), so the rate is the ceiling whatever the number of
+ * workers; the script is atomic anyway, so no one is ever admitted twice.
+ */
+export function createAdmissionWorker(o: AdmissionOptions) {
+  const owner = `admission-${randomBytes(6).toString('hex')}`;
+  const tickMs = o.tickMs ?? 100;
+  const leaseMs = o.leaseMs ?? 5_000;
+  const credit = new Map<EventId, { at: number; credit: number }>();
+  let running = false;
+  let loop: Promise<void> | undefined;
+
+  async function tickEvent(eventId: EventId, now: number): Promise<{ admitted: number; waiting: number; outstanding: number } | null> {
+    const { engine } = o;
+    const [lease] = await engine.deps.redis.takeLease(eventKeys(engine.deps.ns, eventId).wrLease, owner, leaseMs, 'take');
+    if (lease !== 1) {
+      credit.delete(eventId);
+      return null;
+    }
+    const rate = await engine.waitingRoom.rate(eventId);
+    if (rate === 0) return null;
+    const bucket = credit.get(eventId) ?? { at: now, credit: rate * (tickMs / 1000) };
+    bucket.credit = Math.min(rate, bucket.credit + (rate * (now - bucket.at)) / 1000);
+    bucket.at = now;
+    credit.set(eventId, bucket);
+    const r = await engine.waitingRoom.admit(eventId, Math.floor(bucket.credit));
+    if (!r) return null;
+    bucket.credit -= r.admitted;
+    return { admitted: r.admitted, waiting: r.waiting, outstanding: r.outstanding };
+  }
+
+  /** One pass over every event with a waiting room. */
+  async function tick(): Promise<number> {
+    let admitted = 0;
+    let waiting = 0;
+    let outstanding = 0;
+    const now = o.engine.deps.clock.now();
+    for (const eventId of await o.engine.waitingRoom.events()) {
+      const r = await tickEvent(eventId, now);
+      if (!r) continue;
+      admitted += r.admitted;
+      waiting += r.waiting;
+      outstanding += r.outstanding;
+    }
+    if (o.metrics) {
+      o.metrics.waitingRoomAdmitted.inc(admitted);
+      o.metrics.waitingRoomWaiting.set(waiting);
+      o.metrics.waitingRoomPasses.set(outstanding);
+    }
+    return admitted;
+  }
+
+  async function run() {
+    let backoff = tickMs;
+    while (running) {
+      try {
+        await tick();
+        backoff = tickMs;
+      } catch (err) {
+        o.metrics?.workerErrors.inc({ worker: 'admission' });
+        o.log.warn({ err: { message: (err as Error).message } }, 'admission tick failed; retrying');
+        backoff = Math.min(backoff * 2, 5_000);
+      }
+      if (running) await new Promise((r) => setTimeout(r, backoff).unref());
+    }
+  }
+
+  return {
+    tick,
+    start() {
+      if (running) return;
+      running = true;
+      loop = run();
+    },
+    async stop() {
+      running = false;
+      await loop;
+      for (const eventId of await o.engine.waitingRoom.events().catch(() => [] as EventId[])) {
+        await o.engine.deps.redis.takeLease(eventKeys(o.engine.deps.ns, eventId).wrLease, owner, leaseMs, 'drop').catch(() => {});
+      }
+    },
+  };
+}
