@@ -6,7 +6,17 @@
 import type { EventEmitter } from 'node:events';
 import autocannon from 'autocannon';
 
-type Input = { url: string; method: 'GET' | 'POST'; body?: string; tokens?: string[]; connections: number; durationSec: number; title: string };
+type Input = {
+  url: string;
+  method: 'GET' | 'POST';
+  body?: string;
+  tokens?: string[];
+  /** Instead of one URL: paths (on url's origin) each with its own token, taken in turn. */
+  targets?: { path: string; token: string }[];
+  connections: number;
+  durationSec: number;
+  title: string;
+};
 const chunks: Buffer[] = [];
 for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
 const input = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Input;
@@ -27,9 +37,12 @@ const instance = autocannon(
         method: input.method,
         // each request takes the next buyer token in turn (many buyers, each under the per-buyer cap)
         setupRequest: (req) => {
-          const token = input.tokens?.length ? input.tokens[nextRequest++ % input.tokens.length] : undefined;
+          const target = input.targets?.length ? input.targets[nextRequest % input.targets.length] : undefined;
+          const token = target?.token ?? (input.tokens?.length ? input.tokens[nextRequest % input.tokens.length] : undefined);
+          nextRequest++;
           return {
             ...req,
+            ...(target ? { path: target.path } : {}),
             headers: { ...req.headers, 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
             body: input.body,
           };

@@ -136,6 +136,7 @@ export async function runLoad(input: {
   method: 'GET' | 'POST';
   body?: string;
   tokens?: string[];
+  targets?: { path: string; token: string }[];
   connections: number;
   durationSec: number;
 }): Promise<LoadResult> {

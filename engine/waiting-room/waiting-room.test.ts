@@ -202,6 +202,13 @@ describe('waiting room', () => {
     expect(await codeOf(engine.waitingRoom.join(ev.id, c))).toBe('QUEUE_LEFT');
     expect(await codeOf(engine.waitingRoom.status(q(a), b))).toBe('QUEUE_NOT_FOUND');
     expect(await codeOf(engine.waitingRoom.status('q_nope', a))).toBe('QUEUE_NOT_FOUND');
+    // an admin turns the waiting room off: places say closed, joins are refused, bookings no longer need a pass
+    await engine.waitingRoom.configure(ev.id, { enabled: false, opensAt: new Date(OPENS).toISOString(), admissionRatePerSecond: 1, passTtlSeconds: 30 });
+    expect((await engine.waitingRoom.status(q(b), b)).status).toBe('admitted');
+    const d = u('pd');
+    expect(await codeOf(engine.waitingRoom.join(ev.id, d))).toBe('QUEUE_CLOSED');
+    expect(await engine.waitingRoom.admit(ev.id, 10)).toBeNull();
+    expect((await engine.bookings.create({ userId: d, eventId: ev.id, ticketCount: 1 })).reservation.status).toBe('RESERVED');
   });
 
   it('estimates the wait from the observed admission rate, with a band', async ({ engine, clock }) => {
