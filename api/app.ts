@@ -13,7 +13,11 @@ import { DOMAIN_HTTP, problem, problemType } from './problem.js';
 import { bookings } from './routes/bookings.js';
 import { events } from './routes/events.js';
 import { health } from './routes/health.js';
+import { noCardData } from './middleware/no-card-data.js';
 import { pages } from './routes/pages.js';
+import { payments } from './routes/payments.js';
+import { tickets } from './routes/tickets.js';
+import { webhooks } from './routes/webhooks.js';
 import { waitingRoom } from './routes/waiting-room.js';
 
 const HTTP_PROBLEMS: Record<number, [string, string]> = {
@@ -77,7 +81,10 @@ export function createApp(deps: AppDeps) {
   });
   // No per-request timer here (it costs a tenth of the hot path): Redis calls fail after REDIS_COMMAND_TIMEOUT_MS and
   // Postgres statements after REQUEST_TIMEOUT_MS, so a stalled dependency still answers 503 quickly.
+  app.use('/api/*', noCardData());
   const auth = createAuth(deps.config.jwtSecret);
+  app.use('/api/payments', auth());
+  app.use('/api/tickets/*', auth({ gate: true }));
   app.use('/api/bookings', auth());
   app.use('/api/bookings/*', auth());
   app.use('/api/admin/*', auth({ admin: true }));
@@ -88,6 +95,9 @@ export function createApp(deps: AppDeps) {
   app.route('/', events);
   app.route('/', bookings);
   app.route('/', waitingRoom);
+  app.route('/', payments);
+  app.route('/', tickets);
+  app.route('/', webhooks);
   app.route('/', pages);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });

@@ -5,6 +5,8 @@ import type { Metrics } from '../platform/metrics.js';
 
 export type ApiConfig = {
   jwtSecret: string;
+  /** Stripe webhook signing secrets (two during a rotation); none = the webhook route answers 404. */
+  stripeWebhookSecrets?: string[];
   bodyLimitBytes: number;
   requestTimeoutMs: number;
 };
@@ -19,7 +21,7 @@ export type AppDeps = {
   checks: { redis: () => Promise<unknown>; postgres: () => Promise<unknown> };
 };
 
-export type AuthUser = { id: UserId; admin: boolean };
+export type AuthUser = { id: UserId; admin: boolean; gate: boolean };
 
 export type AppEnv = {
   Variables: {

@@ -10,7 +10,12 @@ runMain(async () => {
     engine: rt.engine,
     log,
     metrics: createMetrics('api'),
-    config: { jwtSecret: config.JWT_SECRET, bodyLimitBytes: config.BODY_LIMIT_BYTES, requestTimeoutMs: config.REQUEST_TIMEOUT_MS },
+    config: {
+      jwtSecret: config.JWT_SECRET,
+      bodyLimitBytes: config.BODY_LIMIT_BYTES,
+      requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
+      stripeWebhookSecrets: config.PAYMENTS_PROVIDER === 'stripe' ? config.STRIPE_WEBHOOK_SECRET!.split(',').map((s) => s.trim()) : [],
+    },
     checks: { redis: () => rt.redis.ping(), postgres: () => rt.pg.query('SELECT 1') },
   });
   const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) => {

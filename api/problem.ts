@@ -36,6 +36,10 @@ export const DOMAIN_HTTP = {
   QUEUE_CLOSED: [409, 'Waiting room closed'],
   QUEUE_NOT_FOUND: [404, 'Queue place not found'],
   QUEUE_LEFT: [409, 'You left this waiting room'],
+  BOOKING_NOT_PAYABLE: [409, 'Booking not payable'],
+  REFUND_NOT_ALLOWED: [409, 'Refund not possible'],
+  TICKETS_NOT_READY: [409, 'Tickets not available yet'],
+  IDEMPOTENCY_IN_PROGRESS: [409, 'Request in progress'],
 } as const satisfies Record<DomainErrorCode, readonly [ContentfulStatusCode, string]>;
 
 /** `INSUFFICIENT_INVENTORY` -> `/problems/insufficient-inventory` */

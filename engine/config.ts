@@ -7,6 +7,14 @@ export type EngineConfig = {
   catalogCacheMs: number;
   /** HMAC key of admission passes (waiting room). */
   admissionSecret: string;
+  /** HMAC key of ticket codes (the QR codes checked at the gate). At least 32 bytes. */
+  ticketSecret: string;
+  /** Payment attempts per booking before it is cancelled. */
+  paymentMaxAttempts: number;
+  /** A hold being paid lives at least this long after the payment started. */
+  paymentWindowMs: number;
+  /** Refunds are automatic until this many hours before the event; later an admin decides. */
+  refundCutoffHours: number;
 };
 
 export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
@@ -15,4 +23,8 @@ export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
   defaultMaxTicketsPerUser: 8,
   catalogCacheMs: 5_000,
   admissionSecret: 'floodgate-dev-admission-secret',
+  ticketSecret: 'floodgate-dev-ticket-secret-change-me-please-32b',
+  paymentMaxAttempts: 3,
+  paymentWindowMs: 120_000,
+  refundCutoffHours: 24,
 };

@@ -25,7 +25,11 @@ export type DomainErrorCode =
   | 'ADMISSION_REQUIRED'
   | 'QUEUE_CLOSED'
   | 'QUEUE_NOT_FOUND'
-  | 'QUEUE_LEFT';
+  | 'QUEUE_LEFT'
+  | 'BOOKING_NOT_PAYABLE'
+  | 'REFUND_NOT_ALLOWED'
+  | 'TICKETS_NOT_READY'
+  | 'IDEMPOTENCY_IN_PROGRESS';
 
 export class DomainError<C extends DomainErrorCode = DomainErrorCode> extends Error {
   constructor(

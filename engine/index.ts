@@ -6,6 +6,10 @@ import { createHolds } from './holds/holds.js';
 import { createInventory } from './inventory/inventory.js';
 import { createOutbox } from './outbox/outbox.js';
 import { createWaitingRoom, type QueueSettings } from './waiting-room/waiting-room.js';
+import { createPayments } from './payments/payments.js';
+import { createRefunds } from './payments/refunds.js';
+import { createTickets } from './tickets/tickets.js';
+import { createIdempotency } from './idempotency.js';
 
 export function createEngine(d: EngineDeps) {
   const catalog = createCatalog(d);
@@ -14,6 +18,10 @@ export function createEngine(d: EngineDeps) {
   const bookings = createBookings(d, catalog, holds);
   const outbox = createOutbox(d);
   const waitingRoom = createWaitingRoom(d);
+  const payments = createPayments(d, holds);
+  const refunds = createRefunds(d);
+  const tickets = createTickets(d, catalog, bookings);
+  const idempotency = createIdempotency(d);
   return {
     deps: d,
     catalog,
@@ -22,6 +30,10 @@ export function createEngine(d: EngineDeps) {
     bookings,
     outbox,
     waitingRoom,
+    payments,
+    refunds,
+    tickets,
+    idempotency,
     /** Creates an event in Postgres, arms its inventory in Redis, and sets its waiting room if asked. */
     async createEvent(input: EventInput & { queue?: QueueSettings | undefined }) {
       const event = await catalog.create(input);
@@ -51,3 +63,7 @@ export type { Reservation, CreateBooking } from './booking/bookings.js';
 export type { BookingState } from './booking/states.js';
 export type { OutboxEntry } from './outbox/outbox.js';
 export type { QueueSettings, QueueStatus } from './waiting-room/waiting-room.js';
+export type { PayResult, PaymentAttempt } from './payments/payments.js';
+export type { PaymentProvider } from './payments/provider.js';
+export type { JobSink } from './jobs.js';
+export type { GateResult } from './tickets/tickets.js';

@@ -22,6 +22,7 @@ export const Reply = {
   NOT_OWNER: -21,
   NOT_RELEASABLE: -22,
   HOLD_EXPIRED: -23,
+  GONE: -24,
   // waiting room
   JOINED: 1,
   ALREADY_IN: 2,

@@ -5,7 +5,9 @@ import { createEngine, type Engine } from '../engine/index.js';
 import { loadConfig, type Config } from './config.js';
 import { createLogger } from './logger.js';
 import { createPool, type Pool } from './pg.js';
-import { createRedis, type RedisClient, type RedisRole } from './redis.js';
+import { createBullConnection, createRedis, type RedisClient, type RedisRole } from './redis.js';
+import { createPaymentProvider } from '../workers/providers.js';
+import { createJobSink } from '../workers/queues.js';
 import { createShutdown } from './shutdown.js';
 
 export type Runtime = {
@@ -14,6 +16,10 @@ export type Runtime = {
   redis: RedisClient;
   pg: Pool;
   engine: Engine;
+  /** BullMQ's connection, and the queues the engine enqueues on. */
+  bull: RedisClient;
+  jobs: ReturnType<typeof createJobSink>;
+  bullPrefix: string;
   shutdown: ReturnType<typeof createShutdown>;
 };
 
@@ -29,21 +35,32 @@ export async function boot(service: 'api' | 'workers', role: RedisRole, env?: Re
   shutdown.add('redis', () => redis.quit());
   const pg = createPool({ url: config.DATABASE_URL, schema: config.PG_SCHEMA, max: config.PG_POOL_MAX });
   shutdown.add('postgres', () => pg.end());
+  const bull = createBullConnection({ url: config.REDIS_URL, clusterNodes: config.REDIS_CLUSTER_NODES });
+  shutdown.add('bullmq connection', () => bull.quit());
+  const bullPrefix = `${config.KEY_NAMESPACE}:bull`;
+  const jobs = createJobSink(bull, bullPrefix, { sms: config.SMS_PROVIDER !== 'none' });
+  shutdown.add('queues', () => jobs.close());
   const engine = createEngine({
     ns: asNamespace(config.KEY_NAMESPACE),
     redis,
     pg,
     clock: systemClock,
     log,
+    provider: createPaymentProvider(config, redis),
+    jobs,
     config: {
       holdTtlMs: config.HOLD_TTL_MS,
       idempotencyTtlMs: config.IDEMPOTENCY_TTL_MS,
       defaultMaxTicketsPerUser: config.MAX_TICKETS_PER_USER,
       catalogCacheMs: 5_000,
       admissionSecret: config.ADMISSION_SECRET,
+      ticketSecret: config.TICKET_SECRET,
+      paymentMaxAttempts: config.PAYMENT_MAX_ATTEMPTS,
+      paymentWindowMs: config.PAYMENT_WINDOW_MS,
+      refundCutoffHours: config.REFUND_CUTOFF_HOURS,
     },
   });
-  return { config, log, redis, pg, engine, shutdown };
+  return { config, log, redis, pg, engine, bull, jobs, bullPrefix, shutdown };
 }
 
 /** Runs main(), printing configuration problems plainly and exiting 1 on a failed start. */

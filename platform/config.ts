@@ -4,6 +4,9 @@ const bool = z.enum(['true', 'false']).transform((v) => v === 'true');
 const int = (def: number, min = 1) => z.coerce.number().int().min(min).default(def);
 const DEV_JWT_SECRET = 'floodgate-dev-secret-change-me-in-production';
 const DEV_ADMISSION_SECRET = 'floodgate-dev-admission-secret-change-me';
+const DEV_TICKET_SECRET = 'floodgate-dev-ticket-secret-change-me-please-32b';
+/** An optional setting: empty means unset (docker-compose passes unset variables as ""). */
+const optional = <T extends z.ZodType>(t: T) => z.preprocess((v) => (v === '' ? undefined : v), t.optional());
 
 /** Every setting, from the environment. Defaults make `npm start` work on a developer machine. */
 const Env = z
@@ -30,17 +33,55 @@ const Env = z
     BODY_LIMIT_BYTES: int(16 * 1024),
     REDIS_COMMAND_TIMEOUT_MS: int(1000),
     REQUEST_TIMEOUT_MS: int(5000),
-    WORKERS: z.string().default('persist,sweeper,admission'),
+    WORKERS: z.string().default('persist,sweeper,admission,payment,notify,refund'),
     SWEEP_INTERVAL_MS: int(2000),
     PERSIST_BATCH_SIZE: int(500),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     DEMO_EVENT: bool.default(true),
+    /** HMAC key of ticket codes (QR codes checked at the gate); at least 32 characters. */
+    TICKET_SECRET: z.string().min(32, 'at least 32 characters').default(DEV_TICKET_SECRET),
+    PAYMENTS_PROVIDER: z.enum(['simulated', 'stripe']).default('simulated'),
+    PAYMENT_MAX_ATTEMPTS: int(3),
+    /** A hold being paid lives at least this long after the payment started. */
+    PAYMENT_WINDOW_MS: int(120_000),
+    /** Simulated provider: answer latency, "min" or "min-max" in ms. */
+    SIMULATED_LATENCY_MS: z.string().regex(/^\d+(-\d+)?$/).default('0'),
+    STRIPE_SECRET_KEY: optional(z.string().startsWith('sk_', 'a Stripe secret key (sk_...)')),
+    /** Webhook signing secrets (whsec_...), comma-separated: two during a rotation. */
+    STRIPE_WEBHOOK_SECRET: optional(z.string()),
+    /** Where the Stripe API is (tests point it at a local double). Default: Stripe's. */
+    STRIPE_API_URL: optional(z.string().url()),
+    REFUND_CUTOFF_HOURS: int(24, 0),
+    MAIL_PROVIDER: z.enum(['outbox', 'sendgrid', 'smtp']).default('outbox'),
+    MAIL_FROM: z.string().email().default('tickets@floodgate.local'),
+    OUTBOX_DIR: z.string().default('.outbox'),
+    SENDGRID_API_KEY: optional(z.string()),
+    SENDGRID_BASE_URL: optional(z.string().url()),
+    SMTP_URL: optional(z.string().url()),
+    SMS_PROVIDER: z.enum(['none', 'log']).default('none'),
+    /** The workers' /metrics port (0 = none). */
+    METRICS_PORT: int(0, 0),
     /** Where `npm start` keeps the Redis and Postgres it starts itself (when none answers). */
     DATA_DIR: z.string().default('.data'),
   })
   .superRefine((e, ctx) => {
     if (e.NODE_ENV === 'production' && e.JWT_SECRET === DEV_JWT_SECRET) {
       ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'must be set in production' });
+    }
+    if (e.NODE_ENV === 'production' && e.TICKET_SECRET === DEV_TICKET_SECRET) {
+      ctx.addIssue({ code: 'custom', path: ['TICKET_SECRET'], message: 'must be set in production' });
+    }
+    if (e.PAYMENTS_PROVIDER === 'stripe' && !e.STRIPE_SECRET_KEY) {
+      ctx.addIssue({ code: 'custom', path: ['STRIPE_SECRET_KEY'], message: 'required when PAYMENTS_PROVIDER=stripe' });
+    }
+    if (e.PAYMENTS_PROVIDER === 'stripe' && !e.STRIPE_WEBHOOK_SECRET) {
+      ctx.addIssue({ code: 'custom', path: ['STRIPE_WEBHOOK_SECRET'], message: 'required when PAYMENTS_PROVIDER=stripe' });
+    }
+    if (e.MAIL_PROVIDER === 'sendgrid' && !e.SENDGRID_API_KEY) {
+      ctx.addIssue({ code: 'custom', path: ['SENDGRID_API_KEY'], message: 'required when MAIL_PROVIDER=sendgrid' });
+    }
+    if (e.MAIL_PROVIDER === 'smtp' && !e.SMTP_URL) {
+      ctx.addIssue({ code: 'custom', path: ['SMTP_URL'], message: 'required when MAIL_PROVIDER=smtp' });
     }
     if (e.NODE_ENV === 'production' && e.ADMISSION_SECRET === DEV_ADMISSION_SECRET) {
       ctx.addIssue({ code: 'custom', path: ['ADMISSION_SECRET'], message: 'must be set in production' });

@@ -4,14 +4,16 @@ import pg from 'pg';
 import { test as base } from 'vitest';
 import { migrate } from '../db/migrate.js';
 import { fakeClock, type FakeClock } from '../engine/clock.js';
-import { DEFAULT_ENGINE_CONFIG, type EngineConfig } from '../engine/config.js';
 import { asNamespace, type Namespace } from '../engine/ids.js';
 import { createEngine, type Engine } from '../engine/index.js';
 import { loadCommands } from '../lua/commands.js';
 import { createPool, type Pool } from '../platform/pg.js';
+import { createSimulatedProvider } from '../workers/payment/providers/simulated.js';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from './env.js';
+import { TEST_ENGINE_CONFIG } from './config.js';
+import { recordingJobs, type RecordingJobs } from './jobs.js';
 
-export const TEST_ENGINE_CONFIG: EngineConfig = { ...DEFAULT_ENGINE_CONFIG, holdTtlMs: 60_000, catalogCacheMs: 60_000 };
+export { TEST_ENGINE_CONFIG } from './config.js';
 
 export const newNamespace = (): Namespace => asNamespace(`t_${randomBytes(5).toString('hex')}`);
 
@@ -41,7 +43,7 @@ export async function dropSchema(schema: string): Promise<void> {
   }
 }
 
-export type Fixtures = { ns: Namespace; redis: Redis; pg: Pool; clock: FakeClock; engine: Engine };
+export type Fixtures = { ns: Namespace; redis: Redis; pg: Pool; clock: FakeClock; jobs: RecordingJobs; engine: Engine };
 
 /**
  * File-scoped fixtures: each test file gets its own Redis key namespace and Postgres schema (so files run in
@@ -69,8 +71,15 @@ export const it = base.extend<Fixtures>({
     { scope: 'file' },
   ],
   clock: [async ({}, use) => use(fakeClock()), { scope: 'file' }],
+  jobs: [async ({}, use) => use(recordingJobs()), { scope: 'file' }],
   engine: [
-    async ({ ns, redis, pg, clock }, use) => use(createEngine({ ns, redis, pg, clock, config: TEST_ENGINE_CONFIG })),
+    async ({ ns, redis, pg, clock, jobs }, use) =>
+      use(
+        createEngine({
+          ns, redis, pg, clock, config: TEST_ENGINE_CONFIG, jobs: jobs.sink,
+          provider: createSimulatedProvider({ redis, prefix: ns, timeoutMs: 300 }),
+        }),
+      ),
     { scope: 'file' },
   ],
 });

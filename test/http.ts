@@ -1,10 +1,11 @@
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { createApp } from '../api/app.js';
 import type { Engine } from '../engine/index.js';
 import { createMetrics, type Metrics } from '../platform/metrics.js';
 import { devToken } from '../scripts/dev-token.js';
+import { REDACT_PATHS } from '../platform/logger.js';
 
 export const TEST_JWT_SECRET = 'test-secret-0123456789abcdef';
 
@@ -12,13 +13,21 @@ export const token = (userId: string, opts: { admin?: boolean; ttlSeconds?: numb
   devToken(TEST_JWT_SECRET, userId, opts);
 
 /** The real app on a real HTTP port (127.0.0.1, random port), wired to a test engine. */
-export async function startApi(engine: Engine, over: { bodyLimitBytes?: number; requestTimeoutMs?: number } = {}) {
+export async function startApi(
+  engine: Engine,
+  over: { bodyLimitBytes?: number; requestTimeoutMs?: number; log?: Logger; stripeWebhookSecrets?: string[] } = {},
+) {
   const metrics: Metrics = createMetrics('api');
   const app = createApp({
     engine,
-    log: pino({ level: 'silent' }),
+    log: over.log ?? pino({ level: 'silent' }),
     metrics,
-    config: { jwtSecret: TEST_JWT_SECRET, bodyLimitBytes: over.bodyLimitBytes ?? 16 * 1024, requestTimeoutMs: over.requestTimeoutMs ?? 5000 },
+    config: {
+      jwtSecret: TEST_JWT_SECRET,
+      bodyLimitBytes: over.bodyLimitBytes ?? 16 * 1024,
+      requestTimeoutMs: over.requestTimeoutMs ?? 5000,
+      stripeWebhookSecrets: over.stripeWebhookSecrets ?? [],
+    },
     checks: { redis: () => engine.deps.redis.ping(), postgres: () => engine.deps.pg.query('SELECT 1') },
   });
   const server: ServerType = await new Promise((resolve) => {
@@ -52,3 +61,13 @@ export async function startApi(engine: Engine, over: { bodyLimitBytes?: number; 
   };
 }
 export type TestApi = Awaited<ReturnType<typeof startApi>>;
+
+/** A logger writing JSON lines into memory (to check what reaches the logs), with Floodgate's redaction. */
+export function memoryLogger(level = 'debug') {
+  const lines: string[] = [];
+  const log = pino(
+    { level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } },
+    { write: (s: string) => void lines.push(s) },
+  );
+  return { log, lines };
+}

@@ -1,11 +1,15 @@
 import { boot, runMain } from '../platform/boot.js';
 import { createMetrics } from '../platform/metrics.js';
-import { createBullConnection } from '../platform/redis.js';
+import { serve } from '@hono/node-server';
+import { Hono } from 'hono';
+import type { Metrics } from '../platform/metrics.js';
+import { createMailer, createSms } from './providers.js';
+import { startJobWorkers } from './processors.js';
 import { createAdmissionWorker } from './admission/admission.js';
 import { createPersistWorker } from './persist/persist.js';
 import { startSweeper } from './sweeper/sweeper.js';
 
-const KNOWN = ['persist', 'sweeper', 'admission'] as const;
+const KNOWN = ['persist', 'sweeper', 'admission', 'payment', 'notify', 'refund'] as const;
 
 runMain(async () => {
   const rt = await boot('workers', 'worker');
@@ -21,12 +25,10 @@ runMain(async () => {
     shutdown.add('persist', () => persist.stop());
   }
   if (wanted.includes('sweeper')) {
-    const bull = createBullConnection({ url: config.REDIS_URL, clusterNodes: config.REDIS_CLUSTER_NODES });
-    shutdown.add('bullmq connection', () => bull.quit());
     const sweeper = await startSweeper({
       engine,
-      connection: bull,
-      prefix: `${config.KEY_NAMESPACE}:bull`,
+      connection: rt.bull,
+      prefix: rt.bullPrefix,
       intervalMs: config.SWEEP_INTERVAL_MS,
       log: log.child({ worker: 'sweeper' }),
       metrics,
@@ -38,6 +40,27 @@ runMain(async () => {
     admission.start();
     shutdown.add('admission', () => admission.stop());
   }
+  const jobQueues = (['payment', 'notify', 'refund'] as const).filter((q) => wanted.includes(q));
+  if (jobQueues.length) {
+    const jobWorkers = startJobWorkers(
+      { engine, log: log.child({ worker: 'jobs' }), metrics, mailer: createMailer(config), sms: createSms(config, log), mailFrom: config.MAIL_FROM },
+      rt.bull,
+      rt.bullPrefix,
+      jobQueues,
+    );
+    shutdown.add('job workers', () => jobWorkers.stop());
+  }
+  if (config.METRICS_PORT) {
+    const server = serve({ fetch: metricsApp(metrics).fetch, hostname: config.HOST, port: config.METRICS_PORT });
+    shutdown.add('metrics server', () => new Promise<void>((r) => server.close(() => r())));
+  }
   log.info({ workers: wanted }, 'workers running');
   shutdown.listen();
 });
+
+/** The workers' /metrics and /health, for Prometheus and the container healthcheck. */
+function metricsApp(metrics: Metrics) {
+  return new Hono()
+    .get('/health', (c) => c.json({ status: 'ok' }))
+    .get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));
+}

@@ -24,7 +24,8 @@ describe('booking state machine', () => {
     );
     expect(BOOKING_STATES.filter(isFinal).sort()).toEqual(['CANCELLED', 'EXPIRED', 'FAILED', 'REFUNDED']);
     expect(canTransition('REFUND_DENIED', 'CONFIRMED')).toBe(true);
-    expect(canTransition('EXPIRED', 'CONFIRMED')).toBe(false);
+    expect(canTransition('EXPIRED', 'CONFIRMED')).toBe(true); // a late payment re-taking its seats
+    expect(canTransition('CANCELLED', 'CONFIRMED')).toBe(false);
   });
 
   describe('in Postgres', () => {

@@ -27,7 +27,8 @@ export const TRANSITIONS = {
   REFUND_DENIED: ['CONFIRMED'],
   REFUNDED: [],
   CANCELLED: [],
-  EXPIRED: [],
+  // a payment that lands after the reservation expired re-takes the same seats if they are still free
+  EXPIRED: ['CONFIRMED'],
   FAILED: [],
 } as const satisfies Record<BookingState, readonly BookingState[]>;
 
@@ -50,6 +51,7 @@ export const HOLDS = {
 export const canTransition = (from: BookingState, to: BookingState): boolean =>
   (TRANSITIONS[from] as readonly BookingState[]).includes(to);
 
-export const isFinal = (s: BookingState): boolean => TRANSITIONS[s].length === 0;
+/** No further state changes (EXPIRED only moves again for a late payment that re-takes its seats). */
+export const isFinal = (s: BookingState): boolean => TRANSITIONS[s].length === 0 || s === 'EXPIRED';
 
 export const isBookingState = (s: string): s is BookingState => (BOOKING_STATES as readonly string[]).includes(s);

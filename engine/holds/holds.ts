@@ -223,7 +223,7 @@ export function createHolds(d: EngineDeps) {
         seats: seatList(h.s),
         expiresAtMs: Number(h.x),
         createdAtMs: Number(h.c),
-        state: h.st as 'held' | 'sold',
+        state: h.st as 'held' | 'paying' | 'sold',
       };
     },
   };

@@ -4,7 +4,14 @@ import type { BookingId, EventId, TierId, UserId } from '../ids.js';
 import { eventKeys } from '../keys.js';
 
 /** Domain events the scripts append to each event's outbox stream, in the same script as the change. */
-export const OUTBOX_TYPES = ['BookingCreated', 'BookingCancelled', 'BookingFailed', 'ReservationExpired', 'BookingConfirmed'] as const;
+export const OUTBOX_TYPES = [
+  'BookingCreated',
+  'BookingCancelled',
+  'BookingFailed',
+  'ReservationExpired',
+  'BookingConfirmed',
+  'BookingRefunded',
+] as const;
 export type OutboxType = (typeof OUTBOX_TYPES)[number];
 
 export type OutboxEntry = {
@@ -21,6 +28,8 @@ export type OutboxEntry = {
   expiresAtMs?: number;
   reason?: string;
   paymentRef?: string;
+  /** BookingConfirmed of a payment that landed after the hold expired and re-took its tickets. */
+  retaken?: boolean;
 };
 
 const GROUP = 'persist';
@@ -46,6 +55,7 @@ export function parseEntry(id: string, fields: string[]): OutboxEntry {
   if (f.expiresAtMs) e.expiresAtMs = Number(f.expiresAtMs);
   if (f.reason) e.reason = f.reason;
   if (f.paymentRef) e.paymentRef = f.paymentRef;
+  if (f.retaken === '1') e.retaken = true;
   return e;
 }
 

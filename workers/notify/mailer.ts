@@ -15,7 +15,7 @@ export type Mail = {
 };
 
 export type Mailer = {
-  readonly name: 'outbox' | 'sendgrid';
+  readonly name: 'outbox' | 'sendgrid' | 'smtp';
   /** Resolves when the transport accepted the message; throws on failure (the caller retries). */
   send(mail: Mail): Promise<{ messageId: string }>;
 };

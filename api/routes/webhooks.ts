@@ -1,0 +1,51 @@
+import { Hono } from 'hono';
+import { WebhookSignatureError, verifyStripeWebhook } from '../../workers/payment/providers/stripe.js';
+import type { BookingId } from '../../engine/ids.js';
+import type { AppEnv } from '../env.js';
+import { problem } from '../problem.js';
+
+type PaymentIntentLike = { id: string; status?: string; metadata?: { bookingId?: string; attempt?: string } };
+
+/**
+ * Stripe webhooks: the signature is checked on the raw body (two secrets during a rotation), each event is handled once
+ * (its id is recorded), and handling only moves things forward, so duplicates and any order are harmless.
+ */
+export const webhooks = new Hono<AppEnv>().post('/api/webhooks/stripe', async (c) => {
+  const { engine, config, log } = c.var.deps;
+  const secrets = config.stripeWebhookSecrets ?? [];
+  if (secrets.length === 0) return problem(c, 404, { type: '/problems/not-found', title: 'Not found', detail: 'Stripe is not the payment provider here' });
+  const raw = await c.req.text();
+  let event;
+  try {
+    event = verifyStripeWebhook({ secrets, rawBody: raw, signature: c.req.header('stripe-signature') });
+  } catch (err) {
+    if (err instanceof WebhookSignatureError) {
+      log.warn({ reason: err.reason, requestId: c.var.requestId }, 'stripe webhook signature rejected');
+      return problem(c, 400, { type: '/problems/webhook-signature', title: 'Invalid webhook signature', detail: err.reason });
+    }
+    throw err;
+  }
+  const { rowCount } = await engine.deps.pg.query('INSERT INTO webhook_events (id, type) VALUES ($1, $2) ON CONFLICT DO NOTHING', [event.id, event.type]);
+  if (rowCount === 0) return c.json({ received: true, duplicate: true });
+  const pi = event.data.object as PaymentIntentLike;
+  // the attempt: by the PaymentIntent id, or by its metadata when the request that created it died before recording it
+  let attempt = pi.id?.startsWith('pi_') ? await engine.payments.byProviderRef(pi.id) : null;
+  if (!attempt && pi.metadata?.bookingId && /^bk_[a-z0-9]{12}_[a-z0-9]{16}$/.test(pi.metadata.bookingId)) {
+    const n = Number(pi.metadata.attempt);
+    attempt = (await engine.payments.attempts(pi.metadata.bookingId as BookingId)).find((a) => a.attempt === n) ?? null;
+  }
+  if (attempt) {
+    switch (event.type) {
+      case 'payment_intent.amount_capturable_updated':
+      case 'payment_intent.succeeded':
+        // the authorization (or capture) landed: finish the booking if the request that started it did not
+        if (attempt.status === 'pending' || attempt.status === 'authorized') await engine.payments.complete(attempt.bookingId, attempt.attempt, pi.id);
+        break;
+      case 'payment_intent.payment_failed':
+      case 'payment_intent.canceled':
+        // the request (or the settle job) records declines with their details; nothing to move forward here
+        break;
+    }
+  }
+  return c.json({ received: true });
+});

@@ -1,0 +1,274 @@
+import { Reply } from '../../lua/codes.js';
+import { withTx, type Queryable } from '../../platform/pg.js';
+import { getBooking, insertBooking, transition, type Booking } from '../booking/bookings-repo.js';
+import { markerOf } from '../booking/persist.js';
+import type { EngineDeps } from '../deps.js';
+import { DomainError } from '../errors.js';
+import type { Holds } from '../holds/holds.js';
+import { eventOfBooking, type BookingId, type UserId } from '../ids.js';
+import { NO_JOBS } from '../jobs.js';
+import { eventKeys } from '../keys.js';
+import type { PaymentProvider } from './provider.js';
+
+export type PaymentAttempt = {
+  bookingId: BookingId;
+  attempt: number;
+  provider: string;
+  status: 'pending' | 'authorized' | 'captured' | 'declined' | 'failed' | 'cancelled' | 'refunded';
+  providerRef: string | null;
+  declineCode: string | null;
+  note: string | null;
+  amount: number;
+  currency: string;
+  createdAt: string;
+};
+
+export type PayResult =
+  | { outcome: 'succeeded'; paymentId: string; bookingStatus: 'CONFIRMED' }
+  | { outcome: 'declined'; paymentId: string; code: string; message: string; attemptsLeft: number; bookingStatus: 'PAYMENT_FAILED' | 'CANCELLED' }
+  /** The provider did not answer: the attempt stays open; a retry (or the settle job) finishes it. */
+  | { outcome: 'pending'; paymentId: string }
+  /** The money came too late for the seats: the authorization was cancelled (or the capture refunded). */
+  | { outcome: 'returned'; paymentId: string; reason: string };
+
+export const paymentIdOf = (bookingId: string, attempt: number) => `${bookingId}.a${attempt}`;
+const keyOf = (bookingId: string, attempt: number, step: string) => `${bookingId}:a${attempt}:${step}`;
+
+type AttemptRow = {
+  booking_id: string; attempt: number; provider: string; status: PaymentAttempt['status']; provider_ref: string | null;
+  decline_code: string | null; note: string | null; amount: string; currency: string; created_at: Date;
+};
+const toAttempt = (r: AttemptRow): PaymentAttempt => ({
+  bookingId: r.booking_id as BookingId, attempt: r.attempt, provider: r.provider, status: r.status, providerRef: r.provider_ref,
+  declineCode: r.decline_code, note: r.note, amount: Number(r.amount), currency: r.currency, createdAt: r.created_at.toISOString(),
+});
+
+export async function attemptsOf(db: Queryable, bookingId: BookingId): Promise<PaymentAttempt[]> {
+  const { rows } = await db.query<AttemptRow>('SELECT * FROM payments WHERE booking_id = $1 ORDER BY attempt', [bookingId]);
+  return rows.map(toAttempt);
+}
+
+/** Moves an attempt forward only from the states given (the guard makes every step safe to repeat). */
+async function setAttempt(
+  db: Queryable,
+  bookingId: string,
+  attempt: number,
+  from: PaymentAttempt['status'][],
+  to: PaymentAttempt['status'],
+  extra: { providerRef?: string | undefined; declineCode?: string | undefined; note?: string | undefined } = {},
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE payments SET status = $4, provider_ref = COALESCE($5, provider_ref), decline_code = COALESCE($6, decline_code),
+            note = COALESCE($7, note), updated_at = now()
+      WHERE booking_id = $1 AND attempt = $2 AND status = ANY($3::text[])`,
+    [bookingId, attempt, from, to, extra.providerRef ?? null, extra.declineCode ?? null, extra.note ?? null],
+  );
+  return rowCount === 1;
+}
+
+export function createPayments(d: EngineDeps, holds: Holds) {
+  const provider = (): PaymentProvider => {
+    if (!d.provider) throw new Error('no payment provider configured');
+    return d.provider;
+  };
+  const jobs = d.jobs ?? NO_JOBS;
+  const cfg = d.config;
+
+  /** The booking as Postgres has it, recording it first from its live hold if the persist worker has not yet. */
+  async function recorded(bookingId: BookingId): Promise<Booking | null> {
+    const b = await getBooking(d.pg, bookingId);
+    if (b) return b;
+    const eventId = eventOfBooking(bookingId);
+    const h = await holds.get(eventId, bookingId);
+    if (!h) return null;
+    await withTx(d.pg, async (tx) => {
+      // the marker makes the persist worker skip this hold's BookingCreated when it gets there
+      const { rowCount } = await tx.query('INSERT INTO processed_events (key) VALUES ($1) ON CONFLICT DO NOTHING', [
+        markerOf({ bookingId, type: 'BookingCreated' } as never),
+      ]);
+      if (rowCount === 1) {
+        await insertBooking(tx, { bookingId, eventId, tierId: h.tierId, userId: h.userId, ticketCount: h.ticketCount, seats: h.seats,
+          expiresAtMs: h.expiresAtMs, createdAtMs: h.createdAtMs }, 'RESERVED');
+      }
+    });
+    return getBooking(d.pg, bookingId);
+  }
+
+  async function decline(b: Booking, attempt: number, code: string, message: string): Promise<PayResult> {
+    const attemptsLeft = Math.max(0, cfg.paymentMaxAttempts - attempt);
+    const cancel = attemptsLeft === 0;
+    await withTx(d.pg, async (tx) => {
+      await setAttempt(tx, b.bookingId, attempt, ['pending'], 'declined', { declineCode: code, note: message });
+      await transition(tx, b.bookingId, ['PAYMENT_PENDING'], 'PAYMENT_FAILED', `declined: ${code}`);
+      if (cancel) await transition(tx, b.bookingId, ['PAYMENT_FAILED'], 'CANCELLED', 'payment_failed', 'payment declined too many times');
+    });
+    const eventId = eventOfBooking(b.bookingId);
+    if (cancel) {
+      // the seats go back at once
+      await holds.release(eventId, b.bookingId, { system: 'BookingCancelled', reason: 'payment_failed', states: ['paying', 'held'] }).catch(ignoreGone);
+    } else {
+      const k = eventKeys(d.ns, eventId);
+      await d.redis.payHold(k.hold(b.bookingId), k.expiry, b.bookingId, '', d.clock.now(), 0, 'decline');
+    }
+    return { outcome: 'declined', paymentId: paymentIdOf(b.bookingId, attempt), code, message, attemptsLeft, bookingStatus: cancel ? 'CANCELLED' : 'PAYMENT_FAILED' };
+  }
+
+  /**
+   * Finishes an authorized attempt: the seats are sold in Redis (or, if the hold expired meanwhile, the same seats are
+   * re-taken when still free), then the money is captured and the booking CONFIRMED. If the seats are gone the
+   * authorization is cancelled: no money is kept without a ticket. Safe to run again at any point.
+   */
+  async function complete(bookingId: BookingId, attempt: number, paymentRef: string): Promise<PayResult> {
+    const paymentId = paymentIdOf(bookingId, attempt);
+    const b = (await getBooking(d.pg, bookingId))!;
+    const a = (await attemptsOf(d.pg, bookingId)).find((x) => x.attempt === attempt)!;
+    if (a.status === 'captured') return { outcome: 'succeeded', paymentId, bookingStatus: 'CONFIRMED' };
+    if (a.status === 'cancelled') return { outcome: 'returned', paymentId, reason: a.note ?? 'the authorization was cancelled' };
+    await setAttempt(d.pg, bookingId, attempt, ['pending'], 'authorized', { providerRef: paymentRef });
+
+    const eventId = eventOfBooking(bookingId);
+    let late = false;
+    try {
+      await holds.confirm(eventId, bookingId, paymentRef);
+    } catch (err) {
+      if (!(err instanceof DomainError) || (err.code !== 'HOLD_EXPIRED' && err.code !== 'BOOKING_NOT_FOUND')) throw err;
+      late = true;
+    }
+    if (late) {
+      const k = eventKeys(d.ns, eventId);
+      const [code] = await d.redis.retakeHold(k.inv, k.sec, k.smap, k.hold(bookingId), k.expiry, k.buyers, k.outbox, eventId, bookingId,
+        b.userId, b.tierId, b.ticketCount, b.seats.join(','), d.clock.now(), paymentRef);
+      if (code === Reply.GONE) {
+        const reason = 'the payment arrived after the reservation expired and its seats were taken by then; the authorization was cancelled, no money was taken';
+        const cancelled = await provider().cancel(paymentRef, keyOf(bookingId, attempt, 'cancel'));
+        if (cancelled.outcome !== 'cancelled') throw new Error(`cancelling authorization ${paymentRef}: ${cancelled.message}`);
+        await withTx(d.pg, async (tx) => {
+          await setAttempt(tx, bookingId, attempt, ['pending', 'authorized'], 'cancelled', { note: reason });
+          await tx.query('UPDATE bookings SET failure_reason = $2, updated_at = now() WHERE id = $1', [bookingId, reason]);
+          // a booking still PAYMENT_PENDING here expires (its hold did)
+          await transition(tx, bookingId, ['PAYMENT_PENDING'], 'EXPIRED', 'payment too late');
+        });
+        return { outcome: 'returned', paymentId, reason };
+      }
+    }
+    const captured = await provider().capture(paymentRef, keyOf(bookingId, attempt, 'capture'));
+    if (captured.outcome === 'unavailable') {
+      // the seats are sold and the money authorized; the settle job captures once the provider answers
+      await jobs.settlePayment(bookingId, attempt, 5_000);
+    } else if (captured.outcome === 'failed') {
+      throw new Error(`capture of ${paymentRef} failed: ${captured.message}`);
+    }
+    await withTx(d.pg, async (tx) => {
+      if (captured.outcome === 'captured') await setAttempt(tx, bookingId, attempt, ['pending', 'authorized'], 'captured', { providerRef: paymentRef });
+      await transition(tx, bookingId, ['RESERVED', 'PAYMENT_FAILED'], 'PAYMENT_PENDING', 'payment');
+      await transition(tx, bookingId, ['PAYMENT_PENDING', 'EXPIRED'], 'CONFIRMED', late ? `payment ${paymentRef} (late; seats re-taken)` : `payment ${paymentRef}`);
+    });
+    await jobs.deliverTickets(bookingId);
+    return { outcome: 'succeeded', paymentId, bookingStatus: 'CONFIRMED' };
+  }
+
+  /** Authorizes (again: the same idempotency key returns the first answer) and acts on the outcome. */
+  async function authorizeAndAct(b: Booking, attempt: number, paymentMethodId: string, validate?: () => Promise<unknown>): Promise<PayResult> {
+    const [auth] = await Promise.all([
+      provider().authorize({
+        bookingId: b.bookingId, attempt, amount: b.amount, currency: b.currency, paymentMethodId,
+        idempotencyKey: keyOf(b.bookingId, attempt, 'authorize'), description: `Floodgate booking ${b.bookingId}`,
+      }),
+      // the booking is validated while the charge runs (the seed's parallel step); complete() re-takes or gives the
+      // money back if the hold did not survive
+      validate?.(),
+    ]);
+    switch (auth.outcome) {
+      case 'authorized':
+        return complete(b.bookingId, attempt, auth.paymentRef);
+      case 'declined':
+        return decline(b, attempt, auth.code, auth.message);
+      case 'unavailable':
+        return { outcome: 'pending', paymentId: paymentIdOf(b.bookingId, attempt) };
+    }
+  }
+
+  return {
+    complete,
+
+    /** POST /api/payments: pay a reservation with a tokenized payment method. */
+    async pay(r: {
+      bookingId: BookingId;
+      userId: UserId;
+      paymentMethodId: string;
+      holderName?: string | undefined;
+      holderEmail?: string | undefined;
+      holderPhone?: string | undefined;
+    }): Promise<PayResult> {
+      const b = await recorded(r.bookingId);
+      if (!b || b.userId !== r.userId) throw new DomainError('BOOKING_NOT_FOUND', 'no such booking');
+      const payment = await d.pg.query<{ payment_method: string; attempt: number; status: string }>(
+        'SELECT payment_method, attempt, status FROM payments WHERE booking_id = $1 ORDER BY attempt DESC LIMIT 1',
+        [b.bookingId],
+      );
+      const open = payment.rows[0];
+      if (b.status === 'PAYMENT_PENDING' && open && (open.status === 'pending' || open.status === 'authorized')) {
+        // an attempt is still open (the provider did not answer): carry it on, same keys, never a second charge
+        return authorizeAndAct(b, open.attempt, open.payment_method);
+      }
+      if (b.status !== 'RESERVED' && b.status !== 'PAYMENT_FAILED') {
+        throw new DomainError('BOOKING_NOT_PAYABLE', `the booking is ${b.status} and cannot be paid`, { bookingStatus: b.status });
+      }
+      const k = eventKeys(d.ns, b.eventId);
+      const attempt = await withTx(d.pg, async (tx) => {
+        if (!(await transition(tx, b.bookingId, ['RESERVED', 'PAYMENT_FAILED'], 'PAYMENT_PENDING', 'payment started'))) {
+          throw new DomainError('BOOKING_NOT_PAYABLE', 'the booking is already being paid', { bookingStatus: 'PAYMENT_PENDING' });
+        }
+        const { rows } = await tx.query<{ payment_attempts: number }>(
+          `UPDATE bookings SET payment_attempts = payment_attempts + 1, holder_name = COALESCE($2, holder_name),
+                  holder_email = COALESCE($3, holder_email), holder_phone = COALESCE($4, holder_phone) WHERE id = $1 RETURNING payment_attempts`,
+          [b.bookingId, r.holderName ?? null, r.holderEmail ?? null, r.holderPhone ?? null],
+        );
+        const n = rows[0]!.payment_attempts;
+        await tx.query(
+          `INSERT INTO payments (booking_id, attempt, provider, payment_method, amount, currency, status) VALUES ($1, $2, $3, $4, $5, $6, 'pending')`,
+          [b.bookingId, n, provider().name, r.paymentMethodId, b.amount, b.currency],
+        );
+        // the hold must be live and unpaid; it now outlives the charge (committed only if this succeeds)
+        const [code, x] = await d.redis.payHold(k.hold(b.bookingId), k.expiry, b.bookingId, r.userId, d.clock.now(), cfg.paymentWindowMs, 'start');
+        if (code === Reply.HOLD_EXPIRED) throw new DomainError('HOLD_EXPIRED', 'the reservation has expired');
+        if (code !== Reply.OK) throw new DomainError('BOOKING_NOT_PAYABLE', `the reservation cannot be paid now (${x ?? 'no hold'})`);
+        return n;
+      });
+      await jobs.settlePayment(b.bookingId, attempt, cfg.paymentWindowMs + 5_000);
+      return authorizeAndAct({ ...b, status: 'PAYMENT_PENDING' }, attempt, r.paymentMethodId, async () => {
+        const h = await holds.get(b.eventId, b.bookingId);
+        return h?.state === 'paying' && h.expiresAtMs > d.clock.now();
+      });
+    },
+
+    /**
+     * The settle job: finishes an attempt its request left open (process died, provider down), or gives up on it
+     * once the hold is gone. Throws while the provider does not answer (the job retries with backoff).
+     */
+    async settle(bookingId: BookingId, attempt: number): Promise<PayResult | { outcome: 'done' }> {
+      const a = (await attemptsOf(d.pg, bookingId)).find((x) => x.attempt === attempt);
+      if (!a) return { outcome: 'done' };
+      if (a.status === 'authorized') return complete(bookingId, attempt, a.providerRef!);
+      if (a.status !== 'pending') return { outcome: 'done' };
+      const b = (await getBooking(d.pg, bookingId))!;
+      const { rows } = await d.pg.query<{ payment_method: string }>('SELECT payment_method FROM payments WHERE booking_id = $1 AND attempt = $2', [bookingId, attempt]);
+      const r = await authorizeAndAct(b, attempt, rows[0]!.payment_method);
+      if (r.outcome === 'pending') throw new Error(`payment provider unavailable for ${paymentIdOf(bookingId, attempt)}`);
+      return r;
+    },
+
+    attempts: (bookingId: BookingId) => attemptsOf(d.pg, bookingId),
+
+    /** The attempt a provider reference belongs to (webhooks). */
+    async byProviderRef(ref: string): Promise<PaymentAttempt | null> {
+      const { rows } = await d.pg.query<AttemptRow>('SELECT * FROM payments WHERE provider_ref = $1', [ref]);
+      return rows[0] ? toAttempt(rows[0]) : null;
+    },
+  };
+}
+export type Payments = ReturnType<typeof createPayments>;
+
+const ignoreGone = (err: unknown) => {
+  if (!(err instanceof DomainError) || err.code !== 'BOOKING_NOT_FOUND') throw err;
+};

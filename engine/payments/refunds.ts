@@ -1,0 +1,85 @@
+import { Reply } from '../../lua/codes.js';
+import { withTx } from '../../platform/pg.js';
+import { getBooking, transition } from '../booking/bookings-repo.js';
+import type { EngineDeps } from '../deps.js';
+import { DomainError } from '../errors.js';
+import type { BookingId, UserId } from '../ids.js';
+import { NO_JOBS } from '../jobs.js';
+import { eventKeys } from '../keys.js';
+import { attemptsOf } from './payments.js';
+
+export type RefundDecision = 'automatic' | 'pending_review';
+
+/**
+ * Refunds: CONFIRMED (or delivered) -> REFUND_REQUESTED -> REFUNDED (money back, tickets void, seats back to stock)
+ * or REFUND_DENIED -> CONFIRMED. Policy: automatic until `refundCutoffHours` before the event, an admin's decision
+ * after that.
+ */
+export function createRefunds(d: EngineDeps) {
+  const jobs = d.jobs ?? NO_JOBS;
+  return {
+    async request(bookingId: BookingId, userId: UserId, reason?: string): Promise<{ status: 'REFUND_REQUESTED'; decision: RefundDecision }> {
+      const b = await getBooking(d.pg, bookingId);
+      if (!b || b.userId !== userId) throw new DomainError('BOOKING_NOT_FOUND', 'no such booking');
+      const { rows } = await d.pg.query<{ starts_at: Date }>('SELECT starts_at FROM events WHERE id = $1', [b.eventId]);
+      const automatic = rows[0]!.starts_at.getTime() - d.clock.now() > d.config.refundCutoffHours * 3600_000;
+      await withTx(d.pg, async (tx) => {
+        if (!(await transition(tx, bookingId, ['CONFIRMED', 'TICKETS_DELIVERED'], 'REFUND_REQUESTED', reason ? `refund requested: ${reason}` : 'refund requested'))) {
+          throw new DomainError('REFUND_NOT_ALLOWED', `a ${b.status} booking cannot be refunded`, { bookingStatus: b.status });
+        }
+        await tx.query(
+          `INSERT INTO refunds (booking_id, status, reason, decided_by, decided_at) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (booking_id) DO UPDATE SET status = EXCLUDED.status, reason = EXCLUDED.reason, decided_by = EXCLUDED.decided_by,
+             decided_at = EXCLUDED.decided_at, requested_at = now()`,
+          [bookingId, automatic ? 'approved' : 'requested', reason ?? null, automatic ? 'policy' : null, automatic ? new Date(d.clock.now()) : null],
+        );
+      });
+      if (automatic) await jobs.refund(bookingId);
+      return { status: 'REFUND_REQUESTED', decision: automatic ? 'automatic' : 'pending_review' };
+    },
+
+    /** An admin approves (the refund job runs) or denies (the booking is CONFIRMED again). */
+    async decide(bookingId: BookingId, approve: boolean, by: string, reason?: string): Promise<{ status: 'REFUND_REQUESTED' | 'CONFIRMED' }> {
+      const updated = await withTx(d.pg, async (tx) => {
+        const { rowCount } = await tx.query(
+          `UPDATE refunds SET status = $2, decided_by = $3, decided_at = now(), reason = COALESCE($4, reason) WHERE booking_id = $1 AND status = 'requested'`,
+          [bookingId, approve ? 'approved' : 'denied', by, reason ?? null],
+        );
+        if (rowCount !== 1) return false;
+        if (!approve) {
+          await transition(tx, bookingId, ['REFUND_REQUESTED'], 'REFUND_DENIED', `refund denied: ${reason ?? 'policy'}`);
+          await transition(tx, bookingId, ['REFUND_DENIED'], 'CONFIRMED', 'booking remains active');
+        }
+        return true;
+      });
+      if (!updated) throw new DomainError('REFUND_NOT_ALLOWED', 'there is no refund request waiting for a decision');
+      if (approve) await jobs.refund(bookingId);
+      return { status: approve ? 'REFUND_REQUESTED' : 'CONFIRMED' };
+    },
+
+    /** The refund job: money back (idempotent key per booking), seats back to stock, booking REFUNDED. */
+    async process(bookingId: BookingId): Promise<'refunded' | 'nothing-to-do'> {
+      const { rows } = await d.pg.query<{ status: string }>('SELECT status FROM refunds WHERE booking_id = $1', [bookingId]);
+      if (rows[0]?.status !== 'approved') return 'nothing-to-do';
+      if (!d.provider) throw new Error('no payment provider configured');
+      const paid = (await attemptsOf(d.pg, bookingId)).find((a) => a.status === 'captured' || a.status === 'refunded');
+      let refundRef: string | null = null;
+      if (paid?.status === 'captured') {
+        const r = await d.provider.refund(paid.providerRef!, `${bookingId}:refund`);
+        if (r.outcome !== 'refunded') throw new Error(`refund of ${paid.providerRef} unavailable: ${r.message}`);
+        refundRef = r.refundRef;
+      }
+      const b = (await getBooking(d.pg, bookingId))!;
+      const k = eventKeys(d.ns, b.eventId);
+      const [code] = await d.redis.refundHold(k.inv, k.sec, k.smap, k.hold(bookingId), k.buyers, k.outbox, b.eventId, bookingId, d.clock.now(), 'refunded');
+      if (code !== Reply.OK && code !== Reply.HOLD_NOT_FOUND) throw new Error(`refundHold: unexpected reply ${code}`);
+      await withTx(d.pg, async (tx) => {
+        if (paid) await tx.query(`UPDATE payments SET status = 'refunded', updated_at = now() WHERE booking_id = $1 AND attempt = $2 AND status = 'captured'`, [bookingId, paid.attempt]);
+        await tx.query(`UPDATE refunds SET status = 'refunded', provider_ref = COALESCE($2, provider_ref) WHERE booking_id = $1`, [bookingId, refundRef]);
+        await transition(tx, bookingId, ['REFUND_REQUESTED'], 'REFUNDED', 'refunded');
+      });
+      return 'refunded';
+    },
+  };
+}
+export type Refunds = ReturnType<typeof createRefunds>;

@@ -1,0 +1,102 @@
+import { getBooking, transition, type Booking } from '../booking/bookings-repo.js';
+import type { Bookings } from '../booking/bookings.js';
+import type { Catalog } from '../catalog/catalog.js';
+import type { EngineDeps } from '../deps.js';
+import { DomainError } from '../errors.js';
+import type { BookingId, UserId } from '../ids.js';
+import { signTicketCode, ticketKey, verifyTicketCode } from './ticket-code.js';
+import { renderTicketsPdf } from './ticket-pdf.js';
+
+const HAS_TICKETS = new Set(['CONFIRMED', 'TICKETS_DELIVERED', 'REFUND_REQUESTED', 'REFUND_DENIED']);
+
+export type GateResult =
+  | { result: 'valid'; bookingId: string; ticket: number; seat: string | null }
+  | { result: 'already_used'; bookingId: string; ticket: number; firstScannedAt: string }
+  | { result: 'invalid'; reason: 'bad-signature' | 'malformed' | 'void' };
+
+/** Tickets of confirmed bookings: signed codes, the PDF, delivery bookkeeping, and the gate check. */
+export function createTickets(d: EngineDeps, catalog: Catalog, bookings: Pick<Bookings, 'get'>) {
+  const codes = (b: Booking) =>
+    Array.from({ length: b.ticketCount }, (_, i) =>
+      signTicketCode(d.config.ticketSecret, { eventId: b.eventId, bookingId: b.bookingId, ticket: i + 1, ...(b.seats[i] ? { seat: b.seats[i] } : {}) }),
+    );
+
+  return {
+    codes,
+
+    /** The booking's tickets as a PDF (one page each). Someone else's booking: not found; not paid yet: 409. */
+    async pdf(bookingId: BookingId, viewer?: { userId: UserId; admin?: boolean }): Promise<{ booking: Booking; pdf: Uint8Array }> {
+      // the owner (or an admin) sees their booking even before the persist worker recorded it
+      const b = viewer ? await bookings.get(bookingId, viewer) : await getBooking(d.pg, bookingId);
+      if (!b) throw new DomainError('BOOKING_NOT_FOUND', 'no such booking');
+      if (!HAS_TICKETS.has(b.status)) throw new DomainError('TICKETS_NOT_READY', `the booking is ${b.status}: tickets exist once it is paid`, { bookingStatus: b.status });
+      const event = (await catalog.cached(b.eventId))!;
+      const tier = event.tiers.find((t) => t.id === b.tierId);
+      const { rows } = await d.pg.query<{ holder_name: string | null; holder_email: string | null }>(
+        'SELECT holder_name, holder_email FROM bookings WHERE id = $1',
+        [bookingId],
+      );
+      const pdf = await renderTicketsPdf({
+        event: { name: event.name, venue: event.venue, startsAt: event.startsAt },
+        booking: { bookingId: b.bookingId, tierName: tier?.name ?? 'Ticket', holderName: rows[0]?.holder_name ?? b.userId, holderEmail: rows[0]?.holder_email ?? undefined },
+        tickets: codes(b).map((code, i) => ({ seat: b.seats[i] ?? null, code })),
+      });
+      return { booking: b, pdf };
+    },
+
+    /** The gate: valid once, then "already used"; a forged code or a refunded booking's is invalid. */
+    async verify(code: string, gate?: string): Promise<GateResult> {
+      const v = verifyTicketCode(d.config.ticketSecret, code);
+      if (!v.ok) return { result: 'invalid', reason: v.reason };
+      const b = await getBooking(d.pg, v.claims.bookingId);
+      if (!b || !HAS_TICKETS.has(b.status) || v.claims.ticket > b.ticketCount) return { result: 'invalid', reason: 'void' };
+      const key = ticketKey(v.claims);
+      const { rows } = await d.pg.query<{ scanned_at: Date; first: boolean }>(
+        `WITH ins AS (INSERT INTO ticket_scans (ticket_key, booking_id, gate) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING scanned_at)
+         SELECT scanned_at, true AS first FROM ins
+         UNION ALL SELECT scanned_at, false FROM ticket_scans WHERE ticket_key = $1 AND NOT EXISTS (SELECT 1 FROM ins)`,
+        [key, b.bookingId, gate ?? null],
+      );
+      const row = rows[0]!;
+      return row.first
+        ? { result: 'valid', bookingId: b.bookingId, ticket: v.claims.ticket, seat: v.claims.seat ?? null }
+        : { result: 'already_used', bookingId: b.bookingId, ticket: v.claims.ticket, firstScannedAt: row.scanned_at.toISOString() };
+    },
+
+    /**
+     * Claims the right to send one channel's message for a booking: true once (the first run, or a run after a claim
+     * left unfinished for 10 minutes by a process that died); false when it was sent or is being sent.
+     */
+    async claimDelivery(bookingId: BookingId, channel: 'email' | 'sms'): Promise<boolean> {
+      const { rowCount } = await d.pg.query(
+        `INSERT INTO deliveries (booking_id, channel, status) VALUES ($1, $2, 'sending')
+         ON CONFLICT (booking_id, channel) DO UPDATE SET claimed_at = now()
+           WHERE deliveries.status = 'sending' AND deliveries.claimed_at < now() - interval '10 minutes'`,
+        [bookingId, channel],
+      );
+      return rowCount === 1;
+    },
+
+    async markDelivered(bookingId: BookingId, channel: 'email' | 'sms', messageId: string): Promise<void> {
+      await d.pg.query(`UPDATE deliveries SET status = 'sent', message_id = $3, sent_at = now() WHERE booking_id = $1 AND channel = $2`, [
+        bookingId, channel, messageId,
+      ]);
+    },
+
+    /** Releases an unfinished claim so the retry can send (the transport failed before accepting the message). */
+    async releaseClaim(bookingId: BookingId, channel: 'email' | 'sms'): Promise<void> {
+      await d.pg.query(`DELETE FROM deliveries WHERE booking_id = $1 AND channel = $2 AND status = 'sending'`, [bookingId, channel]);
+    },
+
+    /** CONFIRMED -> TICKETS_DELIVERED once every required channel has sent. */
+    async markTicketsDelivered(bookingId: BookingId, channels: ('email' | 'sms')[]): Promise<boolean> {
+      const { rows } = await d.pg.query<{ n: string }>(
+        `SELECT count(*) AS n FROM deliveries WHERE booking_id = $1 AND status = 'sent' AND channel = ANY($2::text[])`,
+        [bookingId, channels],
+      );
+      if (Number(rows[0]!.n) < channels.length) return false;
+      return (await transition(d.pg, bookingId, ['CONFIRMED'], 'TICKETS_DELIVERED', `delivered: ${channels.join(', ')}`)) !== null;
+    },
+  };
+}
+export type Tickets = ReturnType<typeof createTickets>;

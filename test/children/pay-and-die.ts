@@ -1,0 +1,42 @@
+/**
+ * A process that pays a booking and is killed with SIGKILL at a chosen step (DIE_AFTER=authorize | capture), as a
+ * crash would: no cleanup, no finally. Used by the crash tests; everything it needs comes from the environment.
+ */
+import { Redis } from 'ioredis';
+import { fakeClock } from '../../engine/clock.js';
+import { asNamespace, type BookingId, type UserId } from '../../engine/ids.js';
+import { createEngine } from '../../engine/index.js';
+import type { PaymentProvider } from '../../engine/payments/provider.js';
+import { loadCommands } from '../../lua/commands.js';
+import { createPool } from '../../platform/pg.js';
+import { createSimulatedProvider } from '../../workers/payment/providers/simulated.js';
+import { createJobSink } from '../../workers/queues.js';
+import { TEST_ENGINE_CONFIG } from '../config.js';
+
+const env = (k: string) => process.env[k] ?? (() => { throw new Error(`${k} missing`); })();
+const ns = asNamespace(env('NS'));
+const redis = new Redis(env('REDIS_URL'), { maxRetriesPerRequest: null });
+await loadCommands(redis);
+const pg = createPool({ url: env('DATABASE_URL'), schema: env('SCHEMA') });
+const bull = new Redis(env('REDIS_URL'), { maxRetriesPerRequest: null });
+const real = createSimulatedProvider({ redis, prefix: ns });
+const dieAfter = env('DIE_AFTER');
+const die = () => process.kill(process.pid, 'SIGKILL');
+const provider: PaymentProvider = {
+  ...real,
+  authorize: async (i) => {
+    const r = await real.authorize(i);
+    if (dieAfter === 'authorize') die();
+    return r;
+  },
+  capture: async (ref, key) => {
+    const r = await real.capture(ref, key);
+    if (dieAfter === 'capture') die();
+    return r;
+  },
+};
+const clock = fakeClock(Number(env('NOW')));
+const engine = createEngine({ ns, redis, pg, clock, provider, config: { ...TEST_ENGINE_CONFIG, paymentWindowMs: 1000 }, jobs: createJobSink(bull, `${ns}:bull`, { sms: false }) });
+await engine.payments.pay({ bookingId: env('BOOKING_ID') as BookingId, userId: env('USER_ID') as UserId, paymentMethodId: 'pm_card_visa' });
+console.log('not killed');
+process.exit(0);

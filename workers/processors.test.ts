@@ -1,0 +1,100 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { describe, expect, it } from '../test/fixtures.js';
+import { createGaEvent } from '../test/events.js';
+import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../test/env.js';
+import { waitFor } from '../test/wait.js';
+import { createEngine } from '../engine/index.js';
+import type { UserId } from '../engine/ids.js';
+import { createMetrics } from '../platform/metrics.js';
+import { createOutboxMailer } from './notify/mailers/outbox.js';
+import { listSimulatedPayments } from './payment/providers/simulated.js';
+import { startJobWorkers } from './processors.js';
+import { createJobSink } from './queues.js';
+
+/** The BullMQ stages for real: payment settle, notify, refund; and a payer killed with SIGKILL mid-payment. */
+describe('job workers', () => {
+  it('a paid booking is delivered by the notify worker: one e-mail, TICKETS_DELIVERED; a refund job refunds', async ({ engine, ns, onTestFinished }) => {
+    const outbox = await mkdtemp(join(tmpdir(), 'fg-jobs-'));
+    const bull = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
+    const sink = createJobSink(bull, `${ns}:bull`, { sms: false });
+    const e = createEngine({ ...engine.deps, jobs: sink });
+    const metrics = createMetrics('workers');
+    const workers = startJobWorkers(
+      { engine: e, log: pino({ level: 'silent' }), metrics, mailer: createOutboxMailer({ dir: outbox }), mailFrom: 'tickets@floodgate.test' },
+      bull, `${ns}:bull`, ['payment', 'notify', 'refund'],
+    );
+    onTestFinished(async () => {
+      await workers.stop();
+      await sink.close();
+      bull.disconnect();
+      await rm(outbox, { recursive: true, force: true });
+    });
+    const ev = await createGaEvent(engine, 4);
+    const { reservation } = await e.bookings.create({ userId: 'gil' as UserId, eventId: ev.id, ticketCount: 2 });
+    const id = reservation.bookingId;
+    expect((await e.payments.pay({ bookingId: id, userId: 'gil' as UserId, paymentMethodId: 'pm_card_visa' })).outcome).toBe('succeeded');
+    await waitFor('tickets delivered', async () => (await e.bookings.get(id, { userId: 'gil' as UserId })).status === 'TICKETS_DELIVERED');
+    await sink.deliverTickets(id); // asked again: the job id and the delivery claim keep it to one e-mail
+    await waitFor('the second notify job done', async () => ((await sink.queues.notify.getJobCounts('completed')).completed ?? 0) >= 1);
+    expect((await readdir(outbox)).filter((f) => !f.startsWith('.'))).toHaveLength(1);
+    expect(await metrics.registry.getSingleMetricAsString('floodgate_notifications_total')).toMatch(/channel="email",outcome="sent"[^}]*\} 1$/m);
+
+    await e.refunds.request(id, 'gil' as UserId);
+    await waitFor('refunded', async () => (await e.bookings.get(id, { userId: 'gil' as UserId })).status === 'REFUNDED');
+    expect((await e.inventory.redisState(ev.id))[ev.tiers[0]!.id]!.free).toBe(4);
+  });
+
+  for (const step of ['authorize', 'capture'] as const) {
+    it(`a payer killed (SIGKILL) after the ${step}: the settle job finishes it, one charge, one confirmation, one e-mail`, async ({ engine, ns, redis, clock, onTestFinished }) => {
+      const outbox = await mkdtemp(join(tmpdir(), 'fg-kill-'));
+      const bull = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
+      const sink = createJobSink(bull, `${ns}:bull`, { sms: false });
+      const e = createEngine({ ...engine.deps, jobs: sink });
+      const ev = await createGaEvent(engine, 4);
+      const user = `killed-${step}` as UserId;
+      const { reservation } = await e.bookings.create({ userId: user, eventId: ev.id, ticketCount: 1 });
+      const id = reservation.bookingId;
+      const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'test', 'children', 'pay-and-die.ts')], {
+        env: { ...process.env, NS: ns, SCHEMA: ns, REDIS_URL: TEST_REDIS_URL, DATABASE_URL: TEST_DATABASE_URL, BOOKING_ID: id, USER_ID: user,
+          DIE_AFTER: step, NOW: String(clock.now()) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout!.on('data', (d) => (out += d));
+      child.stderr!.on('data', (d) => (out += d));
+      const signal = await new Promise((r) => child.once('exit', (_code, sig) => r(sig)));
+      expect(signal, out).toBe('SIGKILL');
+      const money = () => listSimulatedPayments(redis, ns).then((p) => p.filter((x) => x.bookingId === id));
+      expect((await money()).map((m) => m.status)).toEqual([step === 'authorize' ? 'authorized' : 'captured']);
+      expect((await e.bookings.get(id, { userId: user })).status).toBe('PAYMENT_PENDING');
+
+      // the settle job the payer queued before charging: run it now rather than after its delay
+      const workers = startJobWorkers(
+        { engine: e, log: pino({ level: 'silent' }), mailer: createOutboxMailer({ dir: outbox }), mailFrom: 'tickets@floodgate.test' },
+        bull, `${ns}:bull`, ['payment', 'notify'],
+      );
+      onTestFinished(async () => {
+        await workers.stop();
+        await sink.close();
+        bull.disconnect();
+        await rm(outbox, { recursive: true, force: true });
+      });
+      const settle = (await sink.queues.payment.getDelayed()).find((j) => j.data.bookingId === id)!;
+      await settle.promote();
+      await waitFor('tickets delivered', async () => (await e.bookings.get(id, { userId: user })).status === 'TICKETS_DELIVERED');
+      expect((await money()).map((m) => m.status)).toEqual(['captured']);
+      expect((await e.payments.attempts(id)).map((a) => a.status)).toEqual(['captured']);
+      const confirmations = await engine.deps.pg.query("SELECT count(*)::int AS n FROM booking_transitions WHERE booking_id = $1 AND to_state = 'CONFIRMED'", [id]);
+      expect(confirmations.rows[0].n).toBe(1);
+      expect((await readdir(outbox)).filter((f) => !f.startsWith('.'))).toHaveLength(1);
+      // running the settle job again changes nothing
+      expect(await e.payments.settle(id, 1)).toEqual({ outcome: 'done' });
+      expect(await money()).toHaveLength(1);
+    });
+  }
+});

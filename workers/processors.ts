@@ -1,0 +1,107 @@
+import { UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import type { Logger } from 'pino';
+import { getBooking } from '../engine/booking/bookings-repo.js';
+import type { Engine } from '../engine/index.js';
+import type { BookingId } from '../engine/ids.js';
+import type { Metrics } from '../platform/metrics.js';
+import type { Mailer, SmsSender } from './notify/mailer.js';
+import { QUEUES, type QueueName } from './queues.js';
+
+export type ProcessorDeps = {
+  engine: Engine;
+  log: Logger;
+  metrics?: Metrics;
+  mailer: Mailer;
+  sms?: SmsSender | undefined;
+  mailFrom: string;
+};
+
+/** payment: finish (or give up on) an attempt its request left open. Idempotent: every step is keyed or guarded. */
+export const paymentProcessor = (d: ProcessorDeps) => async (job: Job) => {
+  const { bookingId, attempt } = QUEUES.payment.data.parse(job.data);
+  const r = await d.engine.payments.settle(bookingId as BookingId, attempt);
+  if (r.outcome === 'succeeded') d.log.info({ jobId: job.id, bookingId, attempt }, 'payment settled');
+  return r;
+};
+
+/** refund: money back, seats back, booking REFUNDED. */
+export const refundProcessor = (d: ProcessorDeps) => async (job: Job) => {
+  const { bookingId } = QUEUES.refund.data.parse(job.data);
+  const r = await d.engine.refunds.process(bookingId as BookingId);
+  if (r === 'refunded') d.metrics?.refunds.inc({ outcome: 'refunded' });
+  return { result: r };
+};
+
+/**
+ * notify: one channel of one booking. The delivery claim makes a job that runs twice send once; the transport is
+ * told the booking's key too (the outbox folder dedupes on it). When every channel has sent: TICKETS_DELIVERED.
+ */
+export const notifyProcessor = (d: ProcessorDeps) => async (job: Job) => {
+  const { bookingId, channel } = QUEUES.notify.data.parse(job.data);
+  const id = bookingId as BookingId;
+  const { engine } = d;
+  const b = await getBooking(engine.deps.pg, id);
+  if (!b || (b.status !== 'CONFIRMED' && b.status !== 'TICKETS_DELIVERED')) return { skipped: b?.status ?? 'unknown booking' };
+  const { rows } = await engine.deps.pg.query<{ holder_name: string | null; holder_email: string | null; holder_phone: string | null; confirmed_at: Date | null }>(
+    `SELECT holder_name, holder_email, holder_phone,
+            (SELECT max(at) FROM booking_transitions WHERE booking_id = $1 AND to_state = 'CONFIRMED') AS confirmed_at
+       FROM bookings WHERE id = $1`,
+    [id],
+  );
+  const holder = rows[0]!;
+  const required: ('email' | 'sms')[] = d.sms && holder.holder_phone ? ['email', 'sms'] : ['email'];
+  if (channel === 'sms' && !required.includes('sms')) return { skipped: 'no SMS for this booking' };
+  if (!(await engine.tickets.claimDelivery(id, channel))) {
+    await engine.tickets.markTicketsDelivered(id, required);
+    return { skipped: 'already sent' };
+  }
+  let messageId: string;
+  try {
+    if (channel === 'email') {
+      const { pdf } = await engine.tickets.pdf(id);
+      const event = (await engine.catalog.cached(b.eventId))!;
+      const to = holder.holder_email ?? `${b.userId}@users.floodgate.invalid`;
+      const seats = b.seats.length ? ` (${b.seats.join(', ')})` : '';
+      ({ messageId } = await d.mailer.send({
+        to,
+        from: d.mailFrom,
+        subject: `Your tickets for ${event.name}`.replace(/[\r\n]+/g, ' '),
+        text:
+          `Hello ${holder.holder_name ?? ''},\n\nyour ${b.ticketCount} ticket(s)${seats} for ${event.name} at ${event.venue}, ${event.startsAt}, ` +
+          `are attached. Show the QR code of each ticket at the gate.\n\nBooking ${b.bookingId}\n`,
+        attachments: [{ filename: `tickets-${b.bookingId}.pdf`, contentType: 'application/pdf', content: pdf }],
+        idempotencyKey: `tickets-${b.bookingId}`,
+      }));
+    } else {
+      ({ messageId } = await d.sms!.send({ to: holder.holder_phone!, body: `Your Floodgate tickets (booking ${b.bookingId}) are in your e-mail.`, idempotencyKey: `sms-${b.bookingId}` }));
+    }
+  } catch (err) {
+    await engine.tickets.releaseClaim(id, channel);
+    d.metrics?.notifications.inc({ channel, outcome: 'failed' });
+    if ((err as { retryable?: boolean }).retryable === false) throw new UnrecoverableError((err as Error).message);
+    throw err;
+  }
+  await engine.tickets.markDelivered(id, channel, messageId);
+  d.metrics?.notifications.inc({ channel, outcome: 'sent' });
+  if (holder.confirmed_at) d.metrics?.notificationDelay.observe({ channel }, (Date.now() - holder.confirmed_at.getTime()) / 1000);
+  await engine.tickets.markTicketsDelivered(id, required);
+  d.log.info({ jobId: job.id, bookingId, channel }, 'tickets sent');
+  return { sent: messageId };
+};
+
+/** Starts the BullMQ workers for the given queues; counts stalled jobs and failures. */
+export function startJobWorkers(d: ProcessorDeps, connection: ConnectionOptions, prefix: string, which: QueueName[], o: { stalledIntervalMs?: number } = {}) {
+  const processors = { payment: paymentProcessor(d), notify: notifyProcessor(d), refund: refundProcessor(d) };
+  const workers = which.map((q) => {
+    const w = new Worker(QUEUES[q].name, processors[q], {
+      connection, prefix, concurrency: q === 'notify' ? 8 : 16, ...(o.stalledIntervalMs ? { stalledInterval: o.stalledIntervalMs } : {}),
+    });
+    w.on('stalled', () => d.metrics?.jobsStalled.inc({ queue: q }));
+    w.on('failed', (job, err) => {
+      d.metrics?.workerErrors.inc({ worker: q });
+      d.log.warn({ queue: q, jobId: job?.id, attemptsMade: job?.attemptsMade, err: { message: err.message } }, 'job failed');
+    });
+    return w;
+  });
+  return { workers, stop: () => Promise.all(workers.map((w) => w.close())) };
+}

@@ -1,0 +1,40 @@
+import type { Config } from '../platform/config.js';
+import type { RedisClient } from '../platform/redis.js';
+import type { PaymentProvider } from '../engine/payments/provider.js';
+import { createSimulatedProvider } from './payment/providers/simulated.js';
+import { createStripeProvider } from './payment/providers/stripe.js';
+import { createOutboxMailer } from './notify/mailers/outbox.js';
+import { createSendgridMailer } from './notify/mailers/sendgrid.js';
+import { createSmtpMailer } from './notify/mailers/smtp.js';
+import type { Mailer, SmsSender } from './notify/mailer.js';
+import { createLogSms } from './notify/sms/log.js';
+import type { Logger } from '../platform/logger.js';
+
+/** The payment provider the configuration names (simulated by default; Stripe with STRIPE_SECRET_KEY). */
+export function createPaymentProvider(config: Config, redis: RedisClient): PaymentProvider {
+  if (config.PAYMENTS_PROVIDER === 'stripe') {
+    const url = config.STRIPE_API_URL ? new URL(config.STRIPE_API_URL) : undefined;
+    return createStripeProvider({
+      secretKey: config.STRIPE_SECRET_KEY!,
+      ...(url ? { host: url.hostname, port: Number(url.port || (url.protocol === 'http:' ? 80 : 443)), protocol: url.protocol === 'http:' ? 'http' : 'https' } : {}),
+    });
+  }
+  const [min, max] = config.SIMULATED_LATENCY_MS.split('-').map(Number) as [number, number | undefined];
+  return createSimulatedProvider({ redis, prefix: config.KEY_NAMESPACE, latencyMs: max === undefined ? min : [min, max] });
+}
+
+/** The e-mail transport the configuration names (the outbox folder by default). */
+export function createMailer(config: Config): Mailer {
+  switch (config.MAIL_PROVIDER) {
+    case 'sendgrid':
+      return createSendgridMailer({ apiKey: config.SENDGRID_API_KEY!, ...(config.SENDGRID_BASE_URL ? { baseUrl: config.SENDGRID_BASE_URL } : {}) });
+    case 'smtp':
+      return createSmtpMailer({ url: config.SMTP_URL! });
+    case 'outbox':
+      return createOutboxMailer({ dir: config.OUTBOX_DIR });
+  }
+}
+
+export function createSms(config: Config, log: Logger): SmsSender | undefined {
+  return config.SMS_PROVIDER === 'log' ? createLogSms({ log }) : undefined;
+}
