@@ -13,6 +13,7 @@ import { DOMAIN_HTTP, problem, problemType } from './problem.js';
 import { bookings } from './routes/bookings.js';
 import { events } from './routes/events.js';
 import { health } from './routes/health.js';
+import { mountQueueBoard } from './admin-queues.js';
 import { noCardData } from './middleware/no-card-data.js';
 import { pages } from './routes/pages.js';
 import { payments } from './routes/payments.js';
@@ -98,6 +99,7 @@ export function createApp(deps: AppDeps) {
   app.route('/', payments);
   app.route('/', tickets);
   app.route('/', webhooks);
+  if (deps.queues?.length) mountQueueBoard(app, deps.queues, deps.config.jwtSecret);
   app.route('/', pages);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });

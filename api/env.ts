@@ -1,3 +1,4 @@
+import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/index.js';
 import type { UserId } from '../engine/ids.js';
@@ -17,6 +18,8 @@ export type AppDeps = {
   config: ApiConfig;
   log: Logger;
   metrics: Metrics;
+  /** BullMQ queues shown at /admin/queues (none: no queue board). */
+  queues?: Queue[];
   /** Pings Redis and Postgres for /ready. */
   checks: { redis: () => Promise<unknown>; postgres: () => Promise<unknown> };
 };

@@ -1,4 +1,6 @@
 import { serve } from '@hono/node-server';
+import { Queue } from 'bullmq';
+import { SWEEPER_QUEUE } from '../workers/sweeper/sweeper.js';
 import { boot, runMain } from '../platform/boot.js';
 import { createMetrics } from '../platform/metrics.js';
 import { createApp } from './app.js';
@@ -6,6 +8,8 @@ import { createApp } from './app.js';
 runMain(async () => {
   const rt = await boot('api', 'api');
   const { config, log, shutdown } = rt;
+  const sweeperQueue = new Queue(SWEEPER_QUEUE, { connection: rt.bull, prefix: rt.bullPrefix });
+  shutdown.add('sweeper queue', () => sweeperQueue.close());
   const app = createApp({
     engine: rt.engine,
     log,
@@ -17,6 +21,7 @@ runMain(async () => {
       stripeWebhookSecrets: config.PAYMENTS_PROVIDER === 'stripe' ? config.STRIPE_WEBHOOK_SECRET!.split(',').map((s) => s.trim()) : [],
     },
     checks: { redis: () => rt.redis.ping(), postgres: () => rt.pg.query('SELECT 1') },
+    queues: [...Object.values(rt.jobs.queues), sweeperQueue],
   });
   const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) => {
     log.info({ port: info.port, host: config.HOST }, 'api listening');

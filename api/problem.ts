@@ -40,6 +40,7 @@ export const DOMAIN_HTTP = {
   REFUND_NOT_ALLOWED: [409, 'Refund not possible'],
   TICKETS_NOT_READY: [409, 'Tickets not available yet'],
   IDEMPOTENCY_IN_PROGRESS: [409, 'Request in progress'],
+  EVENT_LIVE: [409, 'Event is live'],
 } as const satisfies Record<DomainErrorCode, readonly [ContentfulStatusCode, string]>;
 
 /** `INSUFFICIENT_INVENTORY` -> `/problems/insufficient-inventory` */

@@ -29,7 +29,8 @@ export type DomainErrorCode =
   | 'BOOKING_NOT_PAYABLE'
   | 'REFUND_NOT_ALLOWED'
   | 'TICKETS_NOT_READY'
-  | 'IDEMPOTENCY_IN_PROGRESS';
+  | 'IDEMPOTENCY_IN_PROGRESS'
+  | 'EVENT_LIVE';
 
 export class DomainError<C extends DomainErrorCode = DomainErrorCode> extends Error {
   constructor(

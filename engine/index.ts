@@ -10,6 +10,9 @@ import { createPayments } from './payments/payments.js';
 import { createRefunds } from './payments/refunds.js';
 import { createTickets } from './tickets/tickets.js';
 import { createIdempotency } from './idempotency.js';
+import { reconcileEvent } from './inventory/reconcile.js';
+import { rebuildEvent } from './inventory/rebuild.js';
+import type { EventId } from './ids.js';
 
 export function createEngine(d: EngineDeps) {
   const catalog = createCatalog(d);
@@ -44,6 +47,10 @@ export function createEngine(d: EngineDeps) {
       }
       return catalog.get(event.id);
     },
+    /** Redis vs Postgres for one event (0 when exact). */
+    reconcile: (eventId: EventId) => reconcileEvent(d, eventId),
+    /** Rebuilds an event's Redis state from Postgres (refuses a live event unless forced). */
+    rebuild: (eventId: EventId, o: { force?: boolean } = {}) => rebuildEvent(d, outbox, waitingRoom, eventId, o),
     applyOutbox: (entries: Parameters<typeof applyOutbox>[1], onRefused?: Parameters<typeof applyOutbox>[2]) =>
       applyOutbox(d.pg, entries, onRefused),
   };

@@ -73,6 +73,8 @@ declare module 'ioredis' {
     retakeHold(inv: K, sec: K, smap: K, hold: K, expiry: K, buyers: K, outbox: K, eventId: A, bookingId: A, userId: A, tierId: A,
       count: A, seats: A, nowMs: A, paymentRef: A): Result<ScriptReply, Context>;
     refundHold(inv: K, sec: K, smap: K, hold: K, buyers: K, outbox: K, eventId: A, bookingId: A, nowMs: A, reason: A): Result<ScriptReply, Context>;
+    restoreHold(hold: K, expiry: K, bookingId: A, userId: A, tierId: A, count: A, seats: A, expiresAtMs: A, createdAtMs: A,
+      state: 'held' | 'paying' | 'sold'): Result<ScriptReply, Context>;
     takeLease(lease: K, owner: A, ttlMs: A, mode: 'take' | 'drop'): Result<ScriptReply, Context>;
     configureQueue(cfg: K, meta: K, enabled: '1' | '0', opensAtMs: A, salesAtMs: A, rate: A, passTtlMs: A, ticketsPerPass: A,
       seed: A, seedHash: A): Result<ScriptReply, Context>;

@@ -33,7 +33,9 @@ const Env = z
     BODY_LIMIT_BYTES: int(16 * 1024),
     REDIS_COMMAND_TIMEOUT_MS: int(1000),
     REQUEST_TIMEOUT_MS: int(5000),
-    WORKERS: z.string().default('persist,sweeper,admission,payment,notify,refund'),
+    WORKERS: z.string().default('persist,sweeper,admission,payment,notify,refund,reconcile'),
+    /** How often the reconcile worker compares Redis with Postgres (ms). */
+    RECONCILE_INTERVAL_MS: int(5_000),
     SWEEP_INTERVAL_MS: int(2000),
     PERSIST_BATCH_SIZE: int(500),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -58,7 +60,8 @@ const Env = z
     SENDGRID_API_KEY: optional(z.string()),
     SENDGRID_BASE_URL: optional(z.string().url()),
     SMTP_URL: optional(z.string().url()),
-    SMS_PROVIDER: z.enum(['none', 'log']).default('none'),
+    /** SMS for bookings that give a phone number: a log line (default), or none at all. */
+    SMS_PROVIDER: z.enum(['none', 'log']).default('log'),
     /** The workers' /metrics port (0 = none). */
     METRICS_PORT: int(0, 0),
     /** Where `npm start` keeps the Redis and Postgres it starts itself (when none answers). */

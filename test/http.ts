@@ -1,11 +1,12 @@
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
+import type { Queue } from 'bullmq';
 import { pino, type Logger } from 'pino';
 import { createApp } from '../api/app.js';
 import type { Engine } from '../engine/index.js';
 import { createMetrics, type Metrics } from '../platform/metrics.js';
 import { devToken } from '../scripts/dev-token.js';
-import { REDACT_PATHS } from '../platform/logger.js';
+import { createLogger } from '../platform/logger.js';
 
 export const TEST_JWT_SECRET = 'test-secret-0123456789abcdef';
 
@@ -15,7 +16,7 @@ export const token = (userId: string, opts: { admin?: boolean; ttlSeconds?: numb
 /** The real app on a real HTTP port (127.0.0.1, random port), wired to a test engine. */
 export async function startApi(
   engine: Engine,
-  over: { bodyLimitBytes?: number; requestTimeoutMs?: number; log?: Logger; stripeWebhookSecrets?: string[] } = {},
+  over: { bodyLimitBytes?: number; requestTimeoutMs?: number; log?: Logger; stripeWebhookSecrets?: string[]; queues?: Queue[] } = {},
 ) {
   const metrics: Metrics = createMetrics('api');
   const app = createApp({
@@ -29,6 +30,7 @@ export async function startApi(
       stripeWebhookSecrets: over.stripeWebhookSecrets ?? [],
     },
     checks: { redis: () => engine.deps.redis.ping(), postgres: () => engine.deps.pg.query('SELECT 1') },
+    ...(over.queues ? { queues: over.queues } : {}),
   });
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s));
@@ -65,9 +67,6 @@ export type TestApi = Awaited<ReturnType<typeof startApi>>;
 /** A logger writing JSON lines into memory (to check what reaches the logs), with Floodgate's redaction. */
 export function memoryLogger(level = 'debug') {
   const lines: string[] = [];
-  const log = pino(
-    { level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } },
-    { write: (s: string) => void lines.push(s) },
-  );
+  const log = createLogger('test', level, { write: (s: string) => void lines.push(s) });
   return { log, lines };
 }

@@ -5,11 +5,12 @@ import { Hono } from 'hono';
 import type { Metrics } from '../platform/metrics.js';
 import { createMailer, createSms } from './providers.js';
 import { startJobWorkers } from './processors.js';
+import { createReconcileWorker } from './reconcile/reconcile.js';
 import { createAdmissionWorker } from './admission/admission.js';
 import { createPersistWorker } from './persist/persist.js';
 import { startSweeper } from './sweeper/sweeper.js';
 
-const KNOWN = ['persist', 'sweeper', 'admission', 'payment', 'notify', 'refund'] as const;
+const KNOWN = ['persist', 'sweeper', 'admission', 'payment', 'notify', 'refund', 'reconcile'] as const;
 
 runMain(async () => {
   const rt = await boot('workers', 'worker');
@@ -49,6 +50,14 @@ runMain(async () => {
       jobQueues,
     );
     shutdown.add('job workers', () => jobWorkers.stop());
+  }
+  if (wanted.includes('reconcile')) {
+    const reconcile = createReconcileWorker({
+      engine, log: log.child({ worker: 'reconcile' }), metrics, intervalMs: config.RECONCILE_INTERVAL_MS,
+      queues: { ...rt.jobs.queues },
+    });
+    reconcile.start();
+    shutdown.add('reconcile', () => reconcile.stop());
   }
   if (config.METRICS_PORT) {
     const server = serve({ fetch: metricsApp(metrics).fetch, hostname: config.HOST, port: config.METRICS_PORT });

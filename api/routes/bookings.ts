@@ -91,7 +91,6 @@ export const bookings = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
     }),
     async (c) => {
       const out = await c.var.deps.engine.bookings.cancel(c.req.valid('param').bookingId as BookingId, c.var.user.id);
-      c.var.deps.metrics.bookingsCancelled.inc({ reason: 'buyer' });
       return c.json(out, 200);
     },
   );

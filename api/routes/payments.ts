@@ -53,16 +53,10 @@ export const payments = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
       metrics.payments.inc({ provider: providerName, outcome: r.outcome === 'succeeded' ? 'succeeded' : r.outcome === 'declined' ? 'declined' : r.outcome === 'pending' ? 'unavailable' : 'failed' });
       metrics.paymentDuration.observe({ provider: providerName }, (performance.now() - started) / 1000);
       switch (r.outcome) {
-        case 'succeeded': {
-          const b = await engine.bookings.get(body.bookingId as BookingId, { userId: user });
-          metrics.bookingsConfirmed.inc();
-          metrics.ticketsSold.inc(b.ticketCount);
-          metrics.revenue.inc({ currency: b.currency }, b.amount);
-          metrics.timeToBook.observe((Date.now() - Date.parse(b.createdAt)) / 1000);
+        case 'succeeded':
+          // confirmations, revenue and time to book are counted once, by the persist worker, from the outbox
           return { status: 200, store: true, body: { paymentId: r.paymentId, status: 'succeeded', bookingStatus: 'CONFIRMED' } };
-        }
         case 'declined':
-          if (r.bookingStatus === 'CANCELLED') metrics.bookingsCancelled.inc({ reason: 'payment_failed' });
           return {
             status: 402,
             store: true,

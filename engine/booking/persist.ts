@@ -6,6 +6,8 @@ import type { BookingState } from './states.js';
 
 export type ApplyResult = {
   applied: number;
+  /** The entries applied now (not replays), in order: what metrics count. */
+  fresh: OutboxEntry[];
   duplicates: number;
   /** Holds Postgres refused (it would have oversold): recorded FAILED; the caller releases them in Redis. */
   refused: OutboxEntry[];
@@ -130,7 +132,7 @@ export async function applyOutbox(
    *  nothing commits and the batch is retried, so the release happens at least once. */
   onRefused: (refused: OutboxEntry[]) => Promise<void> = async () => {},
 ): Promise<ApplyResult> {
-  const out: ApplyResult = { applied: 0, duplicates: 0, refused: [], anomalies: [] };
+  const out: ApplyResult = { applied: 0, fresh: [], duplicates: 0, refused: [], anomalies: [] };
   if (entries.length === 0) return out;
   const tx = await pool.connect();
   try {
@@ -151,6 +153,7 @@ export async function applyOutbox(
         run = [];
       }
       run.push(e);
+      out.fresh.push(e);
       out.applied++;
     }
     if (run.length > 0) await applyRun(tx, run[0]!.type, run, out);

@@ -84,13 +84,21 @@ export function createOutbox(d: EngineDeps) {
     /** The next entries to apply: first those read before but never acknowledged, then new ones. */
     async read(eventId: EventId, count: number): Promise<OutboxEntry[]> {
       const key = eventKeys(d.ns, eventId).outbox;
-      await ensureGroup(key);
-      for (const from of ['0', '>']) {
-        const reply = (await d.redis.xreadgroup('GROUP', GROUP, CONSUMER, 'COUNT', count, 'STREAMS', key, from)) as StreamReply;
-        const entries = reply?.[0]?.[1] ?? [];
-        if (entries.length > 0) return entries.map(([id, fields]) => parseEntry(id, fields ?? []));
+      for (let attempt = 1; ; attempt++) {
+        await ensureGroup(key);
+        try {
+          for (const from of ['0', '>']) {
+            const reply = (await d.redis.xreadgroup('GROUP', GROUP, CONSUMER, 'COUNT', count, 'STREAMS', key, from)) as StreamReply;
+            const entries = reply?.[0]?.[1] ?? [];
+            if (entries.length > 0) return entries.map(([id, fields]) => parseEntry(id, fields ?? []));
+          }
+          return [];
+        } catch (err) {
+          // the stream (and its group) vanished, e.g. after a Redis loss: make the group again and read once more
+          if (attempt > 1 || !String((err as Error).message).includes('NOGROUP')) throw err;
+          groupsReady.delete(key);
+        }
       }
-      return [];
     },
 
     /** Acknowledges applied entries and deletes them from the stream. */

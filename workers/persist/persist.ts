@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Engine } from '../../engine/index.js';
 import type { EventId } from '../../engine/ids.js';
+import type { ApplyResult } from '../../engine/booking/persist.js';
 import type { Metrics } from '../../platform/metrics.js';
 
 export type PersistOptions = {
@@ -55,13 +56,7 @@ export function createPersistWorker(o: PersistOptions) {
       }
     });
     await engine.outbox.ack(eventId, entries.map((e) => e.id));
-    const m = o.metrics;
-    if (m) {
-      m.persistBatchSeconds.observe((performance.now() - started) / 1000);
-      for (const e of entries) m.outboxApplied.inc({ type: e.type });
-      m.outboxDuplicates.inc(result.duplicates);
-      m.durableRefusals.inc(result.refused.length);
-    }
+    if (o.metrics) await count(o.metrics, result, (performance.now() - started) / 1000);
     for (const e of result.refused) {
       log.error({ bookingId: e.bookingId, eventId }, 'postgres refused a hold (would oversell); booking FAILED and hold released');
     }
@@ -69,6 +64,33 @@ export function createPersistWorker(o: PersistOptions) {
       log.warn({ bookingId: a.entry.bookingId, type: a.entry.type, problem: a.problem }, 'outbox entry did not apply');
     }
     return entries.length;
+  }
+
+  /**
+   * Business metrics are counted here, from the durable stream: each domain event is applied once, whichever process
+   * (API, settle job, webhook) made the change, so conversions, cancellations and revenue are counted exactly once.
+   */
+  async function count(m: Metrics, result: ApplyResult, seconds: number) {
+    m.persistBatchSeconds.observe(seconds);
+    for (const e of result.fresh) m.outboxApplied.inc({ type: e.type });
+    m.outboxDuplicates.inc(result.duplicates);
+    m.durableRefusals.inc(result.refused.length);
+    const confirmed = result.fresh.filter((e) => e.type === 'BookingConfirmed');
+    for (const e of result.fresh) {
+      if (e.type === 'BookingCancelled') m.bookingsCancelled.inc({ reason: e.reason === 'payment_failed' ? 'payment_failed' : 'buyer' });
+    }
+    if (confirmed.length === 0) return;
+    const { rows } = await engine.deps.pg.query<{ id: string; amount: string; currency: string; created_at: Date; ticket_count: number }>(
+      'SELECT id, amount, currency, created_at, ticket_count FROM bookings WHERE id = ANY($1::text[])',
+      [confirmed.map((e) => e.bookingId)],
+    );
+    const at = new Map(confirmed.map((e) => [e.bookingId as string, e.atMs]));
+    for (const b of rows) {
+      m.bookingsConfirmed.inc();
+      m.ticketsSold.inc(b.ticket_count);
+      m.revenue.inc({ currency: b.currency }, Number(b.amount));
+      m.timeToBook.observe(Math.max(0, (at.get(b.id)! - b.created_at.getTime()) / 1000));
+    }
   }
 
   async function run() {

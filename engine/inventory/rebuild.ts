@@ -1,0 +1,87 @@
+import { randomBytes } from 'node:crypto';
+import { Reply } from '../../lua/codes.js';
+import type { EngineDeps } from '../deps.js';
+import { DomainError } from '../errors.js';
+import type { EventId } from '../ids.js';
+import { eventKeys, globalKeys } from '../keys.js';
+import type { Outbox } from '../outbox/outbox.js';
+import { applyOutbox } from '../booking/persist.js';
+import type { WaitingRoom } from '../waiting-room/waiting-room.js';
+import { specFromPostgres, type ArmSpec } from './inventory.js';
+
+export type RebuildReport = {
+  eventId: EventId;
+  /** Outbox entries found in Redis and applied to Postgres first (a forced rebuild of a live event). */
+  drained: number;
+  tiers: ArmSpec['tiers'];
+  holdsRestored: number;
+  soldRestored: number;
+  buyers: number;
+};
+
+const HOLD_STATE = { RESERVED: 'held', PAYMENT_FAILED: 'held', PAYMENT_PENDING: 'paying' } as const;
+
+/**
+ * Rebuilds an event's Redis state from Postgres (after a Redis loss): counters, seat maps, buyers' counts, every live
+ * hold (with its expiry) and every sold booking's record. Refuses while the event is live (armed in Redis) unless
+ * forced; a forced rebuild first applies whatever the outbox still holds, under the persist lease.
+ */
+export async function rebuildEvent(
+  d: EngineDeps,
+  outbox: Outbox,
+  waitingRoom: WaitingRoom,
+  eventId: EventId,
+  o: { force?: boolean } = {},
+): Promise<RebuildReport> {
+  const k = eventKeys(d.ns, eventId);
+  if ((await d.redis.hget(k.meta, 'armed')) === '1' && !o.force) {
+    throw new DomainError('EVENT_LIVE', 'the event is live in Redis: rebuilding would replace its state; use --force if you mean it');
+  }
+  const owner = `rebuild-${randomBytes(4).toString('hex')}`;
+  for (let i = 0; !(await outbox.lease(eventId, owner, 30_000)); i++) {
+    if (i > 100) throw new Error('the persist lease of this event is held elsewhere; try again');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  try {
+    let drained = 0;
+    for (;;) {
+      const entries = await outbox.read(eventId, 500);
+      if (entries.length === 0) break;
+      await applyOutbox(d.pg, entries);
+      await outbox.ack(eventId, entries.map((e) => e.id));
+      drained += entries.length;
+    }
+    const spec = await specFromPostgres(d, eventId);
+    // holds of the old state go; the ones Postgres knows come back below
+    let cursor = '0';
+    do {
+      const [next, keys] = await d.redis.scan(cursor, 'MATCH', `${k.pattern.slice(0, -1)}hold:*`, 'COUNT', 1000);
+      if (keys.length) await d.redis.unlink(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+    await d.redis.unlink(k.expiry);
+    const [code] = await d.redis.armEvent(k.meta, k.inv, k.sec, k.smap, k.buyers, eventId, JSON.stringify(spec), 'rebuild');
+    if (code !== Reply.OK) throw new Error(`armEvent rebuild: unexpected reply ${code}`);
+    await d.redis.sadd(globalKeys(d.ns).events, eventId);
+
+    const { rows } = await d.pg.query<{ id: string; user_id: string; tier_id: string; ticket_count: number; state: string; holds: string; expires_at: Date | null; created_at: Date; seats: string[] }>(
+      `SELECT b.id, b.user_id, b.tier_id, b.ticket_count, b.state, st.holds, b.expires_at, b.created_at,
+              COALESCE((SELECT array_agg(s.seat_id ORDER BY s.seat_id) FROM booking_seats s WHERE s.booking_id = b.id AND s.live), '{}') AS seats
+         FROM bookings b JOIN booking_states st ON st.state = b.state WHERE b.event_id = $1 AND st.holds <> 'none'`,
+      [eventId],
+    );
+    let holdsRestored = 0;
+    let soldRestored = 0;
+    for (const b of rows) {
+      const state = b.holds === 'sold' ? 'sold' : HOLD_STATE[b.state as keyof typeof HOLD_STATE];
+      await d.redis.restoreHold(k.hold(b.id as never), k.expiry, b.id, b.user_id, b.tier_id, b.ticket_count, b.seats.join(','),
+        (b.expires_at ?? b.created_at).getTime(), b.created_at.getTime(), state);
+      if (state === 'sold') soldRestored++;
+      else holdsRestored++;
+    }
+    await waitingRoom.restore(eventId);
+    return { eventId, drained, tiers: spec.tiers, holdsRestored, soldRestored, buyers: spec.buyers.length };
+  } finally {
+    await outbox.lease(eventId, owner, 30_000, 'drop');
+  }
+}
