@@ -15,6 +15,7 @@ import { events } from './routes/events.js';
 import { health } from './routes/health.js';
 import { mountQueueBoard } from './admin-queues.js';
 import { noCardData } from './middleware/no-card-data.js';
+import { rateLimit } from './middleware/rate-limit.js';
 import { pages } from './routes/pages.js';
 import { payments } from './routes/payments.js';
 import { tickets } from './routes/tickets.js';
@@ -90,6 +91,14 @@ export function createApp(deps: AppDeps) {
   app.use('/api/bookings/*', auth());
   app.use('/api/admin/*', auth({ admin: true }));
   app.use('/api/events/:eventId/queue', auth());
+  // limits after auth (per user) and before any work; only the costly writes are limited
+  const limited = (group: 'hold' | 'pay' | 'join') => {
+    const limit = rateLimit(deps, group);
+    return (c: Context<AppEnv>, next: () => Promise<void>) => (c.req.method === 'POST' ? limit(c, next) : next());
+  };
+  app.use('/api/bookings', limited('hold'));
+  app.use('/api/payments', limited('pay'));
+  app.use('/api/events/:eventId/queue', limited('join'));
   app.use('/api/queue/*', auth({ query: true }));
 
   app.route('/', health);

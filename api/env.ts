@@ -1,4 +1,5 @@
 import type { Queue } from 'bullmq';
+import type { RateLimitConfig } from './middleware/rate-limit.js';
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/index.js';
 import type { UserId } from '../engine/ids.js';
@@ -8,6 +9,8 @@ export type ApiConfig = {
   jwtSecret: string;
   /** Stripe webhook signing secrets (two during a rotation); none = the webhook route answers 404. */
   stripeWebhookSecrets?: string[];
+  /** Per-user and per-IP limits on holds, payments and joins (none = no limits). */
+  rateLimit?: RateLimitConfig;
   bodyLimitBytes: number;
   requestTimeoutMs: number;
 };

@@ -22,7 +22,12 @@ runMain(async () => {
       engine: rt.engine,
       log: rt.log,
       metrics: createMetrics('api'),
-      config: { jwtSecret: rt.config.JWT_SECRET, bodyLimitBytes: rt.config.BODY_LIMIT_BYTES, requestTimeoutMs: rt.config.REQUEST_TIMEOUT_MS },
+      config: {
+        jwtSecret: rt.config.JWT_SECRET,
+        bodyLimitBytes: rt.config.BODY_LIMIT_BYTES,
+        requestTimeoutMs: rt.config.REQUEST_TIMEOUT_MS,
+        rateLimit: { perUser: rt.config.RATE_LIMIT_PER_USER, perIp: rt.config.RATE_LIMIT_PER_IP, windowSeconds: rt.config.RATE_LIMIT_WINDOW_SECONDS, trustProxy: false },
+      },
       checks: { redis: () => rt.redis.ping(), postgres: () => rt.pg.query('SELECT 1') },
     });
     fetch = app.fetch;

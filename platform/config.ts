@@ -40,6 +40,15 @@ const Env = z
     PERSIST_BATCH_SIZE: int(500),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     DEMO_EVENT: bool.default(true),
+    /** "redis" (Floodgate) or "pg-lock" (the seed's SELECT ... FOR UPDATE design, for benchmark comparisons only). */
+    INVENTORY_MODE: z.enum(['redis', 'pg-lock']).default('redis'),
+    /** Requests per user and per route group (hold, pay, join) in RATE_LIMIT_WINDOW_SECONDS; 0 = no limit. */
+    RATE_LIMIT_PER_USER: int(20, 0),
+    /** Requests per client IP and per route group in the same window; 0 = no limit. */
+    RATE_LIMIT_PER_IP: int(300, 0),
+    RATE_LIMIT_WINDOW_SECONDS: int(10),
+    /** Behind a load balancer: take the client IP from X-Forwarded-For. */
+    TRUST_PROXY: bool.default(false),
     /** HMAC key of ticket codes (QR codes checked at the gate); at least 32 characters. */
     TICKET_SECRET: z.string().min(32, 'at least 32 characters').default(DEV_TICKET_SECRET),
     PAYMENTS_PROVIDER: z.enum(['simulated', 'stripe']).default('simulated'),

@@ -3,6 +3,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import type { Queue } from 'bullmq';
 import { pino, type Logger } from 'pino';
 import { createApp } from '../api/app.js';
+import type { RateLimitConfig } from '../api/middleware/rate-limit.js';
 import type { Engine } from '../engine/index.js';
 import { createMetrics, type Metrics } from '../platform/metrics.js';
 import { devToken } from '../scripts/dev-token.js';
@@ -16,7 +17,7 @@ export const token = (userId: string, opts: { admin?: boolean; ttlSeconds?: numb
 /** The real app on a real HTTP port (127.0.0.1, random port), wired to a test engine. */
 export async function startApi(
   engine: Engine,
-  over: { bodyLimitBytes?: number; requestTimeoutMs?: number; log?: Logger; stripeWebhookSecrets?: string[]; queues?: Queue[] } = {},
+  over: { bodyLimitBytes?: number; requestTimeoutMs?: number; log?: Logger; stripeWebhookSecrets?: string[]; queues?: Queue[]; rateLimit?: RateLimitConfig } = {},
 ) {
   const metrics: Metrics = createMetrics('api');
   const app = createApp({
@@ -28,6 +29,7 @@ export async function startApi(
       bodyLimitBytes: over.bodyLimitBytes ?? 16 * 1024,
       requestTimeoutMs: over.requestTimeoutMs ?? 5000,
       stripeWebhookSecrets: over.stripeWebhookSecrets ?? [],
+      ...(over.rateLimit ? { rateLimit: over.rateLimit } : {}),
     },
     checks: { redis: () => engine.deps.redis.ping(), postgres: () => engine.deps.pg.query('SELECT 1') },
     ...(over.queues ? { queues: over.queues } : {}),

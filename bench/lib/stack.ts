@@ -67,6 +67,8 @@ export async function benchStack(): Promise<BenchStack> {
     JWT_SECRET: config.JWT_SECRET,
     HOLD_TTL_MS: String(60 * 60_000),
     LOG_LEVEL: 'warn',
+    // one load generator on one IP: the per-IP limit would measure itself; the per-user limit stays on
+    RATE_LIMIT_PER_IP: '0',
   };
   return {
     ns, schema, databaseUrl, redisUrl: config.REDIS_URL, jwtSecret: config.JWT_SECRET, redis, pool, engine, env,

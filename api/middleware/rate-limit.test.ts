@@ -1,0 +1,39 @@
+import { describe, expect, it } from '../../test/fixtures.js';
+import { createGaEvent } from '../../test/events.js';
+import { startApi, token } from '../../test/http.js';
+
+describe('rate limits (Redis-backed, shared by every API process)', () => {
+  it('per user: the 4th hold in the window is 429 with Retry-After, across two API processes, and holds nothing', async ({ engine, onTestFinished }) => {
+    const rateLimit = { perUser: 3, perIp: 0, windowSeconds: 60, trustProxy: false };
+    const [a, b] = [await startApi(engine, { rateLimit }), await startApi(engine, { rateLimit })];
+    onTestFinished(async () => {
+      await a.close();
+      await b.close();
+    });
+    const ev = await createGaEvent(engine, 100, { maxTicketsPerUser: 50 });
+    const greedy = await token('greedy');
+    const body = { eventId: ev.id, ticketCount: 1 };
+    const statuses = [];
+    for (const api of [a, b, a, b]) statuses.push((await api.call('POST', '/api/bookings', { token: greedy, body })).status);
+    expect(statuses).toEqual([201, 201, 201, 429]);
+    const limited = await b.call('POST', '/api/bookings', { token: greedy, body });
+    expect(limited.json).toMatchObject({ type: '/problems/rate-limited', status: 429 });
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await engine.inventory.redisState(ev.id))[ev.tiers[0]!.id]!.held).toBe(3);
+    // someone else is not affected, and reads are never limited
+    expect((await a.call('POST', '/api/bookings', { token: await token('calm'), body })).status).toBe(201);
+    expect((await a.call('GET', '/api/bookings', { token: greedy })).status).toBe(200);
+  });
+
+  it('per IP: joins and payments from one address are limited whoever sends them', async ({ engine, onTestFinished }) => {
+    const api = await startApi(engine, { rateLimit: { perUser: 0, perIp: 2, windowSeconds: 60, trustProxy: true } });
+    onTestFinished(() => api.close());
+    const ev = await createGaEvent(engine, 10);
+    const from = (ip: string) => ({ 'x-forwarded-for': ip });
+    const pay = (t: string, ip: string) => api.call('POST', '/api/payments', { token: t, body: { bookingId: 'bk_abcdefghijkl_abcdefghijklmnop', paymentMethodId: 'pm_card_visa' }, headers: from(ip) });
+    const [x, y, z] = await Promise.all(['x', 'y', 'z'].map((n) => token(n)));
+    expect([(await pay(x, '10.0.0.1')).status, (await pay(y, '10.0.0.1')).status, (await pay(z, '10.0.0.1')).status]).toEqual([404, 404, 429]);
+    expect((await pay(z, '10.0.0.2')).status).toBe(404);
+    void ev;
+  });
+});

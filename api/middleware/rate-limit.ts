@@ -1,0 +1,40 @@
+import { getConnInfo } from '@hono/node-server/conninfo';
+import { createMiddleware } from 'hono/factory';
+import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import type { AppEnv, AppDeps } from '../env.js';
+import { problem } from '../problem.js';
+
+export type RateLimitConfig = { perUser: number; perIp: number; windowSeconds: number; trustProxy: boolean };
+
+/**
+ * Per-user and per-IP request limits for one route group (hold, pay, join), counted in Redis so every API process
+ * shares them (rate-limiter-flexible's atomic Redis limiter). Over the limit: 429 rate-limited with Retry-After and
+ * nothing else happens. A limit of 0 is off.
+ */
+export function rateLimit(deps: AppDeps, group: 'hold' | 'pay' | 'join') {
+  const cfg = deps.config.rateLimit;
+  if (!cfg || (cfg.perUser === 0 && cfg.perIp === 0)) return createMiddleware<AppEnv>(async (_c, next) => next());
+  const ns = deps.engine.deps.ns;
+  const make = (who: string, points: number) =>
+    points > 0
+      ? new RateLimiterRedis({ storeClient: deps.engine.deps.redis, keyPrefix: `${ns}:rl:${group}:${who}`, points, duration: cfg.windowSeconds })
+      : null;
+  const perUser = make('u', cfg.perUser);
+  const perIp = make('ip', cfg.perIp);
+  return createMiddleware<AppEnv>(async (c, next) => {
+    const ip = (cfg.trustProxy ? c.req.header('x-forwarded-for')?.split(',')[0]?.trim() : undefined) ?? getConnInfo(c).remote.address ?? 'unknown';
+    try {
+      await Promise.all([perUser?.consume(c.var.user.id), perIp?.consume(ip)]);
+    } catch (err) {
+      if (!(err instanceof RateLimiterRes)) throw err;
+      const retryAfter = Math.max(1, Math.ceil(err.msBeforeNext / 1000));
+      return problem(
+        c,
+        429,
+        { type: '/problems/rate-limited', title: 'Too many requests', detail: `slow down: retry in ${retryAfter} s` },
+        { 'retry-after': String(retryAfter) },
+      );
+    }
+    await next();
+  });
+}

@@ -1,0 +1,119 @@
+import type { Engine } from '../index.js';
+import type { EventId } from '../ids.js';
+
+/** A charge as the payment provider knows it (the simulated provider's records, or the Stripe double's). */
+export type ChargeRecord = { bookingId: string; status: string; amount: number; refunded?: number };
+
+export type InvariantReport = {
+  ok: boolean;
+  violations: string[];
+  figures: {
+    events: number;
+    capacity: number;
+    sold: number;
+    held: number;
+    bookings: number;
+    captured: number;
+    refunded: number;
+    emailsSent: number;
+    outboxBacklog: number;
+    mismatch: number;
+  };
+};
+
+const PAID = new Set(['CONFIRMED', 'TICKETS_DELIVERED', 'REFUND_REQUESTED', 'REFUND_DENIED']);
+
+/**
+ * Floodgate's invariants, checked against the real stores (used by tests, the fault suite, the simulation and the
+ * benchmark driver):
+ *   1. per event and tier in Redis: capacity == available + held + sold, nothing below zero;
+ *   2. in Postgres: never a seat in two live bookings, never more reserved + sold than capacity;
+ *   3. money: every captured charge belongs to exactly one paid booking (or was refunded with its booking), every paid
+ *      booking has exactly one captured charge, never two captures for one booking;
+ *   4. at most one e-mail per booking;
+ *   5. with `drained`: the outbox is empty and Redis agrees with Postgres exactly.
+ */
+export async function checkInvariants(
+  engine: Engine,
+  o: { eventIds?: EventId[]; charges?: ChargeRecord[]; emailsPerBooking?: Map<string, number>; drained?: boolean } = {},
+): Promise<InvariantReport> {
+  const v: string[] = [];
+  const pg = engine.deps.pg;
+  const eventIds = o.eventIds ?? (await engine.inventory.armedEvents());
+  const f: InvariantReport['figures'] = { events: eventIds.length, capacity: 0, sold: 0, held: 0, bookings: 0, captured: 0, refunded: 0, emailsSent: 0, outboxBacklog: 0, mismatch: 0 };
+
+  for (const eventId of eventIds) {
+    for (const [tier, t] of Object.entries(await engine.inventory.redisState(eventId))) {
+      if (t.cap !== t.free + t.held + t.sold) v.push(`redis ${eventId}/${tier}: capacity ${t.cap} != available ${t.free} + held ${t.held} + sold ${t.sold}`);
+      if (t.free < 0 || t.held < 0 || t.sold < 0) v.push(`redis ${eventId}/${tier}: a counter below zero ${JSON.stringify(t)}`);
+      f.capacity += t.cap;
+      f.sold += t.sold;
+      f.held += t.held;
+    }
+    f.outboxBacklog += (await engine.outbox.backlog(eventId)).entries;
+  }
+  const tiers = await pg.query<{ id: string; capacity: number; reserved: number; sold: number }>(
+    'SELECT id, capacity, reserved, sold FROM tiers WHERE event_id = ANY($1::text[])',
+    [eventIds],
+  );
+  for (const t of tiers.rows) {
+    if (t.reserved < 0 || t.sold < 0 || t.reserved + t.sold > t.capacity) v.push(`postgres tier ${t.id}: reserved ${t.reserved} + sold ${t.sold} vs capacity ${t.capacity}`);
+  }
+  const doubled = await pg.query<{ seat_id: string; n: number }>(
+    `SELECT seat_id, count(*)::int AS n FROM booking_seats WHERE event_id = ANY($1::text[]) AND live GROUP BY event_id, seat_id HAVING count(*) > 1`,
+    [eventIds],
+  );
+  for (const r of doubled.rows) v.push(`postgres: seat ${r.seat_id} in ${r.n} live bookings`);
+
+  const bookings = await pg.query<{ id: string; state: string }>('SELECT id, state FROM bookings WHERE event_id = ANY($1::text[])', [eventIds]);
+  f.bookings = bookings.rowCount ?? 0;
+  const state = new Map(bookings.rows.map((b) => [b.id, b.state]));
+  const captures = await pg.query<{ booking_id: string; n: number }>(
+    `SELECT p.booking_id, count(*)::int AS n FROM payments p JOIN bookings b ON b.id = p.booking_id
+      WHERE b.event_id = ANY($1::text[]) AND p.status IN ('captured', 'refunded') GROUP BY p.booking_id`,
+    [eventIds],
+  );
+  const capturedInPg = new Map(captures.rows.map((r) => [r.booking_id, r.n]));
+  for (const [id, n] of capturedInPg) if (n > 1) v.push(`booking ${id}: ${n} captured payments`);
+
+  if (o.charges) {
+    const mine = o.charges.filter((c) => state.has(c.bookingId));
+    const byBooking = new Map<string, ChargeRecord[]>();
+    for (const c of mine) byBooking.set(c.bookingId, [...(byBooking.get(c.bookingId) ?? []), c]);
+    for (const [id, cs] of byBooking) {
+      const captured = cs.filter((c) => c.status === 'captured');
+      const refunded = cs.filter((c) => c.status === 'refunded');
+      f.captured += captured.length;
+      f.refunded += refunded.length;
+      if (captured.length + refunded.length > 1) v.push(`booking ${id}: charged ${captured.length + refunded.length} times`);
+      const s = state.get(id)!;
+      if (captured.length === 1 && !PAID.has(s)) v.push(`money without a ticket: booking ${id} is ${s} but its charge is captured`);
+      if (refunded.length === 1 && s !== 'REFUNDED') v.push(`booking ${id} is ${s} but its charge was refunded`);
+    }
+    for (const [id, s] of state) {
+      if (PAID.has(s) && (byBooking.get(id) ?? []).filter((c) => c.status === 'captured').length !== 1) {
+        v.push(`a ticket without money: booking ${id} is ${s} without exactly one captured charge`);
+      }
+    }
+  }
+
+  const sent = await pg.query<{ booking_id: string; n: number }>(
+    `SELECT d.booking_id, count(*)::int AS n FROM deliveries d JOIN bookings b ON b.id = d.booking_id
+      WHERE b.event_id = ANY($1::text[]) AND d.channel = 'email' AND d.status = 'sent' GROUP BY d.booking_id`,
+    [eventIds],
+  );
+  f.emailsSent = sent.rows.length;
+  for (const [id, n] of o.emailsPerBooking ?? new Map()) {
+    if (state.has(id) && n > 1) v.push(`booking ${id}: ${n} e-mails`);
+  }
+
+  if (o.drained) {
+    if (f.outboxBacklog > 0) v.push(`the outbox still holds ${f.outboxBacklog} entries`);
+    for (const eventId of eventIds) {
+      const r = await engine.reconcile(eventId);
+      f.mismatch += r.mismatch;
+      if (r.mismatch > 0) v.push(`${eventId}: Redis and Postgres disagree on ${r.mismatch} (${JSON.stringify(r.differences.slice(0, 3))})`);
+    }
+  }
+  return { ok: v.length === 0, violations: v, figures: f };
+}
