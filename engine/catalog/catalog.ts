@@ -164,11 +164,16 @@ export function createCatalog(d: EngineDeps) {
       return created;
     },
 
-    /** The event's record, cached per process for catalogCacheMs (unknown ids for a second). */
+    /**
+     * The event's record, cached per process for catalogCacheMs (unknown ids for a second). When Postgres cannot answer,
+     * the last record keeps serving (sales go on from Redis while the system of record is away) and a reload is tried
+     * again a second later.
+     */
     async cached(id: EventId): Promise<EventRecord | null> {
       const now = Date.now();
       const hit = cache.get(id);
       if (hit && now - hit.at < d.config.catalogCacheMs) return hit.value;
+      const previous = hit ? await hit.value.catch(() => null) : null;
       const fresh = { at: now, value: load(id) };
       if (cache.size > 10_000) cache.clear();
       cache.set(id, fresh);
@@ -176,13 +181,14 @@ export function createCatalog(d: EngineDeps) {
         (v) => {
           if (v === null) fresh.at = now - d.config.catalogCacheMs + 1000; // forget unknown ids after a second
         },
-        () => cache.get(id) === fresh && cache.delete(id), // a failed load is not cached
+        () => {
+          if (cache.get(id) !== fresh) return;
+          if (previous) cache.set(id, { at: now - d.config.catalogCacheMs + 1000, value: Promise.resolve(previous) });
+          else cache.delete(id); // a failed first load is not cached
+        },
       );
-      // Serve the previous record while the new one loads, unless there was none.
-      if (hit) {
-        const previous = await hit.value.catch(() => null);
-        if (previous) return previous;
-      }
+      // serve the previous record while the new one loads (or fails), unless there was none
+      if (previous) return previous;
       return fresh.value;
     },
 
