@@ -31,7 +31,7 @@ describe('rate limits (Redis-backed, shared by every API process)', () => {
     const ev = await createGaEvent(engine, 10);
     const from = (ip: string) => ({ 'x-forwarded-for': ip });
     const pay = (t: string, ip: string) => api.call('POST', '/api/payments', { token: t, body: { bookingId: 'bk_abcdefghijkl_abcdefghijklmnop', paymentMethodId: 'pm_card_visa' }, headers: from(ip) });
-    const [x, y, z] = await Promise.all(['x', 'y', 'z'].map((n) => token(n)));
+    const [x, y, z] = (await Promise.all(['x', 'y', 'z'].map((n) => token(n)))) as [string, string, string];
     expect([(await pay(x, '10.0.0.1')).status, (await pay(y, '10.0.0.1')).status, (await pay(z, '10.0.0.1')).status]).toEqual([404, 404, 429]);
     expect((await pay(z, '10.0.0.2')).status).toBe(404);
     void ev;
