@@ -22,7 +22,7 @@
 ]]
 --- @include "includes/validate"
 
-local nowMs = needInt(ARGV[1], "nowMs", 0, 1e14)
+local nowMs = nowArg(ARGV[1], "nowMs")
 local maxAdmit = needInt(ARGV[2], "maxAdmit", 0, 10000)
 local c = redis.call("HMGET", KEYS[1], "enabled", "closed", "salesAt", "passTtlMs", "tpp", "cursorPre", "cursorLine", "admitted")
 if c[1] ~= "1" or c[2] == "1" or nowMs < tonumber(c[3]) then return {0} end

@@ -40,7 +40,7 @@
 local a = {
   eventId = needId(ARGV[1], "eventId"), bookingId = needId(ARGV[2], "bookingId"),
   userId = needId(ARGV[3], "userId"), tierId = optId(ARGV[4], "tierId"),
-  count = needInt(ARGV[5], "count", 1, 100), nowMs = needInt(ARGV[6], "nowMs", 0, 1e14),
+  count = needInt(ARGV[5], "count", 1, 100), nowMs = nowArg(ARGV[6], "nowMs"),
   ttlMs = needInt(ARGV[7], "ttlMs", 1, 1e10), fingerprint = ARGV[8] or "",
   idemTtlMs = needInt(ARGV[9], "idemTtlMs", 1, 1e10), pass = ARGV[12] or "",
 }

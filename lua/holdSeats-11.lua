@@ -42,7 +42,7 @@ if #seatIds < 1 or #seatIds > 100 then error("ERR bad argument seatIds") end
 local a = {
   eventId = needId(ARGV[1], "eventId"), bookingId = needId(ARGV[2], "bookingId"),
   userId = needId(ARGV[3], "userId"), tierId = optId(ARGV[4], "tierId"),
-  nowMs = needInt(ARGV[5], "nowMs", 0, 1e14), ttlMs = needInt(ARGV[6], "ttlMs", 1, 1e10),
+  nowMs = nowArg(ARGV[5], "nowMs"), ttlMs = needInt(ARGV[6], "ttlMs", 1, 1e10),
   fingerprint = ARGV[7] or "", idemTtlMs = needInt(ARGV[8], "idemTtlMs", 1, 1e10),
   count = #seatIds, seats = table.concat(seatIds, ","), pass = ARGV[9] or "",
 }

@@ -22,7 +22,7 @@
 
 local member = ARGV[1]
 if not string.match(member or "", "^%x+$") or #member > 32 then error("ERR bad argument member") end
-local nowMs = needInt(ARGV[2], "nowMs", 0, 1e14)
+local nowMs = nowArg(ARGV[2], "nowMs")
 local c = redis.call("HMGET", KEYS[1], "enabled", "closed", "opensAt", "salesAt", "seed")
 if c[1] ~= "1" then return {-30} end
 if c[2] == "1" then return {-31} end

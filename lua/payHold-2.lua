@@ -19,7 +19,7 @@
 
 local bookingId = needId(ARGV[1], "bookingId")
 local userId = optId(ARGV[2], "userId")
-local nowMs = needInt(ARGV[3], "nowMs", 0, 1e14)
+local nowMs = nowArg(ARGV[3], "nowMs")
 local windowMs = needInt(ARGV[4], "windowMs", 0, 1e9)
 local mode = ARGV[5]
 if mode ~= "start" and mode ~= "decline" then error("ERR bad argument mode") end

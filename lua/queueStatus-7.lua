@@ -20,10 +20,11 @@
 
   Idempotent: read-only.
 ]]
+--- @include "includes/validate"
+
 local member = ARGV[1]
 if not string.match(member or "", "^%x+$") then error("ERR bad argument member") end
-local nowMs = tonumber(ARGV[2])
-if not nowMs then error("ERR bad argument nowMs") end
+local nowMs = nowArg(ARGV[2], "nowMs")
 local c = redis.call("HMGET", KEYS[1], "enabled", "closed", "salesAt", "cursorPre", "cursorLine", "admitted", "lastTick", "rate",
   "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11")
 local free, held = 0, 0

@@ -21,7 +21,7 @@
 
 local eventId = needId(ARGV[1], "eventId")
 local bookingId = needId(ARGV[2], "bookingId")
-local nowMs = needInt(ARGV[3], "nowMs", 0, 1e14)
+local nowMs = nowArg(ARGV[3], "nowMs")
 local reason = ARGV[4] or ""
 local k = {inv = KEYS[1], sec = KEYS[2], smap = KEYS[3], hold = KEYS[4], buyers = KEYS[5], outbox = KEYS[6]}
 

@@ -29,7 +29,7 @@
 local eventId = needId(ARGV[1], "eventId")
 local bookingId = needId(ARGV[2], "bookingId")
 local userId = optId(ARGV[3], "userId")
-local nowMs = needInt(ARGV[4], "nowMs", 0, 1e14)
+local nowMs = nowArg(ARGV[4], "nowMs")
 local eventType = ARGV[5]
 if eventType ~= "BookingCancelled" and eventType ~= "BookingFailed" then error("ERR bad argument eventType") end
 local reason = ARGV[6] or ""

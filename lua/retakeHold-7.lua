@@ -31,7 +31,7 @@ local userId = needId(ARGV[3], "userId")
 local tierId = needId(ARGV[4], "tierId")
 local count = needInt(ARGV[5], "count", 1, 1000)
 local seatsCsv = ARGV[6] or ""
-local nowMs = needInt(ARGV[7], "nowMs", 0, 1e14)
+local nowMs = nowArg(ARGV[7], "nowMs")
 local paymentRef = ARGV[8] or ""
 local k = {inv = KEYS[1], sec = KEYS[2], smap = KEYS[3], hold = KEYS[4], expiry = KEYS[5], buyers = KEYS[6], outbox = KEYS[7]}
 

@@ -1,4 +1,5 @@
 import { Reply, type ScriptReply } from '../../lua/codes.js';
+import { scriptNow } from '../clock.js';
 import type { EngineDeps } from '../deps.js';
 import { DomainError } from '../errors.js';
 import type { BookingId, EventId, TierId, UserId } from '../ids.js';
@@ -104,6 +105,12 @@ function holdResult(r: HoldRequest, reply: ScriptReply): Hold {
   }
 }
 
+/** Redis's clock in ms (the one the scripts use in production). */
+export async function redisNow(redis: EngineDeps['redis']): Promise<number> {
+  const [s, us] = await redis.time();
+  return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+}
+
 export function createHolds(d: EngineDeps) {
   const { redis, ns, config } = d;
   const releaseKeys = (eventId: EventId, bookingId: BookingId) => {
@@ -117,7 +124,7 @@ export function createHolds(d: EngineDeps) {
       const k = eventKeys(ns, r.eventId);
       const idem = r.idempotency ? k.idem(r.userId, r.idempotency.key) : k.noIdem;
       const fp = r.idempotency?.fingerprint ?? '';
-      const now = d.clock.now();
+      const now = scriptNow(d.clock);
       const tier = r.tierId ?? '';
       const pass = r.pass ?? '';
       let reply: ScriptReply;
@@ -151,7 +158,7 @@ export function createHolds(d: EngineDeps) {
       const reason = 'userId' in by ? 'cancelled by buyer' : by.reason;
       const states = 'userId' in by ? 'held' : (by.states ?? ['held']).join(',');
       const [code, a, b, c] = await redis.releaseHold(...releaseKeys(eventId, bookingId), eventId, bookingId, user,
-        d.clock.now(), type, reason, states);
+        scriptNow(d.clock), type, reason, states);
       switch (code) {
         case Reply.OK:
           return { tierId: a as TierId, ticketCount: Number(b), seats: seatList(c) };
@@ -169,7 +176,7 @@ export function createHolds(d: EngineDeps) {
 
     /** Expires one hold if it is due at `now` (re-checked inside the script). */
     async expire(eventId: EventId, bookingId: BookingId): Promise<'expired' | 'not-due' | 'gone'> {
-      const [code] = await redis.expireHold(...releaseKeys(eventId, bookingId), eventId, bookingId, d.clock.now());
+      const [code] = await redis.expireHold(...releaseKeys(eventId, bookingId), eventId, bookingId, scriptNow(d.clock));
       switch (code) {
         case Reply.OK:
           return 'expired';
@@ -185,7 +192,9 @@ export function createHolds(d: EngineDeps) {
 
     /** Reads the due holds of one event, then expires each in its own script call (read outside, decide inside). */
     async sweep(eventId: EventId, limit = 500): Promise<number> {
-      const due = (await redis.zrangebyscore(eventKeys(ns, eventId).expiry, '-inf', d.clock.now(), 'LIMIT', 0, limit)) as BookingId[];
+      // candidates by the scripts' clock (Redis's own in production); each expiry is re-checked inside its script
+      const now = scriptNow(d.clock) === '' ? await redisNow(redis) : d.clock.now();
+      const due = (await redis.zrangebyscore(eventKeys(ns, eventId).expiry, '-inf', now, 'LIMIT', 0, limit)) as BookingId[];
       let expired = 0;
       for (const bookingId of due) if ((await this.expire(eventId, bookingId)) === 'expired') expired++;
       return expired;
@@ -195,7 +204,7 @@ export function createHolds(d: EngineDeps) {
     async confirm(eventId: EventId, bookingId: BookingId, paymentRef = ''): Promise<'confirmed' | 'already-confirmed'> {
       const k = eventKeys(ns, eventId);
       const [code] = await redis.confirmHold(k.inv, k.sec, k.smap, k.hold(bookingId), k.expiry, k.outbox, eventId,
-        bookingId, d.clock.now(), paymentRef);
+        bookingId, scriptNow(d.clock), paymentRef);
       switch (code) {
         case Reply.OK:
           return 'confirmed';

@@ -1,4 +1,5 @@
 import { Reply } from '../../lua/codes.js';
+import { scriptNow } from '../clock.js';
 import { withTx, type Queryable } from '../../platform/pg.js';
 import { getBooking, insertBooking, transition, type Booking } from '../booking/bookings-repo.js';
 import { markerOf } from '../booking/persist.js';
@@ -108,7 +109,7 @@ export function createPayments(d: EngineDeps, holds: Holds) {
       await holds.release(eventId, b.bookingId, { system: 'BookingCancelled', reason: 'payment_failed', states: ['paying', 'held'] }).catch(ignoreGone);
     } else {
       const k = eventKeys(d.ns, eventId);
-      await d.redis.payHold(k.hold(b.bookingId), k.expiry, b.bookingId, '', d.clock.now(), 0, 'decline');
+      await d.redis.payHold(k.hold(b.bookingId), k.expiry, b.bookingId, '', scriptNow(d.clock), 0, 'decline');
     }
     return { outcome: 'declined', paymentId: paymentIdOf(b.bookingId, attempt), code, message, attemptsLeft, bookingStatus: cancel ? 'CANCELLED' : 'PAYMENT_FAILED' };
   }
@@ -137,7 +138,7 @@ export function createPayments(d: EngineDeps, holds: Holds) {
     if (late) {
       const k = eventKeys(d.ns, eventId);
       const [code] = await d.redis.retakeHold(k.inv, k.sec, k.smap, k.hold(bookingId), k.expiry, k.buyers, k.outbox, eventId, bookingId,
-        b.userId, b.tierId, b.ticketCount, b.seats.join(','), d.clock.now(), paymentRef);
+        b.userId, b.tierId, b.ticketCount, b.seats.join(','), scriptNow(d.clock), paymentRef);
       if (code === Reply.GONE) {
         const reason = 'the payment arrived after the reservation expired and its seats were taken by then; the authorization was cancelled, no money was taken';
         const cancelled = await provider().cancel(paymentRef, keyOf(bookingId, attempt, 'cancel'));
@@ -230,7 +231,7 @@ export function createPayments(d: EngineDeps, holds: Holds) {
           [b.bookingId, n, provider().name, r.paymentMethodId, b.amount, b.currency],
         );
         // the hold must be live and unpaid; it now outlives the charge (committed only if this succeeds)
-        const [code, x] = await d.redis.payHold(k.hold(b.bookingId), k.expiry, b.bookingId, r.userId, d.clock.now(), cfg.paymentWindowMs, 'start');
+        const [code, x] = await d.redis.payHold(k.hold(b.bookingId), k.expiry, b.bookingId, r.userId, scriptNow(d.clock), cfg.paymentWindowMs, 'start');
         if (code === Reply.HOLD_EXPIRED) throw new DomainError('HOLD_EXPIRED', 'the reservation has expired');
         if (code !== Reply.OK) throw new DomainError('BOOKING_NOT_PAYABLE', `the reservation cannot be paid now (${x ?? 'no hold'})`);
         return n;

@@ -1,4 +1,5 @@
 import { Reply } from '../../lua/codes.js';
+import { scriptNow } from '../clock.js';
 import { withTx } from '../../platform/pg.js';
 import { getBooking, transition } from '../booking/bookings-repo.js';
 import type { EngineDeps } from '../deps.js';
@@ -71,7 +72,7 @@ export function createRefunds(d: EngineDeps) {
       }
       const b = (await getBooking(d.pg, bookingId))!;
       const k = eventKeys(d.ns, b.eventId);
-      const [code] = await d.redis.refundHold(k.inv, k.sec, k.smap, k.hold(bookingId), k.buyers, k.outbox, b.eventId, bookingId, d.clock.now(), 'refunded');
+      const [code] = await d.redis.refundHold(k.inv, k.sec, k.smap, k.hold(bookingId), k.buyers, k.outbox, b.eventId, bookingId, scriptNow(d.clock), 'refunded');
       if (code !== Reply.OK && code !== Reply.HOLD_NOT_FOUND) throw new Error(`refundHold: unexpected reply ${code}`);
       await withTx(d.pg, async (tx) => {
         if (paid) await tx.query(`UPDATE payments SET status = 'refunded', updated_at = now() WHERE booking_id = $1 AND attempt = $2 AND status = 'captured'`, [bookingId, paid.attempt]);

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { scriptNow } from '../clock.js';
 import { Reply } from '../../lua/codes.js';
 import type { EngineDeps } from '../deps.js';
 import { DomainError } from '../errors.js';
@@ -135,7 +136,7 @@ export function createWaitingRoom(d: EngineDeps) {
     async join(eventId: EventId, userId: UserId): Promise<{ created: boolean; status: QueueStatus }> {
       const k = keys(eventId);
       const member = memberOf(eventId, userId);
-      const [code, a] = await d.redis.joinQueue(k.wrCfg, k.wrPre, k.wrLine, k.wrPasses, k.wrDone, member, d.clock.now());
+      const [code, a] = await d.redis.joinQueue(k.wrCfg, k.wrPre, k.wrLine, k.wrPasses, k.wrDone, member, scriptNow(d.clock));
       switch (code) {
         case Reply.JOINED:
         case Reply.ALREADY_IN:
@@ -163,7 +164,7 @@ export function createWaitingRoom(d: EngineDeps) {
       const { eventId, member } = place;
       const k = keys(eventId);
       const now = d.clock.now();
-      const r = await d.redis.queueStatus(k.wrCfg, k.wrPre, k.wrLine, k.wrPasses, k.wrUsed, k.wrDone, k.inv, member, now);
+      const r = await d.redis.queueStatus(k.wrCfg, k.wrPre, k.wrLine, k.wrPasses, k.wrUsed, k.wrDone, k.inv, member, scriptNow(d.clock));
       if (r[0] === Reply.NOT_IN_QUEUE) throw new DomainError('QUEUE_NOT_FOUND', 'no such place in a waiting room');
       const [, rawStatus, aheadS, passExpS, salesAtS, freeS, , admittedS, , bookingId, , rateS, ...samples] = r;
       const ahead = Number(aheadS);
@@ -220,7 +221,7 @@ export function createWaitingRoom(d: EngineDeps) {
     /** One admission step for one event: at most maxAdmit people, never more than the stock can serve. */
     async admit(eventId: EventId, maxAdmit: number) {
       const k = keys(eventId);
-      const r = await d.redis.admitNext(k.wrCfg, k.wrPre, k.wrLine, k.wrPasses, k.wrUsed, k.wrDone, k.inv, d.clock.now(), maxAdmit);
+      const r = await d.redis.admitNext(k.wrCfg, k.wrPre, k.wrLine, k.wrPasses, k.wrUsed, k.wrDone, k.inv, scriptNow(d.clock), maxAdmit);
       if (r[0] === Reply.IDLE) return null;
       const [, admitted, expired, free, held, outstanding, waiting] = r.map(Number) as number[];
       return { admitted: admitted!, expired: expired!, free: free!, held: held!, outstanding: outstanding!, waiting: waiting! };

@@ -15,6 +15,16 @@ local function needId(v, name)
   return v
 end
 
+-- nowMs: the caller's time (tests drive a fake clock), or "" for Redis's own clock. Production passes "": every
+-- process then shares one clock, so a host whose clock is off can neither prolong nor cut short anyone's hold.
+local function nowArg(v, name)
+  if v == "" then
+    local t = redis.call("TIME")
+    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return needInt(v, name, 0, 1e14)
+end
+
 local function optId(v, name)
   if v == "" then return "" end
   return needId(v, name)
