@@ -123,6 +123,11 @@ Floodgate is running at ${base}   (API reference: ${base}/docs, health: ${base}/
     curl -s -X POST ${base}/api/bookings -H "authorization: Bearer $TOKEN" \\
       -H 'content-type: application/json' -H 'idempotency-key: try-1' -d '${body}'
 
+  Pay for it (the simulated provider; pm_card_chargeDeclined declines), with the bookingId from the reply:
+    curl -s -X POST ${base}/api/payments -H "authorization: Bearer $TOKEN" \\
+      -H 'content-type: application/json' -H 'idempotency-key: pay-1' -d '{"bookingId":"<bookingId>","paymentMethodId":"pm_card_visa"}'
+  The ticket e-mail (with its PDF) lands in ${config.OUTBOX_DIR}/; GET /api/bookings/<bookingId>/tickets.pdf downloads it.
+
   Your bookings:  curl -s ${base}/api/bookings -H "authorization: Bearer $TOKEN"
 
 Ctrl-C stops everything.
