@@ -47,3 +47,18 @@ export function createBullConnection(s: RedisSettings): RedisClient {
   }
   return new Redis(s.url, { maxRetriesPerRequest: null });
 }
+
+/** Every key matching `pattern`, on every master of a Cluster (SCAN on a Cluster client would ask one node only). */
+export async function scanKeys(client: RedisClient, pattern: string): Promise<string[]> {
+  const nodes = client instanceof Cluster ? client.nodes('master') : [client];
+  const keys: string[] = [];
+  for (const node of nodes) {
+    let cursor = '0';
+    do {
+      const [next, batch] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      keys.push(...batch);
+      cursor = next;
+    } while (cursor !== '0');
+  }
+  return keys;
+}

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Reply } from '../../lua/codes.js';
+import { scanKeys } from '../../platform/redis.js';
 import type { EngineDeps } from '../deps.js';
 import { DomainError } from '../errors.js';
 import type { EventId } from '../ids.js';
@@ -53,12 +54,9 @@ export async function rebuildEvent(
     }
     const spec = await specFromPostgres(d, eventId);
     // holds of the old state go; the ones Postgres knows come back below
-    let cursor = '0';
-    do {
-      const [next, keys] = await d.redis.scan(cursor, 'MATCH', `${k.pattern.slice(0, -1)}hold:*`, 'COUNT', 1000);
-      if (keys.length) await d.redis.unlink(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+    // (one event's keys share a slot, so they are on one node and may go in one UNLINK)
+    const stale = await scanKeys(d.redis, `${k.pattern.slice(0, -1)}hold:*`);
+    for (let i = 0; i < stale.length; i += 500) await d.redis.unlink(...stale.slice(i, i + 500));
     await d.redis.unlink(k.expiry);
     const [code] = await d.redis.armEvent(k.meta, k.inv, k.sec, k.smap, k.buyers, eventId, JSON.stringify(spec), 'rebuild');
     if (code !== Reply.OK) throw new Error(`armEvent rebuild: unexpected reply ${code}`);

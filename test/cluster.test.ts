@@ -1,0 +1,95 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import calculateSlot from 'cluster-key-slot';
+import { Cluster } from 'ioredis';
+import { describe, expect, it } from './fixtures.js';
+import { TEST_ENGINE_CONFIG } from './config.js';
+import { gaEvent, seatedEvent } from './events.js';
+import { drain, waitFor } from './wait.js';
+import { checkInvariants } from '../engine/invariants/invariants.js';
+import { createEngine } from '../engine/index.js';
+import type { UserId } from '../engine/ids.js';
+import { eventKeys } from '../engine/keys.js';
+import { loadCommands } from '../lua/commands.js';
+import { listSimulatedPayments, createSimulatedProvider } from '../workers/payment/providers/simulated.js';
+
+const free = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const s = createServer().once('error', () => resolve(false)).listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+
+/** Three ports (and their cluster-bus ports, +10000) nothing listens on. */
+async function clusterPorts(): Promise<number[]> {
+  for (let base = 21000 + Math.floor(Math.random() * 20000); ; base += 7) {
+    const ports = [base, base + 1, base + 2];
+    if ((await Promise.all(ports.flatMap((p) => [free(p), free(p + 10000)]))).every(Boolean)) return ports;
+  }
+}
+
+/** Floodgate on a real 3-node Redis Cluster on spare loopback ports: every script call stays on one slot. */
+describe('Redis Cluster', () => {
+  it('holds, payments, the outbox, the waiting room, reconcile and rebuild work with events spread over three nodes', async ({ ns, pg, clock, onTestFinished }) => {
+    const dir = await mkdtemp(join(tmpdir(), 'fg-cluster-'));
+    const ports = await clusterPorts();
+    const nodes: ChildProcess[] = ports.map((p) =>
+      spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${p}.conf`,
+        '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' }),
+    );
+    let cluster: Cluster | undefined;
+    onTestFinished(async () => {
+      cluster?.disconnect();
+      for (const n of nodes) n.kill('SIGKILL');
+      await rm(dir, { recursive: true, force: true });
+    });
+    await waitFor('the nodes', async () => (await Promise.all(ports.map((p) => free(p)))).every((f) => !f));
+    const made = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8' });
+    expect(made.status, made.stdout + made.stderr).toBe(0);
+    cluster = new Cluster(ports.map((port) => ({ host: '127.0.0.1', port })), { redisOptions: { maxRetriesPerRequest: null } });
+    await waitFor('cluster_state:ok', async () => (await cluster!.cluster('INFO')).includes('cluster_state:ok'));
+    await loadCommands(cluster);
+
+    const engine = createEngine({ ns, redis: cluster, pg, clock, config: TEST_ENGINE_CONFIG, provider: createSimulatedProvider({ redis: cluster, prefix: ns }) });
+    const events = [];
+    for (let i = 0; i < 6; i++) events.push(await engine.createEvent(i % 2 ? gaEvent(20) : seatedEvent([{ id: 'A', rows: 2, seatsPerRow: 5 }])));
+    const slots = (await cluster.cluster('SLOTS')) as [number, number, [string, number]][];
+    const owners = new Set(events.map((e) => slotOwner(slots, calculateSlot(eventKeys(ns, e.id).inv))));
+    expect(owners.size).toBeGreaterThan(1); // the events really live on different nodes
+
+    for (const [i, ev] of events.entries()) {
+      const u = (s: string) => `${s}${i}` as UserId;
+      const a = await engine.bookings.create({ userId: u('a'), eventId: ev.id, ticketCount: 2, idempotencyKey: 'k' });
+      await engine.payments.pay({ bookingId: a.reservation.bookingId, userId: u('a'), paymentMethodId: 'pm_card_visa' });
+      const b = await engine.bookings.create({ userId: u('b'), eventId: ev.id, ticketCount: 1 });
+      await engine.bookings.cancel(b.reservation.bookingId, u('b'));
+      await engine.bookings.create({ userId: u('c'), eventId: ev.id, ticketCount: 3 });
+      await drain(engine, ev.id);
+    }
+    clock.advance(60_000);
+    for (const ev of events) expect(await engine.holds.sweep(ev.id)).toBe(1);
+    for (const ev of events) await drain(engine, ev.id);
+    const report = await checkInvariants(engine, { eventIds: events.map((e) => e.id), charges: await listSimulatedPayments(cluster, ns), drained: true });
+    expect(report.violations).toEqual([]);
+    expect(report.figures).toMatchObject({ sold: 12, held: 0, captured: 6 });
+
+    // the waiting room and a rebuild after one event's keys are lost
+    const q = await engine.createEvent({ ...gaEvent(10), salesOpenAt: new Date(clock.now()).toISOString(),
+      queue: { enabled: true, opensAt: new Date(clock.now() - 1000).toISOString(), admissionRatePerSecond: 10, passTtlSeconds: 60 } });
+    await engine.waitingRoom.join(q.id, 'w1' as UserId);
+    expect((await engine.waitingRoom.admit(q.id, 5))!.admitted).toBe(1);
+    const lost = events[0]!;
+    for (const node of cluster.nodes('master')) {
+      const k = await node.keys(eventKeys(ns, lost.id).pattern);
+      if (k.length) await node.unlink(...k);
+    }
+    await engine.rebuild(lost.id);
+    expect((await engine.reconcile(lost.id)).mismatch).toBe(0);
+  });
+});
+
+function slotOwner(slots: [number, number, [string, number]][], slot: number): string {
+  const range = slots.find(([from, to]) => slot >= from && slot <= to)!;
+  return `${range[2][0]}:${range[2][1]}`;
+}
