@@ -38,23 +38,23 @@ describe('Redis Cluster', () => {
       spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${p}.conf`,
         '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' }),
     );
-    let cluster: Cluster | undefined;
+    const cluster = new Cluster(ports.map((port) => ({ host: '127.0.0.1', port })), { redisOptions: { maxRetriesPerRequest: null }, lazyConnect: true });
     onTestFinished(async () => {
-      cluster?.disconnect();
+      cluster.disconnect();
       for (const n of nodes) n.kill('SIGKILL');
       await rm(dir, { recursive: true, force: true });
     });
     await waitFor('the nodes', async () => (await Promise.all(ports.map((p) => free(p)))).every((f) => !f));
     const made = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8' });
     expect(made.status, made.stdout + made.stderr).toBe(0);
-    cluster = new Cluster(ports.map((port) => ({ host: '127.0.0.1', port })), { redisOptions: { maxRetriesPerRequest: null } });
-    await waitFor('cluster_state:ok', async () => (await cluster!.cluster('INFO')).includes('cluster_state:ok'));
+    await cluster.connect();
+    await waitFor('cluster_state:ok', async () => (await cluster.cluster('INFO')).includes('cluster_state:ok'));
     await loadCommands(cluster);
 
     const engine = createEngine({ ns, redis: cluster, pg, clock, config: TEST_ENGINE_CONFIG, provider: createSimulatedProvider({ redis: cluster, prefix: ns }) });
     const events = [];
     for (let i = 0; i < 6; i++) events.push(await engine.createEvent(i % 2 ? gaEvent(20) : seatedEvent([{ id: 'A', rows: 2, seatsPerRow: 5 }])));
-    const slots = (await cluster.cluster('SLOTS')) as [number, number, [string, number]][];
+    const slots = (await cluster.cluster('SLOTS')) as unknown as [number, number, [string, number]][];
     const owners = new Set(events.map((e) => slotOwner(slots, calculateSlot(eventKeys(ns, e.id).inv))));
     expect(owners.size).toBeGreaterThan(1); // the events really live on different nodes
 
