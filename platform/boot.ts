@@ -33,7 +33,7 @@ export async function boot(service: 'api' | 'workers', role: RedisRole, env?: Re
     role,
   );
   shutdown.add('redis', () => redis.quit());
-  const pg = createPool({ url: config.DATABASE_URL, schema: config.PG_SCHEMA, max: config.PG_POOL_MAX });
+  const pg = createPool({ url: config.DATABASE_URL, schema: config.PG_SCHEMA, max: config.PG_POOL_MAX, statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS });
   shutdown.add('postgres', () => pg.end());
   const bull = createBullConnection({ url: config.REDIS_URL, clusterNodes: config.REDIS_CLUSTER_NODES });
   shutdown.add('bullmq connection', () => bull.quit());

@@ -20,6 +20,8 @@ const Env = z
     DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/floodgate'),
     PG_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'a plain lower-case schema name').default('public'),
     PG_POOL_MAX: int(10),
+    /** Longest a Postgres statement may run; past it the API answers 503 and workers retry. */
+    PG_STATEMENT_TIMEOUT_MS: int(4_000),
     JWT_SECRET: z.string().min(16, 'at least 16 characters').default(DEV_JWT_SECRET),
     /** HMAC key of waiting-room admission passes. */
     ADMISSION_SECRET: z.string().min(16, 'at least 16 characters').default(DEV_ADMISSION_SECRET),
@@ -31,7 +33,9 @@ const Env = z
     MAX_TICKETS_PER_USER: int(8),
     MAX_TICKETS_PER_BOOKING: int(10),
     BODY_LIMIT_BYTES: int(16 * 1024),
-    REDIS_COMMAND_TIMEOUT_MS: int(1000),
+    /** The API's deadline per Redis command. With auto-pipelining a command may first wait for the batch in flight,
+     *  so a stalled Redis is answered (503) within about twice this. */
+    REDIS_COMMAND_TIMEOUT_MS: int(500),
     REQUEST_TIMEOUT_MS: int(5000),
     WORKERS: z.string().default('persist,sweeper,admission,payment,notify,refund,reconcile'),
     /** How often the reconcile worker compares Redis with Postgres (ms). */

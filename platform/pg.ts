@@ -4,18 +4,27 @@ export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
 export type Queryable = Pick<pg.Pool, 'query'>;
 
-export type PgSettings = { url: string; schema?: string; max?: number };
+export type PgSettings = { url: string; schema?: string; max?: number; statementTimeoutMs?: number };
 
-/** A pool whose sessions use `schema` (tests run one schema per file). */
-export function createPool({ url, schema = 'public', max = 10 }: PgSettings): pg.Pool {
+/**
+ * A pool whose sessions use `schema` (tests run one schema per file). Every statement has a deadline (server-side
+ * statement_timeout, and a client-side timeout a second later for a server that stopped answering), so a Postgres
+ * that is away turns into a quick 503 / retry instead of a hang.
+ */
+export function createPool({ url, schema = 'public', max = 10, statementTimeoutMs = 4_000 }: PgSettings): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url,
     max,
-    options: `-c search_path=${schema}`,
+    options: `-c search_path=${schema} -c statement_timeout=${statementTimeoutMs}`,
+    query_timeout: statementTimeoutMs + 1000,
     connectionTimeoutMillis: 5000,
     idleTimeoutMillis: 30_000,
   });
-  pool.on('error', () => {}); // an idle client lost its server: the next checkout reconnects
+  // A server going away errors the idle clients (the pool's listener) and the checked-out ones (their own listener,
+  // which pg-pool removes while a client is out): without these, "Connection terminated unexpectedly" would be an
+  // uncaught error that ends the process. The query in flight still fails, and its caller retries or answers 503.
+  pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   return pool;
 }
 

@@ -9,7 +9,7 @@ export function isUnavailable(err: unknown): boolean {
     // Postgres: connection exceptions, admin shutdown / crash recovery, too many connections
     if (/^(08...|57P0[1-3]|53300)$/.test(e.code)) return true;
   }
-  return /Command timed out|Stream isn't writeable|Connection is closed|Connection terminated|timeout exceeded when trying to connect|connect ECONNREFUSED|CLUSTERDOWN|TRYAGAIN|LOADING|OOM command not allowed/i.test(
+  return /Command timed out|Stream isn't writeable|Connection is closed|Connection terminated|Query read timeout|canceling statement due to statement timeout|timeout exceeded when trying to connect|connect ECONNREFUSED|CLUSTERDOWN|TRYAGAIN|LOADING|OOM command not allowed/i.test(
     e.message,
   );
 }

@@ -3,6 +3,7 @@
 #   promtool        -> .tools/bin/promtool (from Debian's `prometheus` package when none is on PATH)
 #   docker-compose  -> Debian's `docker-compose` (1.29.2; validates compose files offline, needs no engine)
 #   chromium        -> Debian's `chromium` (the waiting-room page test drives it with playwright-core)
+#   faketime        -> Debian's `faketime` (libfaketime: the clock-skew fault test runs an API process under it)
 # Safe to run again: a tool that is already there is left alone. CI calls this before `npm test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -69,4 +70,16 @@ else
     $SUDO apt-get install -y -qq --no-install-recommends chromium
   fi
   say "chromium: installed with apt-get ($(/usr/bin/chromium --version 2>/dev/null | head -n1))"
+fi
+
+# ---- faketime (clock-skew fault tests run one API process under libfaketime; Debian's `faketime` package) ------
+if command -v faketime >/dev/null 2>&1; then
+  say "faketime: already installed ($(command -v faketime))"
+else
+  export DEBIAN_FRONTEND=noninteractive
+  if ! $SUDO apt-get install -y -qq --no-install-recommends faketime >/dev/null 2>&1; then
+    apt_update_once
+    $SUDO apt-get install -y -qq --no-install-recommends faketime
+  fi
+  say "faketime: installed with apt-get ($(command -v faketime))"
 fi

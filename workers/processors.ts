@@ -51,9 +51,16 @@ export const notifyProcessor = (d: ProcessorDeps) => async (job: Job) => {
   const holder = rows[0]!;
   const required: ('email' | 'sms')[] = d.sms && holder.holder_phone ? ['email', 'sms'] : ['email'];
   if (channel === 'sms' && !required.includes('sms')) return { skipped: 'no SMS for this booking' };
-  if (!(await engine.tickets.claimDelivery(id, channel))) {
+  const claim = await engine.tickets.claimDelivery(id, channel);
+  if (claim === 'sent') {
     await engine.tickets.markTicketsDelivered(id, required);
     return { skipped: 'already sent' };
+  }
+  if (claim === 'in-flight') {
+    // another run claimed it and has not recorded the send: it is sending now, or died after the transport took the
+    // message. Retry later (backoff); after 10 minutes the claim is taken over and the message sent with the same
+    // idempotency key (the outbox transport dedupes it; SendGrid has no such key, so there it could go out twice).
+    throw new Error(`delivery of ${channel} for ${bookingId} is claimed by another run; retrying later`);
   }
   let messageId: string;
   try {

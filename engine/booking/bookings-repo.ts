@@ -78,6 +78,8 @@ export type NewBooking = {
   seats: string[];
   expiresAtMs: number;
   createdAtMs: number;
+  idempotencyKey?: string | undefined;
+  idempotencyFp?: string | undefined;
 };
 
 /**
@@ -91,12 +93,13 @@ export async function insertBookings(db: Queryable, bs: NewBooking[], state: 'RE
   const seatOwners = bs.flatMap((b) => b.seats.map(() => b.bookingId));
   const { rows } = await db.query<{ id: string }>(
     `WITH input AS (
-       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::bigint[])
-         AS i(id, event_id, tier_id, user_id, n, expires_ms, created_ms)),
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::bigint[], $13::text[], $14::text[])
+         AS i(id, event_id, tier_id, user_id, n, expires_ms, created_ms, idem_key, idem_fp)),
      b AS (
-       INSERT INTO bookings (id, event_id, tier_id, user_id, ticket_count, amount, currency, state, expires_at, created_at, failure_reason)
+       INSERT INTO bookings (id, event_id, tier_id, user_id, ticket_count, amount, currency, state, expires_at, created_at, failure_reason,
+                             idempotency_key, idempotency_fp)
        SELECT i.id, i.event_id, t.id, i.user_id, i.n, t.price::bigint * i.n, t.currency, $8, to_timestamp(i.expires_ms / 1000.0),
-              to_timestamp(i.created_ms / 1000.0), $9
+              to_timestamp(i.created_ms / 1000.0), $9, i.idem_key, i.idem_fp
          FROM input i JOIN tiers t ON t.id = i.tier_id AND t.event_id = i.event_id
        ON CONFLICT (id) DO NOTHING
        RETURNING id, event_id, created_at),
@@ -113,6 +116,7 @@ export async function insertBookings(db: Queryable, bs: NewBooking[], state: 'RE
       bs.map((b) => b.ticketCount), bs.map((b) => b.expiresAtMs), bs.map((b) => b.createdAtMs),
       state, reason ?? null, state === 'RESERVED' ? 'hold' : `refused: ${reason}`,
       seatOwners, bs.flatMap((b) => b.seats),
+      bs.map((b) => b.idempotencyKey ?? null), bs.map((b) => b.idempotencyFp ?? null),
     ],
   );
   return new Set(rows.map((r) => r.id));

@@ -23,7 +23,7 @@ export const markerOf = (e: OutboxEntry) => `${e.bookingId}:${e.type}`;
 
 const toNewBooking = (e: OutboxEntry): NewBooking => ({
   bookingId: e.bookingId, eventId: e.eventId, tierId: e.tierId, userId: e.userId, ticketCount: e.count, seats: e.seats,
-  expiresAtMs: e.expiresAtMs ?? e.atMs, createdAtMs: e.atMs,
+  expiresAtMs: e.expiresAtMs ?? e.atMs, createdAtMs: e.atMs, idempotencyKey: e.idemKey, idempotencyFp: e.idemFp,
 });
 
 /** Holds, recorded in one statement; if Postgres refuses any, each is retried alone so only the refused fail. */

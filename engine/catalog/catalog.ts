@@ -104,9 +104,13 @@ const toEvent = (r: EventRow): EventRecord => ({
 });
 
 export function createCatalog(d: EngineDeps) {
-  /** Per-process catalog cache: one load at a time per event (a thousand requests arriving when an entry goes stale
-   *  must not become a thousand queries), stale entries served while they are refreshed. */
-  const cache = new Map<string, { at: number; value: Promise<EventRecord | null> }>();
+  /**
+   * Per-process catalog cache: one load at a time per event (a thousand requests arriving when an entry goes stale
+   * must not become a thousand queries). While a reload is pending or has failed (Postgres away), everyone is served
+   * the last good record; a failed reload is tried again a second later.
+   */
+  type Entry = { at: number; value: Promise<EventRecord | null>; last: EventRecord | null; pending: boolean };
+  const cache = new Map<string, Entry>();
 
   async function load(id: EventId): Promise<EventRecord | null> {
     const { rows } = await d.pg.query<EventRow>(`${SELECT_EVENTS} WHERE e.id = $1`, [id]);
@@ -160,36 +164,37 @@ export function createCatalog(d: EngineDeps) {
         );
       });
       const created = (await load(id))!;
-      cache.set(id, { at: Date.now(), value: Promise.resolve(created) });
+      cache.set(id, { at: Date.now(), value: Promise.resolve(created), last: created, pending: false });
       return created;
     },
 
-    /**
-     * The event's record, cached per process for catalogCacheMs (unknown ids for a second). When Postgres cannot answer,
-     * the last record keeps serving (sales go on from Redis while the system of record is away) and a reload is tried
-     * again a second later.
-     */
+    /** The event's record, cached per process for catalogCacheMs (unknown ids for a second). */
     async cached(id: EventId): Promise<EventRecord | null> {
       const now = Date.now();
       const hit = cache.get(id);
-      if (hit && now - hit.at < d.config.catalogCacheMs) return hit.value;
-      const previous = hit ? await hit.value.catch(() => null) : null;
-      const fresh = { at: now, value: load(id) };
+      if (hit && (now - hit.at < d.config.catalogCacheMs || hit.pending)) {
+        return hit.pending && hit.last ? hit.last : hit.value;
+      }
+      const entry: Entry = { at: now, value: load(id), last: hit?.last ?? null, pending: true };
       if (cache.size > 10_000) cache.clear();
-      cache.set(id, fresh);
-      fresh.value.then(
+      cache.set(id, entry);
+      entry.value.then(
         (v) => {
-          if (v === null) fresh.at = now - d.config.catalogCacheMs + 1000; // forget unknown ids after a second
+          entry.pending = false;
+          entry.last = v;
+          if (v === null) entry.at = now - d.config.catalogCacheMs + 1000; // forget unknown ids after a second
         },
         () => {
-          if (cache.get(id) !== fresh) return;
-          if (previous) cache.set(id, { at: now - d.config.catalogCacheMs + 1000, value: Promise.resolve(previous) });
-          else cache.delete(id); // a failed first load is not cached
+          entry.pending = false;
+          if (entry.last) {
+            entry.value = Promise.resolve(entry.last);
+            entry.at = Date.now() - d.config.catalogCacheMs + 1000; // serve the last record, try again in a second
+          } else if (cache.get(id) === entry) {
+            cache.delete(id); // a failed first load is not cached
+          }
         },
       );
-      // serve the previous record while the new one loads (or fails), unless there was none
-      if (previous) return previous;
-      return fresh.value;
+      return entry.last ?? entry.value;
     },
 
     async require(id: EventId): Promise<EventRecord> {
@@ -198,9 +203,9 @@ export function createCatalog(d: EngineDeps) {
       return e;
     },
 
-    /** Details with live availability per tier. */
+    /** Details with live availability per tier (the record from the cache: served while Postgres is away too). */
     async get(id: EventId): Promise<EventWithAvailability> {
-      const e = await load(id);
+      const e = await this.cached(id);
       if (!e) throw new DomainError('EVENT_NOT_FOUND', `event ${id} does not exist`);
       return withCounts(e);
     },

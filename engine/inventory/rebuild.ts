@@ -17,6 +17,7 @@ export type RebuildReport = {
   tiers: ArmSpec['tiers'];
   holdsRestored: number;
   soldRestored: number;
+  idempotencyKeysRestored: number;
   buyers: number;
 };
 
@@ -38,9 +39,12 @@ export async function rebuildEvent(
   if ((await d.redis.hget(k.meta, 'armed')) === '1' && !o.force) {
     throw new DomainError('EVENT_LIVE', 'the event is live in Redis: rebuilding would replace its state; use --force if you mean it');
   }
+  // Stop selling and stop the persist workers on this event (they skip a disarmed event and let their lease lapse);
+  // the rebuild applies whatever the outbox still holds itself, under the lease, then arms the event again.
+  await d.redis.hset(k.meta, 'armed', '0');
   const owner = `rebuild-${randomBytes(4).toString('hex')}`;
   for (let i = 0; !(await outbox.lease(eventId, owner, 30_000)); i++) {
-    if (i > 100) throw new Error('the persist lease of this event is held elsewhere; try again');
+    if (i > 300) throw new Error('the persist lease of this event is still held after 30 s; is a persist worker stuck?');
     await new Promise((r) => setTimeout(r, 100));
   }
   try {
@@ -77,8 +81,21 @@ export async function rebuildEvent(
       if (state === 'sold') soldRestored++;
       else holdsRestored++;
     }
+    // first replies of Idempotency-Keys still in their window, so a retry replays the booking instead of a second one
+    const keyed = await d.pg.query<{ id: string; user_id: string; tier_id: string; ticket_count: number; expires_at: Date; created_at: Date;
+      idempotency_key: string; idempotency_fp: string; seats: string[] }>(
+      `SELECT b.id, b.user_id, b.tier_id, b.ticket_count, b.expires_at, b.created_at, b.idempotency_key, b.idempotency_fp,
+              COALESCE((SELECT array_agg(s.seat_id ORDER BY s.seat_id) FROM booking_seats s WHERE s.booking_id = b.id), '{}') AS seats
+         FROM bookings b WHERE b.event_id = $1 AND b.idempotency_key IS NOT NULL AND b.created_at > now() - make_interval(secs => $2::int / 1000.0)`,
+      [eventId, d.config.idempotencyTtlMs],
+    );
+    for (const b of keyed.rows) {
+      const reply = [b.id, b.tier_id, String(b.ticket_count), b.seats.join(','), String(b.expires_at.getTime()), String(b.created_at.getTime())].join('|');
+      const left = d.config.idempotencyTtlMs - (Date.now() - b.created_at.getTime());
+      if (left > 0) await d.redis.set(k.idem(b.user_id as never, b.idempotency_key), `${b.idempotency_fp}\n${reply}`, 'PX', left, 'NX');
+    }
     await waitingRoom.restore(eventId);
-    return { eventId, drained, tiers: spec.tiers, holdsRestored, soldRestored, buyers: spec.buyers.length };
+    return { eventId, drained, tiers: spec.tiers, holdsRestored, soldRestored, idempotencyKeysRestored: keyed.rows.length, buyers: spec.buyers.length };
   } finally {
     await outbox.lease(eventId, owner, 30_000, 'drop');
   }

@@ -30,6 +30,9 @@ export type OutboxEntry = {
   paymentRef?: string;
   /** BookingConfirmed of a payment that landed after the hold expired and re-took its tickets. */
   retaken?: boolean;
+  /** BookingCreated: the buyer's Idempotency-Key and the request fingerprint, when the hold was made with one. */
+  idemKey?: string;
+  idemFp?: string;
 };
 
 const GROUP = 'persist';
@@ -56,6 +59,8 @@ export function parseEntry(id: string, fields: string[]): OutboxEntry {
   if (f.reason) e.reason = f.reason;
   if (f.paymentRef) e.paymentRef = f.paymentRef;
   if (f.retaken === '1') e.retaken = true;
+  if (f.idemKey) e.idemKey = f.idemKey;
+  if (f.idemFp) e.idemFp = f.idemFp;
   return e;
 }
 

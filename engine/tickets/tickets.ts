@@ -64,17 +64,20 @@ export function createTickets(d: EngineDeps, catalog: Catalog, bookings: Pick<Bo
     },
 
     /**
-     * Claims the right to send one channel's message for a booking: true once (the first run, or a run after a claim
-     * left unfinished for 10 minutes by a process that died); false when it was sent or is being sent.
+     * Claims the right to send one channel's message for a booking: "claimed" once (the first run, or a run after a
+     * claim was left unfinished for 10 minutes by a process that died); "sent" when it was sent; "in-flight" while
+     * another run holds a fresh claim (the caller retries later: the message may or may not have gone out yet).
      */
-    async claimDelivery(bookingId: BookingId, channel: 'email' | 'sms'): Promise<boolean> {
+    async claimDelivery(bookingId: BookingId, channel: 'email' | 'sms'): Promise<'claimed' | 'sent' | 'in-flight'> {
       const { rowCount } = await d.pg.query(
         `INSERT INTO deliveries (booking_id, channel, status) VALUES ($1, $2, 'sending')
          ON CONFLICT (booking_id, channel) DO UPDATE SET claimed_at = now()
            WHERE deliveries.status = 'sending' AND deliveries.claimed_at < now() - interval '10 minutes'`,
         [bookingId, channel],
       );
-      return rowCount === 1;
+      if (rowCount === 1) return 'claimed';
+      const { rows } = await d.pg.query<{ status: string }>('SELECT status FROM deliveries WHERE booking_id = $1 AND channel = $2', [bookingId, channel]);
+      return rows[0]?.status === 'sent' ? 'sent' : 'in-flight';
     },
 
     async markDelivered(bookingId: BookingId, channel: 'email' | 'sms', messageId: string): Promise<void> {

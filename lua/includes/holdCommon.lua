@@ -6,7 +6,8 @@
 --                     already has a live hold or a sale) | nil
 --   checkCap:         {-7, ticketsStillAllowed} TICKET_LIMIT | nil
 --   commitHold:       writes the hold, its expiry entry, the buyer's count, the idempotent reply and the
---                     BookingCreated outbox entry; returns {1, bookingId, tierId, count, seats, expiresAtMs, createdAtMs}
+--                     BookingCreated outbox entry (with the Idempotency-Key and fingerprint when there is one);
+--                     returns {1, bookingId, tierId, count, seats, expiresAtMs, createdAtMs}
 local function replayIdempotent(idemKey, fingerprint)
   if fingerprint == "" then return nil end
   local stored = redis.call("GET", idemKey)
@@ -54,8 +55,14 @@ local function commitHold(k, a)
   if a.fingerprint ~= "" then
     redis.call("SET", k.idem, a.fingerprint .. "\n" .. table.concat(fields, "|"), "PX", a.idemTtlMs)
   end
-  redis.call("XADD", k.outbox, "*", "type", "BookingCreated", "eventId", a.eventId, "bookingId", a.bookingId,
-    "userId", a.userId, "tierId", a.tierId, "count", a.count, "seats", a.seats,
-    "expiresAtMs", ms(expiresAt), "atMs", ms(a.nowMs))
+  local entry = {"type", "BookingCreated", "eventId", a.eventId, "bookingId", a.bookingId, "userId", a.userId,
+    "tierId", a.tierId, "count", a.count, "seats", a.seats, "expiresAtMs", ms(expiresAt), "atMs", ms(a.nowMs)}
+  if a.fingerprint ~= "" then
+    -- the record keeps the key (the part after ":idem:<user>:") and fingerprint, so a rebuild can replay it too
+    local key = string.match(k.idem, ":idem:[^:]+:(.+)$") or ""
+    table.insert(entry, "idemKey"); table.insert(entry, key)
+    table.insert(entry, "idemFp"); table.insert(entry, a.fingerprint)
+  end
+  redis.call("XADD", k.outbox, "*", unpack(entry))
   return {1, fields[1], fields[2], fields[3], fields[4], fields[5], fields[6]}
 end

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Engine } from '../../engine/index.js';
 import type { EventId } from '../../engine/ids.js';
+import { eventKeys } from '../../engine/keys.js';
 import type { ApplyResult } from '../../engine/booking/persist.js';
 import type { Metrics } from '../../platform/metrics.js';
 
@@ -36,6 +37,8 @@ export function createPersistWorker(o: PersistOptions) {
   async function drainOnce(): Promise<number> {
     let done = 0;
     for (const eventId of await engine.inventory.armedEvents()) {
+      // an event whose Redis state is gone, or being rebuilt (disarmed), is left to the rebuild, which drains it itself
+      if ((await engine.deps.redis.hget(eventKeys(engine.deps.ns, eventId).meta, 'armed')) !== '1') continue;
       if (!(await engine.outbox.lease(eventId, owner, leaseMs))) continue;
       done += await drainEvent(eventId);
     }
