@@ -41,6 +41,8 @@ export const DOMAIN_HTTP = {
   TICKETS_NOT_READY: [409, 'Tickets not available yet'],
   IDEMPOTENCY_IN_PROGRESS: [409, 'Request in progress'],
   EVENT_LIVE: [409, 'Event is live'],
+  BOOKING_NOT_RECORDED: [503, 'Booking still being recorded'],
+  QUEUE_OPENS_AFTER_SALES: [400, 'Waiting room opens after sales'],
 } as const satisfies Record<DomainErrorCode, readonly [ContentfulStatusCode, string]>;
 
 /** `INSUFFICIENT_INVENTORY` -> `/problems/insufficient-inventory` */

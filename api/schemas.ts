@@ -12,12 +12,28 @@ const text = (max: number) =>
     .max(max)
     .regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');
 
+/** Why someone asks for (or decides on) a refund: free text, kept with the booking. */
+export const ReasonInput = text(500).openapi({ example: 'I cannot make it that day' });
+
 export const EventIdParam = z.string().regex(EVENT_ID, 'not an event id').openapi({ example: 'ev_3k9x0a2mq7zb' });
 export const TierIdSchema = z.string().regex(TIER_ID, 'not a tier id').openapi({ example: 'tr_9f8a7s6d5f' });
 export const BookingIdParam = z
   .string()
   .regex(BOOKING_ID, 'not a booking id')
   .openapi({ example: 'bk_3k9x0a2mq7zb_9f8a7s6d5f4g3h2j' });
+/**
+ * A date and time with an offset, between 2000 and 2199: Postgres and the Lua scripts (which count milliseconds since
+ * 1970) can hold every such instant, and nothing a box office schedules falls outside it.
+ */
+const when = () =>
+  z.iso
+    .datetime({ offset: true })
+    .refine((s) => {
+      const ms = Date.parse(s);
+      return ms >= Date.UTC(2000, 0, 1) && ms < Date.UTC(2200, 0, 1);
+    }, 'must be between 2000-01-01 and 2199-12-31')
+    .openapi({ format: 'date-time', example: '2027-06-01T18:00:00Z' });
+
 const SeatId = z.string().regex(SEAT_ID, 'a seat id is <section>-<row>-<number>').openapi({ example: 'A-12-7' });
 const SectionId = z.string().regex(SECTION_ID, '1-16 letters or digits').openapi({ example: 'A' });
 
@@ -57,14 +73,14 @@ const TierInput = z.strictObject({
 export const QueueSettingsInput = z
   .strictObject({
     enabled: z.boolean(),
-    opensAt: z.iso.datetime({ offset: true }).openapi({ description: 'when people may start joining' }),
+    opensAt: when().openapi({ description: 'when people may start joining' }),
     admissionRatePerSecond: z.number().int().min(1).max(100_000).openapi({ description: 'admission ceiling, people per second' }),
     passTtlSeconds: z.number().int().min(10).max(86_400).openapi({ description: 'how long an admission pass lasts' }),
   })
   .openapi('QueueSettings');
 
 export const UpdateQueue = QueueSettingsInput.extend({
-  salesOpenAt: z.iso.datetime({ offset: true }).optional().openapi({ description: 'when sales (and admissions) start' }),
+  salesOpenAt: when().optional().openapi({ description: 'when sales (and admissions) start' }),
   maxTicketsPerUser: z.number().int().min(1).max(100).optional(),
 })
   .superRefine((q, ctx) => {
@@ -79,8 +95,8 @@ export const CreateEvent = z
     name: text(200),
     category: z.string().regex(/^[a-z0-9-]{1,50}$/, 'lower-case letters, digits and dashes').openapi({ example: 'music' }),
     venue: text(200),
-    startsAt: z.iso.datetime({ offset: true }),
-    salesOpenAt: z.iso.datetime({ offset: true }).optional(),
+    startsAt: when(),
+    salesOpenAt: when().optional(),
     maxTicketsPerUser: z.number().int().min(1).max(100).optional(),
     tiers: z.array(TierInput).min(1).max(50),
     queue: QueueSettingsInput.optional(),

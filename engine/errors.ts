@@ -30,7 +30,9 @@ export type DomainErrorCode =
   | 'REFUND_NOT_ALLOWED'
   | 'TICKETS_NOT_READY'
   | 'IDEMPOTENCY_IN_PROGRESS'
-  | 'EVENT_LIVE';
+  | 'EVENT_LIVE'
+  | 'BOOKING_NOT_RECORDED'
+  | 'QUEUE_OPENS_AFTER_SALES';
 
 export class DomainError<C extends DomainErrorCode = DomainErrorCode> extends Error {
   constructor(

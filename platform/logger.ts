@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import { maskCardNumbers } from './card-numbers.js';
 
 /** Paths never written to logs. Card-like numbers are refused at the edge and never reach a log object. */
 export const REDACT_PATHS = [
@@ -19,24 +20,7 @@ export const REDACT_PATHS = [
 
 export type { Logger };
 
-const CARD_LIKE = /(?:\d[ -]?){12,18}\d/g;
-const luhn = (digits: string) => {
-  let sum = 0;
-  for (let i = 0; i < digits.length; i++) {
-    let n = digits.charCodeAt(digits.length - 1 - i) - 48;
-    if (i % 2 === 1 && (n *= 2) > 9) n -= 9;
-    sum += n;
-  }
-  return sum % 10 === 0;
-};
-
-/** Masks anything that looks like a card number (13-19 digits passing Luhn) in a string. */
-export function maskCardNumbers(s: string): string {
-  return s.replace(CARD_LIKE, (m) => {
-    const digits = m.replace(/[ -]/g, '');
-    return digits.length >= 13 && digits.length <= 19 && luhn(digits) ? '[card]' : m;
-  });
-}
+export { maskCardNumbers };
 
 /** Deep copy of a log argument with card-like numbers masked in every string (errors become plain objects). */
 function scrub(v: unknown, depth = 0): unknown {

@@ -61,6 +61,7 @@ describe('Redis Cluster', () => {
     for (const [i, ev] of events.entries()) {
       const u = (s: string) => `${s}${i}` as UserId;
       const a = await engine.bookings.create({ userId: u('a'), eventId: ev.id, ticketCount: 2, idempotencyKey: 'k' });
+      await drain(engine, ev.id);
       await engine.payments.pay({ bookingId: a.reservation.bookingId, userId: u('a'), paymentMethodId: 'pm_card_visa' });
       const b = await engine.bookings.create({ userId: u('b'), eventId: ev.id, ticketCount: 1 });
       await engine.bookings.cancel(b.reservation.bookingId, u('b'));

@@ -8,6 +8,7 @@ import type { Engine } from '../engine/index.js';
 import { createMetrics, type Metrics } from '../platform/metrics.js';
 import { devToken } from '../scripts/dev-token.js';
 import { createLogger } from '../platform/logger.js';
+import { createPersistWorker } from '../workers/persist/persist.js';
 
 export const TEST_JWT_SECRET = 'test-secret-0123456789abcdef';
 
@@ -17,7 +18,11 @@ export const token = (userId: string, opts: { admin?: boolean; ttlSeconds?: numb
 /** The real app on a real HTTP port (127.0.0.1, random port), wired to a test engine. */
 export async function startApi(
   engine: Engine,
-  over: { bodyLimitBytes?: number; requestTimeoutMs?: number; log?: Logger; stripeWebhookSecrets?: string[]; queues?: Queue[]; rateLimit?: RateLimitConfig } = {},
+  over: {
+    bodyLimitBytes?: number; requestTimeoutMs?: number; log?: Logger; stripeWebhookSecrets?: string[]; queues?: Queue[]; rateLimit?: RateLimitConfig;
+    /** Run a real persist worker beside the API, as in production (payments wait for holds to be recorded). */
+    persist?: boolean;
+  } = {},
 ) {
   const metrics: Metrics = createMetrics('api');
   const app = createApp({
@@ -38,6 +43,8 @@ export async function startApi(
     const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s));
   });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const persist = over.persist ? createPersistWorker({ engine, log: pino({ level: 'silent' }), maxIdleMs: 20 }) : undefined;
+  persist?.start();
   return {
     app,
     url,
@@ -61,7 +68,10 @@ export async function startApi(
       }
       return { status: res.status, headers: res.headers, json: json as Record<string, any>, text }; // eslint-disable-line @typescript-eslint/no-explicit-any
     },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    async close() {
+      await persist?.stop();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
   };
 }
 export type TestApi = Awaited<ReturnType<typeof startApi>>;

@@ -7,12 +7,13 @@ import { pino } from 'pino';
 import { describe, expect, it } from '../test/fixtures.js';
 import { createGaEvent } from '../test/events.js';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../test/env.js';
-import { waitFor } from '../test/wait.js';
+import { drain, waitFor } from '../test/wait.js';
 import { createEngine } from '../engine/index.js';
 import type { UserId } from '../engine/ids.js';
 import { createMetrics } from '../platform/metrics.js';
 import { createOutboxMailer } from './notify/mailers/outbox.js';
 import { listSimulatedPayments } from './payment/providers/simulated.js';
+import { createPersistWorker } from './persist/persist.js';
 import { startJobWorkers } from './processors.js';
 import { createJobSink } from './queues.js';
 
@@ -37,6 +38,7 @@ describe('job workers', () => {
     const ev = await createGaEvent(engine, 4);
     const { reservation } = await e.bookings.create({ userId: 'gil' as UserId, eventId: ev.id, ticketCount: 2 });
     const id = reservation.bookingId;
+    await drain(e, ev.id);
     expect((await e.payments.pay({ bookingId: id, userId: 'gil' as UserId, paymentMethodId: 'pm_card_visa' })).outcome).toBe('succeeded');
     await waitFor('tickets delivered', async () => (await e.bookings.get(id, { userId: 'gil' as UserId })).status === 'TICKETS_DELIVERED');
     await sink.deliverTickets(id); // asked again: the job id and the delivery claim keep it to one e-mail
@@ -59,6 +61,7 @@ describe('job workers', () => {
       const user = `killed-${step}` as UserId;
       const { reservation } = await e.bookings.create({ userId: user, eventId: ev.id, ticketCount: 1 });
       const id = reservation.bookingId;
+      await drain(e, ev.id); // the persist worker records the hold before it is paid
       const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'test', 'children', 'pay-and-die.ts')], {
         env: { ...process.env, NS: ns, SCHEMA: ns, REDIS_URL: TEST_REDIS_URL, DATABASE_URL: TEST_DATABASE_URL, BOOKING_ID: id, USER_ID: user,
           DIE_AFTER: step, NOW: String(clock.now()) },
@@ -78,7 +81,11 @@ describe('job workers', () => {
         { engine: e, log: pino({ level: 'silent' }), mailer: createOutboxMailer({ dir: outbox }), mailFrom: 'tickets@floodgate.test' },
         bull, `${ns}:bull`, ['payment', 'notify'],
       );
+      // and the persist worker: a sale the dead payer made in Redis is recorded CONFIRMED from the outbox
+      const persist = createPersistWorker({ engine: e, log: pino({ level: 'silent' }), maxIdleMs: 20 });
+      persist.start();
       onTestFinished(async () => {
+        await persist.stop();
         await workers.stop();
         await sink.close();
         bull.disconnect();

@@ -41,7 +41,16 @@ export const notifyProcessor = (d: ProcessorDeps) => async (job: Job) => {
   const id = bookingId as BookingId;
   const { engine } = d;
   const b = await getBooking(engine.deps.pg, id);
-  if (!b || (b.status !== 'CONFIRMED' && b.status !== 'TICKETS_DELIVERED')) return { skipped: b?.status ?? 'unknown booking' };
+  if (!b) return { skipped: 'unknown booking' };
+  if (b.status !== 'CONFIRMED' && b.status !== 'TICKETS_DELIVERED') {
+    // paid, but the record is not CONFIRMED yet (a sale after a re-take is recorded by the persist worker, in outbox
+    // order): wait for it (the job retries with backoff); anything else (refunded, cancelled) is not delivered
+    const paid = (await engine.payments.attempts(id)).some((a) => a.status === 'captured' || a.status === 'authorized');
+    if (paid && ['RESERVED', 'PAYMENT_PENDING', 'PAYMENT_FAILED', 'EXPIRED'].includes(b.status)) {
+      throw new Error(`booking ${bookingId} is paid but recorded ${b.status} so far; waiting for the record`);
+    }
+    return { skipped: b.status };
+  }
   const { rows } = await engine.deps.pg.query<{ holder_name: string | null; holder_email: string | null; holder_phone: string | null; confirmed_at: Date | null }>(
     `SELECT holder_name, holder_email, holder_phone,
             (SELECT max(at) FROM booking_transitions WHERE booking_id = $1 AND to_state = 'CONFIRMED') AS confirmed_at
@@ -102,6 +111,8 @@ export function startJobWorkers(d: ProcessorDeps, connection: ConnectionOptions,
   const workers = which.map((q) => {
     const w = new Worker(QUEUES[q].name, processors[q], {
       connection, prefix, concurrency: q === 'notify' ? 8 : 16, ...(o.stalledIntervalMs ? { stalledInterval: o.stalledIntervalMs } : {}),
+      // a money job whose worker died is run again (every step is keyed or guarded), not failed for good after one stall
+      maxStalledCount: q === 'notify' ? 1 : 10,
     });
     w.on('stalled', () => d.metrics?.jobsStalled.inc({ queue: q }));
     w.on('failed', (job, err) => {

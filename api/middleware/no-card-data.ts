@@ -1,32 +1,7 @@
 import { createMiddleware } from 'hono/factory';
 import type { AppEnv } from '../env.js';
 import { problem } from '../problem.js';
-
-/** 13-19 digits, optionally grouped by single spaces or dashes, as card numbers are written. */
-const CANDIDATE = /(?:\d[ -]?){12,18}\d/g;
-
-/** The Luhn checksum every card number passes (and 9 in 10 random digit runs fail). */
-export function luhn(digits: string): boolean {
-  let sum = 0;
-  for (let i = 0; i < digits.length; i++) {
-    let n = digits.charCodeAt(digits.length - 1 - i) - 48;
-    if (i % 2 === 1) {
-      n *= 2;
-      if (n > 9) n -= 9;
-    }
-    sum += n;
-  }
-  return sum % 10 === 0;
-}
-
-/** True when `text` holds something that looks like a card number (13-19 digits passing Luhn). */
-export function containsCardNumber(text: string): boolean {
-  for (const m of text.matchAll(CANDIDATE)) {
-    const digits = m[0].replace(/[ -]/g, '');
-    if (digits.length >= 13 && digits.length <= 19 && luhn(digits)) return true;
-  }
-  return false;
-}
+import { containsCardNumber } from '../../platform/card-numbers.js';
 
 /**
  * Floodgate never accepts raw card numbers (payment methods arrive tokenized): a request carrying one anywhere in its

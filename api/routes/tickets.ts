@@ -1,7 +1,7 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import type { BookingId } from '../../engine/ids.js';
 import type { AppEnv } from '../env.js';
-import { BookingIdParam, problemResponses } from '../schemas.js';
+import { BookingIdParam, problemResponses, ReasonInput } from '../schemas.js';
 import { validationHook } from '../validate.js';
 
 const Params = z.object({ bookingId: BookingIdParam });
@@ -65,7 +65,7 @@ export const tickets = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
       security: [{ bearer: [] }],
       request: {
         params: Params,
-        body: { content: { 'application/json': { schema: z.strictObject({ reason: z.string().max(500).optional() }) } }, required: false },
+        body: { content: { 'application/json': { schema: z.strictObject({ reason: ReasonInput.optional() }) } }, required: false },
       },
       responses: {
         202: {
@@ -94,7 +94,7 @@ export const tickets = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
       request: {
         params: Params,
         body: {
-          content: { 'application/json': { schema: z.strictObject({ decision: z.enum(['approve', 'deny']), reason: z.string().max(500).optional() }) } },
+          content: { 'application/json': { schema: z.strictObject({ decision: z.enum(['approve', 'deny']), reason: ReasonInput.optional() }) } },
           required: true,
         },
       },

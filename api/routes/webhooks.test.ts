@@ -14,7 +14,7 @@ describe('Stripe: the real SDK against a local double, and signed webhooks', () 
   it('pays through Stripe: authorize (manual capture), sell the seats, then capture; the SDK sends idempotency keys', async ({ engine, onTestFinished }) => {
     const stripe = await startStripeDouble();
     const provider = createStripeProvider({ secretKey: 'sk_test_floodgate', host: stripe.host, port: stripe.port, protocol: 'http', maxNetworkRetries: 0 });
-    const api = await startApi(createEngine({ ...engine.deps, provider }), { stripeWebhookSecrets: [SECRET] });
+    const api = await startApi(createEngine({ ...engine.deps, provider }), { stripeWebhookSecrets: [SECRET], persist: true });
     onTestFinished(async () => {
       await api.close();
       await stripe.close();
@@ -49,7 +49,7 @@ describe('Stripe: the real SDK against a local double, and signed webhooks', () 
     // the API process "dies" right after Stripe authorized: the answer never makes it back
     const dying: PaymentProvider = { ...real, authorize: async (i) => (await real.authorize(i), Promise.reject(new Error('process killed'))) };
     const crashing = createEngine({ ...engine.deps, provider: dying });
-    const api = await startApi(createEngine({ ...engine.deps, provider: real }), { stripeWebhookSecrets: ['whsec_old_secret_in_rotation', SECRET] });
+    const api = await startApi(createEngine({ ...engine.deps, provider: real }), { stripeWebhookSecrets: ["whsec_old_secret_in_rotation", SECRET], persist: true });
     onTestFinished(async () => {
       await api.close();
       await stripe.close();

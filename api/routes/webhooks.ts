@@ -1,10 +1,21 @@
 import { Hono } from 'hono';
+import { z } from 'zod';
 import { WebhookSignatureError, verifyStripeWebhook } from '../../workers/payment/providers/stripe.js';
 import type { BookingId } from '../../engine/ids.js';
 import type { AppEnv } from '../env.js';
 import { problem } from '../problem.js';
 
-type PaymentIntentLike = { id: string; status?: string; metadata?: { bookingId?: string; attempt?: string } };
+/** What the handler reads of a (signed) event: anything else in it is ignored, anything missing is a 400. */
+const WebhookEvent = z.looseObject({
+  id: z.string().min(1).max(255),
+  type: z.string().min(1).max(255),
+  data: z.looseObject({
+    object: z.looseObject({
+      id: z.string().max(255).optional(),
+      metadata: z.looseObject({ bookingId: z.string().optional(), attempt: z.string().optional() }).nullish(),
+    }),
+  }),
+});
 
 /**
  * Stripe webhooks: the signature is checked on the raw body (two secrets during a rotation), each event is handled once
@@ -15,19 +26,30 @@ export const webhooks = new Hono<AppEnv>().post('/api/webhooks/stripe', async (c
   const secrets = config.stripeWebhookSecrets ?? [];
   if (secrets.length === 0) return problem(c, 404, { type: '/problems/not-found', title: 'Not found', detail: 'Stripe is not the payment provider here' });
   const raw = await c.req.text();
-  let event;
+  let verified: unknown;
   try {
-    event = verifyStripeWebhook({ secrets, rawBody: raw, signature: c.req.header('stripe-signature') });
+    verified = verifyStripeWebhook({ secrets, rawBody: raw, signature: c.req.header('stripe-signature') });
   } catch (err) {
     if (err instanceof WebhookSignatureError) {
       log.warn({ reason: err.reason, requestId: c.var.requestId }, 'stripe webhook signature rejected');
       return problem(c, 400, { type: '/problems/webhook-signature', title: 'Invalid webhook signature', detail: err.reason });
     }
-    throw err;
+    // the signature matched but the body is not JSON (the SDK parses it after checking the signature)
+    if (!(err instanceof SyntaxError)) throw err;
   }
-  const { rowCount } = await engine.deps.pg.query('INSERT INTO webhook_events (id, type) VALUES ($1, $2) ON CONFLICT DO NOTHING', [event.id, event.type]);
-  if (rowCount === 0) return c.json({ received: true, duplicate: true });
-  const pi = event.data.object as PaymentIntentLike;
+  const parsed = WebhookEvent.safeParse(verified);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    log.warn({ requestId: c.var.requestId, field: issue.path.join('.') }, 'signed stripe webhook is not a usable event');
+    return problem(c, 400, {
+      type: '/problems/webhook-malformed', title: 'Malformed webhook event', detail: `not a Stripe event: ${issue.path.join('.') || 'body'}: ${issue.message}`,
+      errors: [{ field: issue.path.join('.') || 'body', detail: issue.message }],
+    });
+  }
+  const event = parsed.data;
+  const seen = await engine.deps.pg.query('SELECT 1 FROM webhook_events WHERE id = $1', [event.id]);
+  if (seen.rowCount) return c.json({ received: true, duplicate: true });
+  const pi = event.data.object;
   // the attempt: by the PaymentIntent id, or by its metadata when the request that created it died before recording it
   let attempt = pi.id?.startsWith('pi_') ? await engine.payments.byProviderRef(pi.id) : null;
   if (!attempt && pi.metadata?.bookingId && /^bk_[a-z0-9]{12}_[a-z0-9]{16}$/.test(pi.metadata.bookingId)) {
@@ -39,7 +61,7 @@ export const webhooks = new Hono<AppEnv>().post('/api/webhooks/stripe', async (c
       case 'payment_intent.amount_capturable_updated':
       case 'payment_intent.succeeded':
         // the authorization (or capture) landed: finish the booking if the request that started it did not
-        if (attempt.status === 'pending' || attempt.status === 'authorized') await engine.payments.complete(attempt.bookingId, attempt.attempt, pi.id);
+        if (pi.id && (attempt.status === 'pending' || attempt.status === 'authorized')) await engine.payments.complete(attempt.bookingId, attempt.attempt, pi.id);
         break;
       case 'payment_intent.payment_failed':
       case 'payment_intent.canceled':
@@ -47,5 +69,7 @@ export const webhooks = new Hono<AppEnv>().post('/api/webhooks/stripe', async (c
         break;
     }
   }
+  // recorded once handled: a delivery whose handling failed (500) is handled again when Stripe retries it
+  await engine.deps.pg.query('INSERT INTO webhook_events (id, type) VALUES ($1, $2) ON CONFLICT DO NOTHING', [event.id, event.type]);
   return c.json({ received: true });
 });

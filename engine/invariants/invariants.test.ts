@@ -12,6 +12,7 @@ describe('the invariant checker', () => {
   it('passes on a healthy event and catches each kind of violation', async ({ engine, redis, ns, pg }) => {
     const ev = await createGaEvent(engine, 10);
     const a = await engine.bookings.create({ userId: u('a'), eventId: ev.id, ticketCount: 2 });
+    await drain(engine, ev.id);
     await engine.payments.pay({ bookingId: a.reservation.bookingId, userId: u('a'), paymentMethodId: 'pm_card_visa' });
     const b = await engine.bookings.create({ userId: u('b'), eventId: ev.id, ticketCount: 1 });
     await drain(engine, ev.id);

@@ -51,6 +51,7 @@ describe('reconciliation and rebuild', () => {
     const ev = await engine.createEvent(seatedEvent([{ id: 'A', rows: 1, seatsPerRow: 6 }], 10));
     const ga = ev.tiers[1]!.id;
     const sold = await engine.bookings.create({ userId: u('s'), eventId: ev.id, ticketCount: 2, seatPreferences: { seatIds: ['A-1-1', 'A-1-2'] } });
+    await drain(engine, ev.id);
     await engine.payments.pay({ bookingId: sold.reservation.bookingId, userId: u('s'), paymentMethodId: 'pm_card_visa' });
     const held = await engine.bookings.create({ userId: u('h'), eventId: ev.id, ticketCount: 1, seatPreferences: { seatIds: ['A-1-3'] } });
     await engine.bookings.create({ userId: u('g'), eventId: ev.id, tierId: ga, ticketCount: 4 });

@@ -17,6 +17,7 @@ describe('payments (simulated provider)', () => {
   it('pay: authorize, sell, capture, CONFIRMED; the money is captured once and tickets are asked for', async ({ engine, redis, ns, jobs }) => {
     const ev = await createGaEvent(engine, 10);
     const { reservation } = await engine.bookings.create({ userId: u('ann'), eventId: ev.id, ticketCount: 2 });
+    await drain(engine, ev.id); // the persist worker records the hold
     const r = await engine.payments.pay({ bookingId: reservation.bookingId, userId: u('ann'), paymentMethodId: 'pm_card_visa', holderName: 'Ann' });
     expect(r).toEqual({ outcome: 'succeeded', paymentId: `${reservation.bookingId}.a1`, bookingStatus: 'CONFIRMED' });
     expect((await getBooking(engine.deps.pg, reservation.bookingId))!.status).toBe('CONFIRMED');
@@ -34,6 +35,7 @@ describe('payments (simulated provider)', () => {
   it('declines count down attempts; after the third the booking is CANCELLED and its seats are free at once', async ({ engine, redis, ns }) => {
     const ev = await engine.createEvent(seatedEvent([{ id: 'A', rows: 1, seatsPerRow: 4 }]));
     const { reservation } = await engine.bookings.create({ userId: u('bob'), eventId: ev.id, ticketCount: 2, seatPreferences: { seatIds: ['A-1-1', 'A-1-2'] } });
+    await drain(engine, ev.id);
     const pay = (pm: string) => engine.payments.pay({ bookingId: reservation.bookingId, userId: u('bob'), paymentMethodId: pm });
     expect(await pay('pm_card_chargeDeclined')).toMatchObject({ outcome: 'declined', code: 'card_declined', attemptsLeft: 2, bookingStatus: 'PAYMENT_FAILED' });
     expect((await engine.holds.get(ev.id, reservation.bookingId))!.state).toBe('held'); // back to a plain hold between attempts
@@ -50,6 +52,7 @@ describe('payments (simulated provider)', () => {
   it('a provider that does not answer leaves the attempt open; the retry carries it on and never charges twice', async ({ engine, redis, ns, pg, clock }) => {
     const ev = await createGaEvent(engine, 10);
     const { reservation } = await engine.bookings.create({ userId: u('cat'), eventId: ev.id, ticketCount: 1 });
+    await drain(engine, ev.id);
     const r = await engine.payments.pay({ bookingId: reservation.bookingId, userId: u('cat'), paymentMethodId: 'pm_card_timeout' });
     expect(r.outcome).toBe('pending');
     expect((await getBooking(pg, reservation.bookingId))!.status).toBe('PAYMENT_PENDING');
@@ -72,6 +75,7 @@ describe('payments (simulated provider)', () => {
 
     const lucky = await mk('lucky', 'A-1-1');
     const unlucky = await mk('unlucky', 'A-1-2');
+    await drain(engine, ev.id);
     const p1 = slowEngine.payments.pay({ bookingId: lucky, userId: u('lucky'), paymentMethodId: 'pm_card_visa' });
     const p2 = slowEngine.payments.pay({ bookingId: unlucky, userId: u('unlucky'), paymentMethodId: 'pm_card_visa' });
     await new Promise((r) => setTimeout(r, 50));
@@ -83,6 +87,9 @@ describe('payments (simulated provider)', () => {
     expect(await p1).toMatchObject({ outcome: 'succeeded' });
     const r2 = await p2;
     expect(r2.outcome).toBe('returned');
+    // a sale through an expiry is recorded in outbox order, by the persist worker: after the expiry, before the thief
+    expect((await getBooking(pg, lucky))!.status).toBe('EXPIRED');
+    await drain(engine, ev.id);
     expect((await getBooking(pg, lucky))!.status).toBe('CONFIRMED');
     const u2 = (await getBooking(pg, unlucky))!;
     expect(u2.status).toBe('EXPIRED');
@@ -97,7 +104,6 @@ describe('payments (simulated provider)', () => {
 
   it('the expiry-vs-payment race, over many orderings: confirmed with a seat or the money returned, never both or neither', async ({ engine, clock, redis, ns, pg }) => {
     let run = 0;
-    const seen = new Set<string>();
     await fc.assert(
       fc.asyncProperty(fc.scheduler(), fc.boolean(), async (s, rival) => {
         run++;
@@ -125,7 +131,6 @@ describe('payments (simulated provider)', () => {
             )
           : Promise.resolve(null);
         const [result] = await Promise.all([pay, expire, steal, atProvider.then(() => s.waitAll())]);
-        seen.add(result.outcome);
         const money = (await listSimulatedPayments(redis, ns)).filter((m) => m.bookingId === reservation.bookingId);
         const captured = money.filter((m) => m.status === 'captured');
         const map = (await redis.hget(`${ns}:{evt:${ev.id}}:smap`, 'A'))!;
@@ -145,17 +150,17 @@ describe('payments (simulated provider)', () => {
         expect(await engine.inventory.postgresState(ev.id)).toEqual(await engine.inventory.redisState(ev.id));
         clock.set(Date.UTC(2030, 0, 1));
       }),
-      { numRuns: 25 },
+      { numRuns: 40 },
     );
-    // the orderings explored reached both endings
-    expect(seen.has('succeeded')).toBe(true);
-    expect(seen.has('returned') || seen.has('refused')).toBe(true);
+    // which endings a random run reaches is chance (the 'returned' one needs the rival to win and the expiry to come
+    // first, about 1 run in 12), so coverage is not asserted here: the test above walks that ending on purpose
   });
 
   it('refunds: automatic before the cutoff (money back, seats back, REFUNDED); an admin may deny later ones', async ({ engine, redis, ns, pg, jobs }) => {
     const ev = await createGaEvent(engine, 5);
     const book = async (who: string) => {
       const { reservation } = await engine.bookings.create({ userId: u(who), eventId: ev.id, ticketCount: 2 });
+      await drain(engine, ev.id);
       await engine.payments.pay({ bookingId: reservation.bookingId, userId: u(who), paymentMethodId: 'pm_card_visa' });
       return reservation.bookingId;
     };
@@ -177,5 +182,104 @@ describe('payments (simulated provider)', () => {
     expect(await codeOf(near.refunds.decide(b, true, 'admin'))).toBe('REFUND_NOT_ALLOWED');
     await drain(engine, ev.id);
     expect(await engine.inventory.postgresState(ev.id)).toEqual(await engine.inventory.redisState(ev.id));
+  });
+
+  describe('ordering against the outbox, refunds and lost answers', () => {
+    it('pay waits for the persist worker to record a hold made a moment ago; a stranger is refused at once and writes nothing', async ({ engine, pg }) => {
+      const ev = await createGaEvent(engine, 10);
+      const { reservation } = await engine.bookings.create({ userId: u('dan'), eventId: ev.id, ticketCount: 1 });
+      // someone else's booking: 404 without waiting, and nothing recorded on its behalf
+      expect(await codeOf(engine.payments.pay({ bookingId: reservation.bookingId, userId: u('eve'), paymentMethodId: 'pm_card_visa' }))).toBe('BOOKING_NOT_FOUND');
+      expect(await getBooking(pg, reservation.bookingId)).toBeNull();
+      // no persist worker within the wait: a retryable refusal, no charge, nothing recorded
+      const impatient = createEngine({ ...engine.deps, config: { ...engine.deps.config, recordWaitMs: 100 } });
+      expect(await codeOf(impatient.payments.pay({ bookingId: reservation.bookingId, userId: u('dan'), paymentMethodId: 'pm_card_visa' }))).toBe('BOOKING_NOT_RECORDED');
+      expect(await getBooking(pg, reservation.bookingId)).toBeNull();
+      expect(await engine.payments.attempts(reservation.bookingId)).toEqual([]);
+      // the worker catches up while the payment waits: it goes through
+      const paying = engine.payments.pay({ bookingId: reservation.bookingId, userId: u('dan'), paymentMethodId: 'pm_card_visa' });
+      await new Promise((r) => setTimeout(r, 50));
+      await drain(engine, ev.id);
+      expect(await paying).toMatchObject({ outcome: 'succeeded' });
+    });
+
+    it('a capture the provider does not answer inside the settle job makes the job retry until it is captured', async ({ engine, redis, ns }) => {
+      const ev = await createGaEvent(engine, 10);
+      const { reservation } = await engine.bookings.create({ userId: u('fay'), eventId: ev.id, ticketCount: 1 });
+      await drain(engine, ev.id);
+      let down = true;
+      const flaky: PaymentProvider = { ...engine.deps.provider!, capture: async (ref, key) => (down ? { outcome: 'unavailable', message: 'down' } : engine.deps.provider!.capture(ref, key)) };
+      const e2 = createEngine({ ...engine.deps, provider: flaky });
+      expect(await e2.payments.pay({ bookingId: reservation.bookingId, userId: u('fay'), paymentMethodId: 'pm_card_visa' })).toMatchObject({ outcome: 'succeeded' });
+      expect((await e2.payments.attempts(reservation.bookingId))[0]!.status).toBe('authorized');
+      await expect(e2.payments.settle(reservation.bookingId, 1)).rejects.toThrow(/still pending/);
+      down = false;
+      expect(await e2.payments.settle(reservation.bookingId, 1)).toMatchObject({ outcome: 'succeeded' });
+      expect((await e2.payments.attempts(reservation.bookingId))[0]!.status).toBe('captured');
+      expect((await listSimulatedPayments(redis, ns)).find((m) => m.bookingId === reservation.bookingId)!.status).toBe('captured');
+    });
+
+    it('a refund waits while the money is only authorized; a stale payment call after the refund re-takes nothing', async ({ engine, redis, ns, pg }) => {
+      const ev = await createGaEvent(engine, 2);
+      const { reservation } = await engine.bookings.create({ userId: u('gus'), eventId: ev.id, ticketCount: 2 });
+      await drain(engine, ev.id);
+      let down = true;
+      const flaky: PaymentProvider = { ...engine.deps.provider!, capture: async (ref, key) => (down ? { outcome: 'unavailable', message: 'down' } : engine.deps.provider!.capture(ref, key)) };
+      const e2 = createEngine({ ...engine.deps, provider: flaky });
+      await e2.payments.pay({ bookingId: reservation.bookingId, userId: u('gus'), paymentMethodId: 'pm_card_visa' });
+      await e2.refunds.request(reservation.bookingId, u('gus'));
+      // authorized, not captured: refunding now would give nothing back while the capture to come keeps the money
+      await expect(e2.refunds.process(reservation.bookingId)).rejects.toThrow(/waits/);
+      expect((await getBooking(pg, reservation.bookingId))!.status).toBe('REFUND_REQUESTED');
+      down = false;
+      await e2.payments.settle(reservation.bookingId, 1);
+      expect(await e2.refunds.process(reservation.bookingId)).toBe('refunded');
+      expect((await listSimulatedPayments(redis, ns)).find((m) => m.bookingId === reservation.bookingId)).toMatchObject({ status: 'refunded', refunded: 9000 });
+      // a payment call parked since before the refund (a webhook, a settle job) now goes on: it changes nothing
+      const ref = (await engine.payments.attempts(reservation.bookingId))[0]!.providerRef!;
+      expect(await engine.payments.complete(reservation.bookingId, 1, ref)).toMatchObject({ outcome: 'returned' });
+      expect((await engine.inventory.redisState(ev.id))[ev.tiers[0]!.id]).toMatchObject({ free: 2, held: 0, sold: 0 });
+      await drain(engine, ev.id);
+      expect((await getBooking(pg, reservation.bookingId))!.status).toBe('REFUNDED');
+      expect(await engine.inventory.postgresState(ev.id)).toEqual(await engine.inventory.redisState(ev.id));
+    });
+
+    it('a late payment whose seats are gone is marked cancelling before the provider is asked: a lost answer never leads to a re-take', async ({ engine, clock, redis, ns, pg }) => {
+      const ev = await engine.createEvent(seatedEvent([{ id: 'A', rows: 1, seatsPerRow: 2 }]));
+      const book = async (who: string) =>
+        (await engine.bookings.create({ userId: u(who), eventId: ev.id, ticketCount: 1, seatPreferences: { seatIds: ['A-1-1'] } })).reservation.bookingId;
+      const late = await book('hal');
+      await drain(engine, ev.id);
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      let cancels = 0;
+      const lossy: PaymentProvider = {
+        ...engine.deps.provider!,
+        authorize: async (i) => (await gate, engine.deps.provider!.authorize(i)),
+        // the provider cancels, but the answer is lost the first time
+        cancel: async (ref, key) => {
+          const r = await engine.deps.provider!.cancel(ref, key);
+          return ++cancels === 1 ? { outcome: 'unavailable', message: 'connection reset' } : r;
+        },
+      };
+      const e2 = createEngine({ ...engine.deps, provider: lossy });
+      const paying = e2.payments.pay({ bookingId: late, userId: u('hal'), paymentMethodId: 'pm_card_visa' });
+      await new Promise((r) => setTimeout(r, 50));
+      clock.advance(TTL + engine.deps.config.paymentWindowMs);
+      await engine.holds.sweep(ev.id);
+      const thief = await book('ivy');
+      release();
+      await expect(paying).rejects.toThrow(/cancelling authorization/);
+      expect((await e2.payments.attempts(late))[0]!.status).toBe('cancelling');
+      // the seat comes free again before the settle job retries: it still gives the money back, it does not re-take
+      await engine.bookings.cancel(thief, u('ivy'));
+      expect(await e2.payments.settle(late, 1)).toMatchObject({ outcome: 'returned' });
+      expect((await e2.payments.attempts(late))[0]!.status).toBe('cancelled');
+      expect((await listSimulatedPayments(redis, ns)).find((m) => m.bookingId === late)!.status).toBe('cancelled');
+      expect(await redis.hget(`${ns}:{evt:${ev.id}}:smap`, 'A')).toBe('..');
+      await drain(engine, ev.id);
+      expect((await getBooking(pg, late))!.status).toBe('EXPIRED');
+      expect(await engine.inventory.postgresState(ev.id)).toEqual(await engine.inventory.redisState(ev.id));
+    });
   });
 });

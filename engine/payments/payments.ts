@@ -1,8 +1,7 @@
 import { Reply } from '../../lua/codes.js';
 import { scriptNow } from '../clock.js';
 import { withTx, type Queryable } from '../../platform/pg.js';
-import { getBooking, insertBooking, transition, type Booking } from '../booking/bookings-repo.js';
-import { markerOf } from '../booking/persist.js';
+import { getBooking, transition, type Booking } from '../booking/bookings-repo.js';
 import type { EngineDeps } from '../deps.js';
 import { DomainError } from '../errors.js';
 import type { Holds } from '../holds/holds.js';
@@ -15,7 +14,8 @@ export type PaymentAttempt = {
   bookingId: BookingId;
   attempt: number;
   provider: string;
-  status: 'pending' | 'authorized' | 'captured' | 'declined' | 'failed' | 'cancelled' | 'refunded';
+  /** 'cancelling': the seats were gone when the money came; the authorization is being cancelled (write-ahead). */
+  status: 'pending' | 'authorized' | 'captured' | 'declined' | 'failed' | 'cancelling' | 'cancelled' | 'refunded';
   providerRef: string | null;
   declineCode: string | null;
   note: string | null;
@@ -75,24 +75,25 @@ export function createPayments(d: EngineDeps, holds: Holds) {
   const jobs = d.jobs ?? NO_JOBS;
   const cfg = d.config;
 
-  /** The booking as Postgres has it, recording it first from its live hold if the persist worker has not yet. */
-  async function recorded(bookingId: BookingId): Promise<Booking | null> {
+  /**
+   * The caller's booking as Postgres has it. A hold the persist worker has not recorded yet (it was made a moment ago)
+   * is waited for, briefly: the payment paths never write a booking ahead of the outbox, whose order is what keeps
+   * Postgres's stock and seats in step with Redis. Someone else's booking, or none, is null at once.
+   */
+  async function recorded(bookingId: BookingId, userId: UserId): Promise<Booking | null> {
     const b = await getBooking(d.pg, bookingId);
-    if (b) return b;
-    const eventId = eventOfBooking(bookingId);
-    const h = await holds.get(eventId, bookingId);
-    if (!h) return null;
-    await withTx(d.pg, async (tx) => {
-      // the marker makes the persist worker skip this hold's BookingCreated when it gets there
-      const { rowCount } = await tx.query('INSERT INTO processed_events (key) VALUES ($1) ON CONFLICT DO NOTHING', [
-        markerOf({ bookingId, type: 'BookingCreated' } as never),
-      ]);
-      if (rowCount === 1) {
-        await insertBooking(tx, { bookingId, eventId, tierId: h.tierId, userId: h.userId, ticketCount: h.ticketCount, seats: h.seats,
-          expiresAtMs: h.expiresAtMs, createdAtMs: h.createdAtMs }, 'RESERVED');
-      }
+    if (b) return b.userId === userId ? b : null;
+    const h = await holds.get(eventOfBooking(bookingId), bookingId);
+    if (!h || h.userId !== userId) return null;
+    const deadline = performance.now() + (cfg.recordWaitMs ?? 5_000);
+    for (let pause = 10; performance.now() < deadline; pause = Math.min(pause * 2, 250)) {
+      await new Promise((r) => setTimeout(r, pause));
+      const now = await getBooking(d.pg, bookingId);
+      if (now) return now;
+    }
+    throw new DomainError('BOOKING_NOT_RECORDED', 'the reservation is still being recorded; retry in a moment (nothing was charged)', {
+      retryAfterSeconds: 1,
     });
-    return getBooking(d.pg, bookingId);
   }
 
   async function decline(b: Booking, attempt: number, code: string, message: string): Promise<PayResult> {
@@ -114,43 +115,72 @@ export function createPayments(d: EngineDeps, holds: Holds) {
     return { outcome: 'declined', paymentId: paymentIdOf(b.bookingId, attempt), code, message, attemptsLeft, bookingStatus: cancel ? 'CANCELLED' : 'PAYMENT_FAILED' };
   }
 
+  /** Cancels the authorization of a late payment whose seats were gone (marked 'cancelling' first), then records it. */
+  async function giveBack(bookingId: BookingId, attempt: number, paymentRef: string, reason: string): Promise<PayResult> {
+    const cancelled = await provider().cancel(paymentRef, keyOf(bookingId, attempt, 'cancel'));
+    if (cancelled.outcome !== 'cancelled') throw new Error(`cancelling authorization ${paymentRef}: ${cancelled.message}`);
+    await withTx(d.pg, async (tx) => {
+      await setAttempt(tx, bookingId, attempt, ['cancelling'], 'cancelled');
+      await tx.query('UPDATE bookings SET failure_reason = $2, updated_at = now() WHERE id = $1', [bookingId, reason]);
+      // a booking still PAYMENT_PENDING here expires (its hold did; seats only leave the record here)
+      await transition(tx, bookingId, ['PAYMENT_PENDING'], 'EXPIRED', 'payment too late');
+    });
+    return { outcome: 'returned', paymentId: paymentIdOf(bookingId, attempt), reason };
+  }
+
   /**
    * Finishes an authorized attempt: the seats are sold in Redis (or, if the hold expired meanwhile, the same seats are
    * re-taken when still free), then the money is captured and the booking CONFIRMED. If the seats are gone the
-   * authorization is cancelled: no money is kept without a ticket. Safe to run again at any point.
+   * authorization is cancelled: no money is kept without a ticket. Safe to run again at any point, and beside a
+   * refund: the re-take happens under the attempt's row lock, so it never re-sells a refunded booking's seats.
+   *
+   * Postgres: the booking moves to CONFIRMED here only when this call sold a live hold (held -> sold, same seats).
+   * A sale that went through an expiry (a re-take) or that an earlier call made is recorded by the persist worker in
+   * outbox order, so Postgres never counts seats ahead of the stream that freed them in between.
    */
   async function complete(bookingId: BookingId, attempt: number, paymentRef: string): Promise<PayResult> {
     const paymentId = paymentIdOf(bookingId, attempt);
     const b = (await getBooking(d.pg, bookingId))!;
     const a = (await attemptsOf(d.pg, bookingId)).find((x) => x.attempt === attempt)!;
-    if (a.status === 'captured') return { outcome: 'succeeded', paymentId, bookingStatus: 'CONFIRMED' };
-    if (a.status === 'cancelled') return { outcome: 'returned', paymentId, reason: a.note ?? 'the authorization was cancelled' };
+    const gone = 'the payment arrived after the reservation expired and its seats were taken by then; the authorization was cancelled, no money was taken';
+    switch (a.status) {
+      case 'captured':
+        return { outcome: 'succeeded', paymentId, bookingStatus: 'CONFIRMED' };
+      case 'cancelling':
+        return giveBack(bookingId, attempt, a.providerRef ?? paymentRef, a.note ?? gone);
+      case 'pending':
+      case 'authorized':
+        break;
+      default:
+        // cancelled, refunded, declined, failed: a stale call (a parked request, settle job or webhook) changes nothing
+        return { outcome: 'returned', paymentId, reason: a.note ?? `the payment attempt is ${a.status}` };
+    }
     await setAttempt(d.pg, bookingId, attempt, ['pending'], 'authorized', { providerRef: paymentRef });
 
     const eventId = eventOfBooking(bookingId);
-    let late = false;
+    let sold: 'confirmed' | 'already-confirmed' | 'late';
     try {
-      await holds.confirm(eventId, bookingId, paymentRef);
+      sold = await holds.confirm(eventId, bookingId, paymentRef);
     } catch (err) {
       if (!(err instanceof DomainError) || (err.code !== 'HOLD_EXPIRED' && err.code !== 'BOOKING_NOT_FOUND')) throw err;
-      late = true;
+      sold = 'late';
     }
-    if (late) {
+    if (sold === 'late') {
       const k = eventKeys(d.ns, eventId);
-      const [code] = await d.redis.retakeHold(k.inv, k.sec, k.smap, k.hold(bookingId), k.expiry, k.buyers, k.outbox, eventId, bookingId,
-        b.userId, b.tierId, b.ticketCount, b.seats.join(','), scriptNow(d.clock), paymentRef);
-      if (code === Reply.GONE) {
-        const reason = 'the payment arrived after the reservation expired and its seats were taken by then; the authorization was cancelled, no money was taken';
-        const cancelled = await provider().cancel(paymentRef, keyOf(bookingId, attempt, 'cancel'));
-        if (cancelled.outcome !== 'cancelled') throw new Error(`cancelling authorization ${paymentRef}: ${cancelled.message}`);
-        await withTx(d.pg, async (tx) => {
-          await setAttempt(tx, bookingId, attempt, ['pending', 'authorized'], 'cancelled', { note: reason });
-          await tx.query('UPDATE bookings SET failure_reason = $2, updated_at = now() WHERE id = $1', [bookingId, reason]);
-          // a booking still PAYMENT_PENDING here expires (its hold did)
-          await transition(tx, bookingId, ['PAYMENT_PENDING'], 'EXPIRED', 'payment too late');
-        });
-        return { outcome: 'returned', paymentId, reason };
-      }
+      const taken = await withTx(d.pg, async (tx) => {
+        // the refund job takes this lock around its own Redis step: a refunded booking is never re-taken
+        const { rows } = await tx.query<{ status: PaymentAttempt['status'] }>(
+          'SELECT status FROM payments WHERE booking_id = $1 AND attempt = $2 FOR UPDATE', [bookingId, attempt]);
+        if (rows[0]!.status !== 'authorized') return rows[0]!.status;
+        const [code] = await d.redis.retakeHold(k.inv, k.sec, k.smap, k.hold(bookingId), k.expiry, k.buyers, k.outbox, eventId, bookingId,
+          b.userId, b.tierId, b.ticketCount, b.seats.join(','), scriptNow(d.clock), paymentRef);
+        if (code !== Reply.GONE) return 'retaken';
+        // write-ahead: a retry finishes the cancellation instead of re-taking seats that came free meanwhile
+        await setAttempt(tx, bookingId, attempt, ['authorized'], 'cancelling', { note: gone });
+        return 'gone';
+      });
+      if (taken === 'gone') return giveBack(bookingId, attempt, paymentRef, gone);
+      if (taken !== 'retaken') return complete(bookingId, attempt, paymentRef); // another call moved it on meanwhile
     }
     const captured = await provider().capture(paymentRef, keyOf(bookingId, attempt, 'capture'));
     if (captured.outcome === 'unavailable') {
@@ -161,9 +191,12 @@ export function createPayments(d: EngineDeps, holds: Holds) {
     }
     await withTx(d.pg, async (tx) => {
       if (captured.outcome === 'captured') await setAttempt(tx, bookingId, attempt, ['pending', 'authorized'], 'captured', { providerRef: paymentRef });
-      await transition(tx, bookingId, ['RESERVED', 'PAYMENT_FAILED'], 'PAYMENT_PENDING', 'payment');
-      await transition(tx, bookingId, ['PAYMENT_PENDING', 'EXPIRED'], 'CONFIRMED', late ? `payment ${paymentRef} (late; seats re-taken)` : `payment ${paymentRef}`);
+      if (sold === 'confirmed') {
+        await transition(tx, bookingId, ['RESERVED', 'PAYMENT_FAILED'], 'PAYMENT_PENDING', 'payment');
+        await transition(tx, bookingId, ['PAYMENT_PENDING'], 'CONFIRMED', `payment ${paymentRef}`);
+      }
     });
+    // the notify job waits for the record to say CONFIRMED (the persist worker's step after a re-take)
     await jobs.deliverTickets(bookingId);
     return { outcome: 'succeeded', paymentId, bookingStatus: 'CONFIRMED' };
   }
@@ -201,8 +234,8 @@ export function createPayments(d: EngineDeps, holds: Holds) {
       holderEmail?: string | undefined;
       holderPhone?: string | undefined;
     }): Promise<PayResult> {
-      const b = await recorded(r.bookingId);
-      if (!b || b.userId !== r.userId) throw new DomainError('BOOKING_NOT_FOUND', 'no such booking');
+      const b = await recorded(r.bookingId, r.userId);
+      if (!b) throw new DomainError('BOOKING_NOT_FOUND', 'no such booking');
       const payment = await d.pg.query<{ payment_method: string; attempt: number; status: string }>(
         'SELECT payment_method, attempt, status FROM payments WHERE booking_id = $1 ORDER BY attempt DESC LIMIT 1',
         [b.bookingId],
@@ -250,12 +283,18 @@ export function createPayments(d: EngineDeps, holds: Holds) {
     async settle(bookingId: BookingId, attempt: number): Promise<PayResult | { outcome: 'done' }> {
       const a = (await attemptsOf(d.pg, bookingId)).find((x) => x.attempt === attempt);
       if (!a) return { outcome: 'done' };
-      if (a.status === 'authorized') return complete(bookingId, attempt, a.providerRef!);
-      if (a.status !== 'pending') return { outcome: 'done' };
-      const b = (await getBooking(d.pg, bookingId))!;
-      const { rows } = await d.pg.query<{ payment_method: string }>('SELECT payment_method FROM payments WHERE booking_id = $1 AND attempt = $2', [bookingId, attempt]);
-      const r = await authorizeAndAct(b, attempt, rows[0]!.payment_method);
+      let r: PayResult;
+      if (a.status === 'authorized' || a.status === 'cancelling') r = await complete(bookingId, attempt, a.providerRef!);
+      else if (a.status !== 'pending') return { outcome: 'done' };
+      else {
+        const b = (await getBooking(d.pg, bookingId))!;
+        const { rows } = await d.pg.query<{ payment_method: string }>('SELECT payment_method FROM payments WHERE booking_id = $1 AND attempt = $2', [bookingId, attempt]);
+        r = await authorizeAndAct(b, attempt, rows[0]!.payment_method);
+      }
       if (r.outcome === 'pending') throw new Error(`payment provider unavailable for ${paymentIdOf(bookingId, attempt)}`);
+      // a capture the provider did not answer: this job is the one that retries it (it cannot schedule itself again)
+      const after = (await attemptsOf(d.pg, bookingId)).find((x) => x.attempt === attempt)!;
+      if (after.status === 'authorized') throw new Error(`capture of ${paymentIdOf(bookingId, attempt)} still pending; retrying`);
       return r;
     },
 

@@ -63,7 +63,12 @@ export function createRefunds(d: EngineDeps) {
       const { rows } = await d.pg.query<{ status: string }>('SELECT status FROM refunds WHERE booking_id = $1', [bookingId]);
       if (rows[0]?.status !== 'approved') return 'nothing-to-do';
       if (!d.provider) throw new Error('no payment provider configured');
-      const paid = (await attemptsOf(d.pg, bookingId)).find((a) => a.status === 'captured' || a.status === 'refunded');
+      const attempts = await attemptsOf(d.pg, bookingId);
+      // money still on its way (authorized, capture not answered yet): refunding now would give nothing back and the
+      // capture that follows would keep it; the job retries until the payment has settled
+      const settling = attempts.find((a) => a.status === 'pending' || a.status === 'authorized' || a.status === 'cancelling');
+      if (settling) throw new Error(`refund of ${bookingId} waits: payment attempt ${settling.attempt} is ${settling.status}`);
+      const paid = attempts.find((a) => a.status === 'captured' || a.status === 'refunded');
       let refundRef: string | null = null;
       if (paid?.status === 'captured') {
         const r = await d.provider.refund(paid.providerRef!, `${bookingId}:refund`);
@@ -72,9 +77,11 @@ export function createRefunds(d: EngineDeps) {
       }
       const b = (await getBooking(d.pg, bookingId))!;
       const k = eventKeys(d.ns, b.eventId);
-      const [code] = await d.redis.refundHold(k.inv, k.sec, k.smap, k.hold(bookingId), k.buyers, k.outbox, b.eventId, bookingId, scriptNow(d.clock), 'refunded');
-      if (code !== Reply.OK && code !== Reply.HOLD_NOT_FOUND) throw new Error(`refundHold: unexpected reply ${code}`);
       await withTx(d.pg, async (tx) => {
+        // the payment's row lock: a late payment call re-taking seats (payments.complete) waits, then sees 'refunded'
+        await tx.query('SELECT 1 FROM payments WHERE booking_id = $1 FOR UPDATE', [bookingId]);
+        const [code] = await d.redis.refundHold(k.inv, k.sec, k.smap, k.hold(bookingId), k.buyers, k.outbox, b.eventId, bookingId, scriptNow(d.clock), 'refunded');
+        if (code !== Reply.OK && code !== Reply.HOLD_NOT_FOUND) throw new Error(`refundHold: unexpected reply ${code}`);
         if (paid) await tx.query(`UPDATE payments SET status = 'refunded', updated_at = now() WHERE booking_id = $1 AND attempt = $2 AND status = 'captured'`, [bookingId, paid.attempt]);
         await tx.query(`UPDATE refunds SET status = 'refunded', provider_ref = COALESCE($2, provider_ref) WHERE booking_id = $1`, [bookingId, refundRef]);
         await transition(tx, bookingId, ['REFUND_REQUESTED'], 'REFUNDED', 'refunded');

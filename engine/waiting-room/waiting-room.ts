@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { scriptNow } from '../clock.js';
 import { Reply } from '../../lua/codes.js';
 import type { EngineDeps } from '../deps.js';
+import { withTx } from '../../platform/pg.js';
 import { DomainError } from '../errors.js';
 import type { EventId, UserId } from '../ids.js';
 import { eventKeys, globalKeys } from '../keys.js';
@@ -101,15 +102,21 @@ export function createWaitingRoom(d: EngineDeps) {
         enabled: s.enabled, opensAt: new Date(s.opensAt).toISOString(), admissionRatePerSecond: s.admissionRatePerSecond,
         passTtlSeconds: s.passTtlSeconds, seed, seedHash: createHash('sha256').update(seed).digest('hex'),
       };
-      const { rows } = await d.pg.query<{ sales_open_at: Date; max_tickets_per_user: number }>(
-        `UPDATE events SET queue = $2, sales_open_at = COALESCE($3::timestamptz, sales_open_at),
-                max_tickets_per_user = COALESCE($4::int, max_tickets_per_user)
-          WHERE id = $1 RETURNING sales_open_at, max_tickets_per_user`,
-        [eventId, q, s.salesOpenAt ?? null, s.maxTicketsPerUser ?? null],
-      );
-      const ev = rows[0]!;
-      await d.redis.hset(keys(eventId).meta, 'maxPerUser', ev.max_tickets_per_user);
-      await apply(eventId, q, ev.sales_open_at.getTime(), ev.max_tickets_per_user);
+      // Postgres commits only once Redis has taken the settings: a refusal (closed event, bad value) changes nothing
+      await withTx(d.pg, async (tx) => {
+        const { rows } = await tx.query<{ sales_open_at: Date; max_tickets_per_user: number }>(
+          `UPDATE events SET queue = $2, sales_open_at = COALESCE($3::timestamptz, sales_open_at),
+                  max_tickets_per_user = COALESCE($4::int, max_tickets_per_user)
+            WHERE id = $1 RETURNING sales_open_at, max_tickets_per_user`,
+          [eventId, q, s.salesOpenAt ?? null, s.maxTicketsPerUser ?? null],
+        );
+        const ev = rows[0]!;
+        if (ev.sales_open_at.getTime() < Date.parse(q.opensAt)) {
+          throw new DomainError('QUEUE_OPENS_AFTER_SALES', `the waiting room must open by the sales opening (${ev.sales_open_at.toISOString()}); send an earlier opensAt or a later salesOpenAt`, { field: 'opensAt' });
+        }
+        await apply(eventId, q, ev.sales_open_at.getTime(), ev.max_tickets_per_user);
+        await d.redis.hset(keys(eventId).meta, 'maxPerUser', ev.max_tickets_per_user);
+      });
       return this.settings(eventId);
     },
 
