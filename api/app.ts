@@ -16,6 +16,7 @@ import { health } from './routes/health.js';
 import { mountQueueBoard } from './admin-queues.js';
 import { noCardData } from './middleware/no-card-data.js';
 import { rateLimit } from './middleware/rate-limit.js';
+import { withMiddlewareAnswers } from './openapi.js';
 import { pages } from './routes/pages.js';
 import { payments } from './routes/payments.js';
 import { tickets } from './routes/tickets.js';
@@ -112,14 +113,22 @@ export function createApp(deps: AppDeps) {
   app.route('/', pages);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
-  app.doc31('/openapi.json', {
-    openapi: '3.1.0',
-    info: {
-      title: 'Floodgate API',
-      version: '1.0.0',
-      description: 'Queue-first ticket inventory: atomic holds, durable bookings. Errors are application/problem+json.',
-    },
-  });
+  // built once, on the first request, when every route is registered
+  let spec: object | undefined;
+  app.get('/openapi.json', (c) =>
+    c.json(
+      (spec ??= withMiddlewareAnswers(
+        app.getOpenAPI31Document({
+          openapi: '3.1.0',
+          info: {
+            title: 'Floodgate API',
+            version: '1.0.0',
+            description: 'Queue-first ticket inventory: atomic holds, durable bookings. Errors are application/problem+json.',
+          },
+        }),
+      )),
+    ),
+  );
   app.get('/docs', Scalar({ url: '/openapi.json', pageTitle: 'Floodgate API' }));
 
   app.notFound((c) => problem(c, 404, { type: '/problems/not-found', title: 'Not found', detail: `no route for ${c.req.method} ${c.req.path}` }));

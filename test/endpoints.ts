@@ -36,25 +36,25 @@ export type Endpoint = {
 };
 
 export const ENDPOINTS: Endpoint[] = [
-  { method: 'GET', path: '/api/events', auth: 'none', body: 'none', documented: [200, 400], openapi: true },
-  { method: 'GET', path: '/api/events/{eventId}', auth: 'none', body: 'none', documented: [200, 400, 404], openapi: true },
-  { method: 'GET', path: '/api/events/{eventId}/seats', auth: 'none', body: 'none', documented: [200, 400, 404], openapi: true },
-  { method: 'POST', path: '/api/admin/events', auth: 'admin', body: 'json', documented: [201, 400, 401, 403, 413, 415], openapi: true },
+  { method: 'GET', path: '/api/events', auth: 'none', body: 'none', documented: [200, 400, 503], openapi: true },
+  { method: 'GET', path: '/api/events/{eventId}', auth: 'none', body: 'none', documented: [200, 400, 404, 503], openapi: true },
+  { method: 'GET', path: '/api/events/{eventId}/seats', auth: 'none', body: 'none', documented: [200, 400, 404, 503], openapi: true },
+  { method: 'POST', path: '/api/admin/events', auth: 'admin', body: 'json', documented: [201, 400, 401, 403, 413, 415, 503], openapi: true },
   { method: 'POST', path: '/api/bookings', auth: 'user', body: 'json', documented: [201, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503], openapi: true },
-  { method: 'GET', path: '/api/bookings', auth: 'user', body: 'none', documented: [200, 401], openapi: true },
-  { method: 'GET', path: '/api/bookings/{bookingId}', auth: 'user', body: 'none', documented: [200, 400, 401, 404], openapi: true },
-  { method: 'DELETE', path: '/api/bookings/{bookingId}', auth: 'user', body: 'none', documented: [200, 400, 401, 404, 409], openapi: true },
-  { method: 'POST', path: '/api/payments', auth: 'user', body: 'json', documented: [200, 400, 401, 402, 404, 409, 422, 429, 503], openapi: true },
-  { method: 'POST', path: '/api/events/{eventId}/queue', auth: 'user', body: 'none', documented: [200, 201, 400, 401, 404, 409, 429], openapi: true },
-  { method: 'GET', path: '/api/queue/{queueId}', auth: 'user', body: 'none', documented: [200, 400, 401, 404], openapi: true, queryToken: true },
-  { method: 'DELETE', path: '/api/queue/{queueId}', auth: 'user', body: 'none', documented: [200, 400, 401, 404], openapi: true, queryToken: true },
+  { method: 'GET', path: '/api/bookings', auth: 'user', body: 'none', documented: [200, 400, 401, 503], openapi: true },
+  { method: 'GET', path: '/api/bookings/{bookingId}', auth: 'user', body: 'none', documented: [200, 400, 401, 404, 503], openapi: true },
+  { method: 'DELETE', path: '/api/bookings/{bookingId}', auth: 'user', body: 'none', documented: [200, 400, 401, 404, 409, 413, 503], openapi: true },
+  { method: 'POST', path: '/api/payments', auth: 'user', body: 'json', documented: [200, 400, 401, 402, 404, 409, 413, 415, 422, 429, 503], openapi: true },
+  { method: 'POST', path: '/api/events/{eventId}/queue', auth: 'user', body: 'none', documented: [200, 201, 400, 401, 404, 409, 413, 429, 503], openapi: true },
+  { method: 'GET', path: '/api/queue/{queueId}', auth: 'user', body: 'none', documented: [200, 400, 401, 404, 503], openapi: true, queryToken: true },
+  { method: 'DELETE', path: '/api/queue/{queueId}', auth: 'user', body: 'none', documented: [200, 400, 401, 404, 413, 503], openapi: true, queryToken: true },
   { method: 'GET', path: '/api/queue/{queueId}/events', auth: 'user', body: 'none', documented: [200, 401, 404], openapi: false, queryToken: true, stream: true },
-  { method: 'GET', path: '/api/events/{eventId}/queue/fairness', auth: 'none', body: 'none', documented: [200, 400, 404], openapi: true },
-  { method: 'PUT', path: '/api/admin/events/{eventId}/queue', auth: 'admin', body: 'json', documented: [200, 400, 401, 403, 404, 409], openapi: true },
-  { method: 'GET', path: '/api/bookings/{bookingId}/tickets.pdf', auth: 'user', body: 'none', documented: [200, 400, 401, 404, 409], openapi: true },
-  { method: 'POST', path: '/api/tickets/verify', auth: 'gate', body: 'json', documented: [200, 400, 401, 403], openapi: true },
-  { method: 'POST', path: '/api/bookings/{bookingId}/refund', auth: 'user', body: 'optional', documented: [202, 400, 401, 404, 409], openapi: true },
-  { method: 'POST', path: '/api/admin/bookings/{bookingId}/refund', auth: 'admin', body: 'json', documented: [200, 400, 401, 403, 404, 409], openapi: true },
+  { method: 'GET', path: '/api/events/{eventId}/queue/fairness', auth: 'none', body: 'none', documented: [200, 400, 404, 503], openapi: true },
+  { method: 'PUT', path: '/api/admin/events/{eventId}/queue', auth: 'admin', body: 'json', documented: [200, 400, 401, 403, 404, 409, 413, 415, 503], openapi: true },
+  { method: 'GET', path: '/api/bookings/{bookingId}/tickets.pdf', auth: 'user', body: 'none', documented: [200, 400, 401, 404, 409, 503], openapi: true },
+  { method: 'POST', path: '/api/tickets/verify', auth: 'gate', body: 'json', documented: [200, 400, 401, 403, 413, 415, 503], openapi: true },
+  { method: 'POST', path: '/api/bookings/{bookingId}/refund', auth: 'user', body: 'optional', documented: [202, 400, 401, 404, 409, 413, 415, 503], openapi: true },
+  { method: 'POST', path: '/api/admin/bookings/{bookingId}/refund', auth: 'admin', body: 'json', documented: [200, 400, 401, 403, 404, 409, 413, 415, 503], openapi: true },
   // "200 (signature verified, deduplicated) | 400 bad signature" (ARCHITECTURE.md); 404 when Stripe is not the provider
   { method: 'POST', path: '/api/webhooks/stripe', auth: 'none', body: 'raw', documented: [200, 400, 404], openapi: false },
   { method: 'GET', path: '/health', auth: 'none', body: 'none', documented: [200], openapi: false },
@@ -67,9 +67,9 @@ export const ENDPOINTS: Endpoint[] = [
 export const endpointName = (e: Endpoint) => `${e.method} ${e.path}`;
 
 /**
- * Statuses any /api route may answer although /openapi.json does not list them on every route: 413 (every request body
- * is limited before routing), 415 (a JSON body of another media type), 400 raw-card-data (a card number anywhere in
- * the request is refused first) and 404 for a path that matches no route once normalised (e.g. `..` segments).
+ * Statuses any /api route may answer besides its own list: /openapi.json lists the middleware's answers (400
+ * raw-card-data, 413, 415) on the routes it documents, but not on the undocumented ones (the SSE stream), and a path
+ * that matches no route once normalised (e.g. `..` segments) is 404 anywhere.
  * Kept separate, so a test can tell "documented" from "answered".
  */
 export function allowedStatuses(e: Endpoint): Set<number> {
