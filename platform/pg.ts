@@ -43,3 +43,25 @@ export async function withTx<T>(pool: pg.Pool, fn: (tx: pg.PoolClient) => Promis
     tx.release();
   }
 }
+
+/** Deadlock (40P01) or serialization failure (40001): Postgres rolled the transaction back; running it again is safe. */
+export const isTransientTxError = (err: unknown): boolean => {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === '40P01' || code === '40001';
+};
+
+/**
+ * withTx, run again (up to `attempts` times, after a short random pause) when Postgres aborts it as a deadlock victim
+ * or a serialization failure. Only for transactions whose body touches nothing but this transaction (no Redis, no
+ * provider call): the abort undid all of it, so the next run starts from the same place.
+ */
+export async function withTxRetrying<T>(pool: pg.Pool, fn: (tx: pg.PoolClient) => Promise<T>, attempts = 5): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await withTx(pool, fn);
+    } catch (err) {
+      if (!isTransientTxError(err) || n >= attempts) throw err;
+      await new Promise((r) => setTimeout(r, 10 + Math.random() * 40 * n));
+    }
+  }
+}

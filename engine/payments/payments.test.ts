@@ -184,6 +184,47 @@ describe('payments (simulated provider)', () => {
     expect(await engine.inventory.postgresState(ev.id)).toEqual(await engine.inventory.redisState(ev.id));
   });
 
+  it('a capture transaction Postgres aborts as a deadlock victim is run again: the payment succeeds (was a 500 under load)', async ({ engine, pg }) => {
+    // Under load the persist worker's batch (tier row, then bookings) and a capture (booking row, then its tier row
+    // through the trigger) deadlock now and then; the capture was the victim and the buyer got a 500. Here a second
+    // session takes the same locks in the persist worker's order, right as the capture transaction starts.
+    const ev = await createGaEvent(engine, 10);
+    const tierId = ev.tiers[0]!.id;
+    const { reservation } = await engine.bookings.create({ userId: u('gus'), eventId: ev.id, ticketCount: 1 });
+    await drain(engine, ev.id);
+    const other = await pg.connect();
+    let blocker: Promise<unknown> = Promise.resolve();
+    const provider: PaymentProvider = {
+      ...engine.deps.provider!,
+      capture: async (ref, key) => {
+        const r = await engine.deps.provider!.capture(ref, key);
+        // this session waits 10 s before it looks for a deadlock, so the capture (1 s, the default) is the victim
+        await other.query("SET deadlock_timeout = '10s'");
+        await other.query('BEGIN');
+        await other.query('UPDATE tiers SET capacity = capacity WHERE id = $1', [tierId]);
+        blocker = (async () => {
+          await new Promise((res) => setTimeout(res, 300)); // the capture has locked the booking and waits for the tier
+          await other.query('SELECT 1 FROM bookings WHERE id = $1 FOR UPDATE', [reservation.bookingId]);
+          await other.query('COMMIT');
+        })();
+        return r;
+      },
+    };
+    try {
+      const e2 = createEngine({ ...engine.deps, provider });
+      const r = await e2.payments.pay({ bookingId: reservation.bookingId, userId: u('gus'), paymentMethodId: 'pm_card_visa' });
+      await blocker;
+      expect(r).toMatchObject({ outcome: 'succeeded', bookingStatus: 'CONFIRMED' });
+      expect((await getBooking(pg, reservation.bookingId))!.status).toBe('CONFIRMED');
+      expect((await e2.payments.attempts(reservation.bookingId)).map((a) => a.status)).toEqual(['captured']);
+      const { rows } = await pg.query<{ n: string }>('SELECT deadlocks AS n FROM pg_stat_database WHERE datname = current_database()');
+      expect(Number(rows[0]!.n)).toBeGreaterThan(0); // the deadlock did happen
+    } finally {
+      await other.query('ROLLBACK').catch(() => {});
+      other.release();
+    }
+  });
+
   describe('ordering against the outbox, refunds and lost answers', () => {
     it('pay waits for the persist worker to record a hold made a moment ago; a stranger is refused at once and writes nothing', async ({ engine, pg }) => {
       const ev = await createGaEvent(engine, 10);

@@ -1,6 +1,6 @@
 import { Reply } from '../../lua/codes.js';
 import { scriptNow } from '../clock.js';
-import { withTx, type Queryable } from '../../platform/pg.js';
+import { withTx, withTxRetrying, type Queryable } from '../../platform/pg.js';
 import { getBooking, transition, type Booking } from '../booking/bookings-repo.js';
 import type { EngineDeps } from '../deps.js';
 import { DomainError } from '../errors.js';
@@ -99,7 +99,7 @@ export function createPayments(d: EngineDeps, holds: Holds) {
   async function decline(b: Booking, attempt: number, code: string, message: string): Promise<PayResult> {
     const attemptsLeft = Math.max(0, cfg.paymentMaxAttempts - attempt);
     const cancel = attemptsLeft === 0;
-    await withTx(d.pg, async (tx) => {
+    await withTxRetrying(d.pg, async (tx) => {
       await setAttempt(tx, b.bookingId, attempt, ['pending'], 'declined', { declineCode: code, note: message });
       await transition(tx, b.bookingId, ['PAYMENT_PENDING'], 'PAYMENT_FAILED', `declined: ${code}`);
       if (cancel) await transition(tx, b.bookingId, ['PAYMENT_FAILED'], 'CANCELLED', 'payment_failed', 'payment declined too many times');
@@ -119,7 +119,7 @@ export function createPayments(d: EngineDeps, holds: Holds) {
   async function giveBack(bookingId: BookingId, attempt: number, paymentRef: string, reason: string): Promise<PayResult> {
     const cancelled = await provider().cancel(paymentRef, keyOf(bookingId, attempt, 'cancel'));
     if (cancelled.outcome !== 'cancelled') throw new Error(`cancelling authorization ${paymentRef}: ${cancelled.message}`);
-    await withTx(d.pg, async (tx) => {
+    await withTxRetrying(d.pg, async (tx) => {
       await setAttempt(tx, bookingId, attempt, ['cancelling'], 'cancelled');
       await tx.query('UPDATE bookings SET failure_reason = $2, updated_at = now() WHERE id = $1', [bookingId, reason]);
       // a booking still PAYMENT_PENDING here expires (its hold did; seats only leave the record here)
@@ -189,7 +189,7 @@ export function createPayments(d: EngineDeps, holds: Holds) {
     } else if (captured.outcome === 'failed') {
       throw new Error(`capture of ${paymentRef} failed: ${captured.message}`);
     }
-    await withTx(d.pg, async (tx) => {
+    await withTxRetrying(d.pg, async (tx) => {
       if (captured.outcome === 'captured') await setAttempt(tx, bookingId, attempt, ['pending', 'authorized'], 'captured', { providerRef: paymentRef });
       if (sold === 'confirmed') {
         await transition(tx, bookingId, ['RESERVED', 'PAYMENT_FAILED'], 'PAYMENT_PENDING', 'payment');
