@@ -137,6 +137,11 @@ export async function applyOutbox(
   const tx = await pool.connect();
   try {
     await tx.query('BEGIN');
+    // Lock order: the tier rows of the batch's events first (in id order), then bookings. Every transaction that
+    // moves a booking's counters outside this batch (a capture, a decline, a give-back: lockTierOf) takes its tier
+    // row first too, so the two never deadlock (a capture used to lock its booking, then wait for the tier this batch
+    // held, while the batch waited for the booking: Postgres aborted one after deadlock_timeout, 1 s).
+    await tx.query('SELECT id FROM tiers WHERE event_id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE', [[...new Set(entries.map((e) => e.eventId))]]);
     const { rows } = await tx.query<{ key: string }>(
       'INSERT INTO processed_events (key) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING key',
       [entries.map(markerOf)],

@@ -6,7 +6,8 @@ import { listSimulatedPayments } from '../../workers/payment/providers/simulated
 import { getBooking } from '../booking/bookings-repo.js';
 import { isDomainError } from '../errors.js';
 import type { UserId } from '../ids.js';
-import { createEngine } from '../index.js';
+import { createEngine, type Engine } from '../index.js';
+import type { Pool, PoolClient } from '../../platform/pg.js';
 import type { PaymentProvider } from './provider.js';
 
 const u = (s: string) => s as UserId;
@@ -184,45 +185,65 @@ describe('payments (simulated provider)', () => {
     expect(await engine.inventory.postgresState(ev.id)).toEqual(await engine.inventory.redisState(ev.id));
   });
 
-  it('a capture transaction Postgres aborts as a deadlock victim is run again: the payment succeeds (was a 500 under load)', async ({ engine, pg }) => {
-    // Under load the persist worker's batch (tier row, then bookings) and a capture (booking row, then its tier row
-    // through the trigger) deadlock now and then; the capture was the victim and the buyer got a 500. Here a second
-    // session takes the same locks in the persist worker's order, right as the capture transaction starts.
+  /**
+   * Under load the persist worker's batch (tier row, then bookings) and a capture (booking row, then its tier row through
+   * the booking_inventory trigger) deadlocked now and then; the capture was the victim and the buyer got a 500. A second
+   * session plays the other transaction, started right as the capture's transaction begins.
+   */
+  async function payAgainst(engine: Engine, pg: Pool, ticketOwner: string, other: (o: { tierId: string; bookingId: string; session: PoolClient }) => Promise<void>) {
     const ev = await createGaEvent(engine, 10);
     const tierId = ev.tiers[0]!.id;
-    const { reservation } = await engine.bookings.create({ userId: u('gus'), eventId: ev.id, ticketCount: 1 });
+    const { reservation } = await engine.bookings.create({ userId: u(ticketOwner), eventId: ev.id, ticketCount: 1 });
     await drain(engine, ev.id);
-    const other = await pg.connect();
-    let blocker: Promise<unknown> = Promise.resolve();
+    const session = await pg.connect();
+    let blocker: Promise<void> = Promise.resolve();
     const provider: PaymentProvider = {
       ...engine.deps.provider!,
       capture: async (ref, key) => {
         const r = await engine.deps.provider!.capture(ref, key);
-        // this session waits 10 s before it looks for a deadlock, so the capture (1 s, the default) is the victim
-        await other.query("SET deadlock_timeout = '10s'");
-        await other.query('BEGIN');
-        await other.query('UPDATE tiers SET capacity = capacity WHERE id = $1', [tierId]);
-        blocker = (async () => {
-          await new Promise((res) => setTimeout(res, 300)); // the capture has locked the booking and waits for the tier
-          await other.query('SELECT 1 FROM bookings WHERE id = $1 FOR UPDATE', [reservation.bookingId]);
-          await other.query('COMMIT');
-        })();
+        // this session waits 10 s before it looks for a deadlock, so the capture (1 s, the default) would be the victim
+        await session.query("SET deadlock_timeout = '10s'");
+        await session.query('BEGIN');
+        blocker = other({ tierId, bookingId: reservation.bookingId, session });
+        await new Promise((res) => setTimeout(res, 20)); // the session's first lock is taken before the capture begins
         return r;
       },
     };
     try {
       const e2 = createEngine({ ...engine.deps, provider });
-      const r = await e2.payments.pay({ bookingId: reservation.bookingId, userId: u('gus'), paymentMethodId: 'pm_card_visa' });
+      const r = await e2.payments.pay({ bookingId: reservation.bookingId, userId: u(ticketOwner), paymentMethodId: 'pm_card_visa' });
       await blocker;
       expect(r).toMatchObject({ outcome: 'succeeded', bookingStatus: 'CONFIRMED' });
       expect((await getBooking(pg, reservation.bookingId))!.status).toBe('CONFIRMED');
       expect((await e2.payments.attempts(reservation.bookingId)).map((a) => a.status)).toEqual(['captured']);
-      const { rows } = await pg.query<{ n: string }>('SELECT deadlocks AS n FROM pg_stat_database WHERE datname = current_database()');
-      expect(Number(rows[0]!.n)).toBeGreaterThan(0); // the deadlock did happen
     } finally {
-      await other.query('ROLLBACK').catch(() => {});
-      other.release();
+      await session.query('ROLLBACK').catch(() => {});
+      session.release();
     }
+  }
+
+  it("a capture takes its tier row before its booking, the persist worker's order: the two wait, they do not deadlock", async ({ engine, pg }) => {
+    let bookingLockMs = 0;
+    await payAgainst(engine, pg, 'gus', async ({ tierId, bookingId, session }) => {
+      await session.query('UPDATE tiers SET capacity = capacity WHERE id = $1', [tierId]);
+      await new Promise((res) => setTimeout(res, 50)); // the capture now waits for the tier (before: held the booking and waited)
+      const t = performance.now();
+      await session.query('SELECT 1 FROM bookings WHERE id = $1 FOR UPDATE', [bookingId]);
+      bookingLockMs = performance.now() - t;
+      await session.query('COMMIT');
+    });
+    // in the old order the capture held the booking: this lock waited until Postgres aborted the capture (deadlock_timeout, 1 s)
+    expect(bookingLockMs).toBeLessThan(500);
+  });
+
+  it('a capture transaction Postgres aborts as a deadlock victim is run again: the payment succeeds instead of a 500', async ({ engine, pg }) => {
+    // a cycle the lock order cannot prevent: the other transaction holds the booking, then wants the tier
+    await payAgainst(engine, pg, 'hal', async ({ tierId, bookingId, session }) => {
+      await session.query('SELECT 1 FROM bookings WHERE id = $1 FOR UPDATE', [bookingId]);
+      await new Promise((res) => setTimeout(res, 50)); // the capture holds the tier and waits for the booking
+      await session.query('UPDATE tiers SET capacity = capacity WHERE id = $1', [tierId]);
+      await session.query('COMMIT');
+    });
   });
 
   describe('ordering against the outbox, refunds and lost answers', () => {

@@ -67,6 +67,15 @@ async function setAttempt(
   return rowCount === 1;
 }
 
+/**
+ * Takes the row lock of the booking's tier before anything else in a transaction that may move its counters (the
+ * booking_inventory trigger updates the tier row): the persist worker's batch takes tier rows first as well, so
+ * the two wait for each other instead of deadlocking.
+ */
+async function lockTierOf(tx: Queryable, bookingId: BookingId): Promise<void> {
+  await tx.query('SELECT t.id FROM tiers t JOIN bookings b ON b.tier_id = t.id AND b.event_id = t.event_id WHERE b.id = $1 FOR NO KEY UPDATE OF t', [bookingId]);
+}
+
 export function createPayments(d: EngineDeps, holds: Holds) {
   const provider = (): PaymentProvider => {
     if (!d.provider) throw new Error('no payment provider configured');
@@ -100,6 +109,7 @@ export function createPayments(d: EngineDeps, holds: Holds) {
     const attemptsLeft = Math.max(0, cfg.paymentMaxAttempts - attempt);
     const cancel = attemptsLeft === 0;
     await withTxRetrying(d.pg, async (tx) => {
+      await lockTierOf(tx, b.bookingId);
       await setAttempt(tx, b.bookingId, attempt, ['pending'], 'declined', { declineCode: code, note: message });
       await transition(tx, b.bookingId, ['PAYMENT_PENDING'], 'PAYMENT_FAILED', `declined: ${code}`);
       if (cancel) await transition(tx, b.bookingId, ['PAYMENT_FAILED'], 'CANCELLED', 'payment_failed', 'payment declined too many times');
@@ -120,6 +130,7 @@ export function createPayments(d: EngineDeps, holds: Holds) {
     const cancelled = await provider().cancel(paymentRef, keyOf(bookingId, attempt, 'cancel'));
     if (cancelled.outcome !== 'cancelled') throw new Error(`cancelling authorization ${paymentRef}: ${cancelled.message}`);
     await withTxRetrying(d.pg, async (tx) => {
+      await lockTierOf(tx, bookingId);
       await setAttempt(tx, bookingId, attempt, ['cancelling'], 'cancelled');
       await tx.query('UPDATE bookings SET failure_reason = $2, updated_at = now() WHERE id = $1', [bookingId, reason]);
       // a booking still PAYMENT_PENDING here expires (its hold did; seats only leave the record here)
@@ -190,6 +201,7 @@ export function createPayments(d: EngineDeps, holds: Holds) {
       throw new Error(`capture of ${paymentRef} failed: ${captured.message}`);
     }
     await withTxRetrying(d.pg, async (tx) => {
+      await lockTierOf(tx, bookingId);
       if (captured.outcome === 'captured') await setAttempt(tx, bookingId, attempt, ['pending', 'authorized'], 'captured', { providerRef: paymentRef });
       if (sold === 'confirmed') {
         await transition(tx, bookingId, ['RESERVED', 'PAYMENT_FAILED'], 'PAYMENT_PENDING', 'payment');
