@@ -201,9 +201,10 @@ describe('payments (simulated provider)', () => {
       ...engine.deps.provider!,
       capture: async (ref, key) => {
         const r = await engine.deps.provider!.capture(ref, key);
-        // this session waits 10 s before it looks for a deadlock, so the capture (1 s, the default) would be the victim
-        await session.query("SET deadlock_timeout = '10s'");
+        // this transaction waits 10 s before it looks for a deadlock, so the capture (1 s, the default) would be the
+        // victim (SET LOCAL: the pooled connection goes back with the default, or a later capture would not be one)
         await session.query('BEGIN');
+        await session.query("SET LOCAL deadlock_timeout = '10s'");
         blocker = other({ tierId, bookingId: reservation.bookingId, session });
         await new Promise((res) => setTimeout(res, 20)); // the session's first lock is taken before the capture begins
         return r;

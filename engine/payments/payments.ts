@@ -72,7 +72,7 @@ async function setAttempt(
  * booking_inventory trigger updates the tier row): the persist worker's batch takes tier rows first as well, so
  * the two wait for each other instead of deadlocking.
  */
-async function lockTierOf(tx: Queryable, bookingId: BookingId): Promise<void> {
+export async function lockTierOf(tx: Queryable, bookingId: BookingId): Promise<void> {
   await tx.query('SELECT t.id FROM tiers t JOIN bookings b ON b.tier_id = t.id AND b.event_id = t.event_id WHERE b.id = $1 FOR NO KEY UPDATE OF t', [bookingId]);
 }
 

@@ -7,7 +7,7 @@ import { DomainError } from '../errors.js';
 import type { BookingId, UserId } from '../ids.js';
 import { NO_JOBS } from '../jobs.js';
 import { eventKeys } from '../keys.js';
-import { attemptsOf } from './payments.js';
+import { attemptsOf, lockTierOf } from './payments.js';
 
 export type RefundDecision = 'automatic' | 'pending_review';
 
@@ -78,6 +78,9 @@ export function createRefunds(d: EngineDeps) {
       const b = (await getBooking(d.pg, bookingId))!;
       const k = eventKeys(d.ns, b.eventId);
       await withTx(d.pg, async (tx) => {
+        // lock order tier row, payment row, booking (as the persist worker and payments.complete): REFUNDED gives seats
+        // back, so the trigger updates the tier row; taking it last deadlocked with a persist batch holding it
+        await lockTierOf(tx, bookingId);
         // the payment's row lock: a late payment call re-taking seats (payments.complete) waits, then sees 'refunded'
         await tx.query('SELECT 1 FROM payments WHERE booking_id = $1 FOR UPDATE', [bookingId]);
         const [code] = await d.redis.refundHold(k.inv, k.sec, k.smap, k.hold(bookingId), k.buyers, k.outbox, b.eventId, bookingId, scriptNow(d.clock), 'refunded');
