@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cpus, totalmem, release } from 'node:os';
+import { cpus, loadavg, totalmem, release } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -14,6 +14,7 @@ import { loadCommands } from '../../lua/commands.js';
 import { loadConfig } from '../../platform/config.js';
 import { createPool, type Pool } from '../../platform/pg.js';
 import { ensureDatabase } from '../../scripts/infra.js';
+import { track } from './children.js';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 /** The V8 flags the API runs with in production (see Dockerfile): a larger young generation halves GC time. */
@@ -38,13 +39,14 @@ export type BenchStack = {
  * A throw-away stack on the configured Redis and Postgres: database `floodgate_bench` (created if missing), a fresh
  * schema and key namespace, removed by cleanup(). Nothing else on those servers is touched.
  */
-export async function benchStack(): Promise<BenchStack> {
-  const config = loadConfig();
+export async function benchStack(o: { redisUrl?: string; databaseUrl?: string } = {}): Promise<BenchStack> {
+  const config = loadConfig({ ...process.env, ...(o.redisUrl ? { REDIS_URL: o.redisUrl } : {}), ...(o.databaseUrl ? { DATABASE_URL: o.databaseUrl } : {}) });
   const id = randomBytes(4).toString('hex');
   const ns = `bench_${id}`;
   const schema = `bench_${id}`;
   const u = new URL(config.DATABASE_URL);
-  u.pathname = '/floodgate_bench';
+  // a database of its own, unless one is given explicitly (the driver's own test uses the test database)
+  if (!o.databaseUrl) u.pathname = '/floodgate_bench';
   const databaseUrl = u.toString();
   await ensureDatabase(databaseUrl, say);
   await migrate({ databaseUrl, schema });
@@ -70,37 +72,50 @@ export async function benchStack(): Promise<BenchStack> {
     // one load generator on one IP: the per-IP limit would measure itself; the per-user limit stays on
     RATE_LIMIT_PER_IP: '0',
   };
+  let cleaning: Promise<void> | undefined;
   return {
     ns, schema, databaseUrl, redisUrl: config.REDIS_URL, jwtSecret: config.JWT_SECRET, redis, pool, engine, env,
-    async cleanup() {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${ns}:*`, 'COUNT', 1000);
-        if (keys.length) await redis.unlink(...keys);
-        cursor = next;
-      } while (cursor !== '0');
-      await pool.end();
-      const c = new pg.Client({ connectionString: databaseUrl });
-      await c.connect();
-      await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await c.end();
-      redis.disconnect();
+    // idempotent: the Ctrl-C handler and the run's own finally may both call it; both wait for the same work
+    cleanup() {
+      cleaning ??= (async () => {
+        let cursor = '0';
+        do {
+          const [next, keys] = await redis.scan(cursor, 'MATCH', `${ns}:*`, 'COUNT', 1000);
+          if (keys.length) await redis.unlink(...keys);
+          cursor = next;
+        } while (cursor !== '0');
+        await pool.end();
+        const c = new pg.Client({ connectionString: databaseUrl });
+        await c.connect();
+        await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+        await c.end();
+        redis.disconnect();
+      })();
+      return cleaning;
     },
   };
 }
 
 /** Starts `bench/server.ts <mode>` in its own process; resolves with its port once it listens. */
 export async function startServer(mode: string, env: Record<string, string>): Promise<{ port: number; child: ChildProcess; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, [...API_NODE_FLAGS, '--import', 'tsx', join(ROOT, 'bench', 'server.ts'), mode], {
+  const child = track(spawn(process.execPath, [...API_NODE_FLAGS, '--import', 'tsx', join(ROOT, 'bench', 'server.ts'), mode], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  }));
   const port = await new Promise<number>((resolve, reject) => {
     let out = '';
+    let listening = false;
     child.stdout!.on('data', (d: Buffer) => {
+      // after the port line, the server's own output (its pino log: warnings, errors) goes to this run's stderr
+      if (listening) return void process.stderr.write(d);
       out += d;
       const m = /listening (\d+)/.exec(out);
-      if (m) resolve(Number(m[1]));
+      if (m) {
+        listening = true;
+        const rest = out.slice(out.indexOf('\n', m.index) + 1);
+        if (rest.trim()) process.stderr.write(rest);
+        resolve(Number(m[1]));
+      }
     });
     child.once('exit', (code) => reject(new Error(`bench server (${mode}) exited with ${code}`)));
   });
@@ -129,6 +144,14 @@ export type LoadResult = {
   timeouts: number;
   non2xx: number;
   statuses: Record<string, number>;
+  /** Throughput while every connection was open (a ramp's plateau). */
+  plateauRps?: number;
+  latencyByStatus?: Record<string, { n: number; p50: number; p95: number; p99: number; max: number }>;
+  /** Sum of the ticket counts of every request sent / of those answered 201. */
+  ticketsSent?: number;
+  ticketsAcknowledged?: number;
+  timeline?: { t: number; responses: number; ok: number; soldOut: number; other: number; connections: number }[];
+  cpuSeconds?: number;
 };
 
 /** Runs the load generator (bench/load.ts, autocannon) in its own process. */
@@ -139,10 +162,15 @@ export async function runLoad(input: {
   body?: string;
   tokens?: string[];
   targets?: { path: string; token: string }[];
+  bodies?: { body: string; tickets: number }[];
+  idempotencyPrefix?: string;
+  ramp?: { upSec: number; holdSec: number; downSec: number; steps: number };
+  timeoutSec?: number;
   connections: number;
   durationSec: number;
-}): Promise<LoadResult> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'load.ts')], { stdio: ['pipe', 'pipe', 'inherit'] });
+}, o: { onStart?: (pid: number) => void } = {}): Promise<LoadResult> {
+  const child = track(spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'load.ts')], { stdio: ['pipe', 'pipe', 'inherit'] }));
+  o.onStart?.(child.pid!);
   child.stdin!.end(JSON.stringify(input)); // the input (with thousands of tokens) is too large for argv
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d));
@@ -163,5 +191,6 @@ export async function machineFacts(redis: Redis, pool: Pool) {
     node: process.version,
     redis: /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown',
     postgres: rows[0]?.server_version ?? 'unknown',
+    loadAverage: loadavg().map((x) => Math.round(x * 100) / 100),
   };
 }
