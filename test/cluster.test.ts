@@ -21,9 +21,12 @@ const free = (port: number) =>
     const s = createServer().once('error', () => resolve(false)).listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
 
-/** Three ports (and their cluster-bus ports, +10000) nothing listens on. */
+/**
+ * Three ports (and their cluster-bus ports, +10000) nothing listens on, all below the ephemeral range (32768 and up on
+ * Linux), so a client connection of another test file cannot take one between this check and redis-server's bind.
+ */
 async function clusterPorts(): Promise<number[]> {
-  for (let base = 21000 + Math.floor(Math.random() * 20000); ; base += 7) {
+  for (let base = 20000 + Math.floor(Math.random() * 2700); ; base = base + 7 > 22700 ? 20000 : base + 7) {
     const ports = [base, base + 1, base + 2];
     if ((await Promise.all(ports.flatMap((p) => [free(p), free(p + 10000)]))).every(Boolean)) return ports;
   }
@@ -45,7 +48,8 @@ describe('Redis Cluster', () => {
       await rm(dir, { recursive: true, force: true });
     });
     await waitFor('the nodes', async () => (await Promise.all(ports.map((p) => free(p)))).every((f) => !f));
-    const made = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8' });
+    // bounded: redis-cli waits for the nodes to agree without a limit of its own, and spawnSync blocks the test's timer
+    const made = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8', timeout: 30_000 });
     expect(made.status, made.stdout + made.stderr).toBe(0);
     await cluster.connect();
     await waitFor('cluster_state:ok', async () => (await cluster.cluster('INFO')).includes('cluster_state:ok'));
