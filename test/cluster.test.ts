@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import calculateSlot from 'cluster-key-slot';
-import { Cluster } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { describe, expect, it } from './fixtures.js';
 import { TEST_ENGINE_CONFIG } from './config.js';
 import { gaEvent, seatedEvent } from './events.js';
@@ -51,6 +51,17 @@ describe('Redis Cluster', () => {
     // bounded: redis-cli waits for the nodes to agree without a limit of its own, and spawnSync blocks the test's timer
     const made = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8', timeout: 30_000 });
     expect(made.status, made.stdout + made.stderr).toBe(0);
+    // every node must agree before the cluster client connects: it reads the slot map from one node, and one that has
+    // not heard of the others yet makes connect() retry without end (seen under load)
+    const direct = ports.map((port) => new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1 }));
+    try {
+      await waitFor('cluster_state:ok on every node', async () => {
+        const infos = await Promise.all(direct.map((r) => r.cluster('INFO')));
+        return infos.every((i) => i.includes('cluster_state:ok') && i.includes('cluster_known_nodes:3'));
+      }, 30_000, 100);
+    } finally {
+      for (const r of direct) r.disconnect();
+    }
     await cluster.connect();
     await waitFor('cluster_state:ok', async () => (await cluster.cluster('INFO')).includes('cluster_state:ok'));
     await loadCommands(cluster);
