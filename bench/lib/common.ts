@@ -9,7 +9,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, API_NODE_FLAGS } from './stack.js';
+import type { Engine } from '../../engine/index.js';
+import type { EventId } from '../../engine/ids.js';
+import { reportChecks, type Check } from './checks.js';
+import { ROOT, API_NODE_FLAGS, say } from './stack.js';
 import { stopAll, stopChild, track, trackedPids } from './children.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -433,4 +436,50 @@ export function histogramQuantile(text: string, metric: string, q: number): { le
 export async function pgDeadlocks(pool: { query: <R extends Record<string, unknown>>(q: string, v?: unknown[]) => Promise<{ rows: R[] }> }): Promise<number> {
   const { rows } = await pool.query<{ n: string }>('SELECT deadlocks AS n FROM pg_stat_database WHERE datname = current_database()');
   return Number(rows[0]?.n ?? 0);
+}
+
+/**
+ * Ends a run: prints the report, reports the checks (a failed one makes the run exit 1) and writes
+ * bench/results/<name>-<date>.{json,md}. `also` names any other file the run wrote.
+ */
+export async function publish(name: string, result: unknown, md: string, checks: Check[], also = ''): Promise<void> {
+  console.log(`\n${md}`);
+  reportChecks(checks);
+  const paths = await writeResults(name, result, md);
+  say(`wrote ${paths.join(' and ')}${also}`);
+}
+
+/** Waits until the persist worker has put every outbox entry of these events in Postgres; returns the seconds it took. */
+export async function waitForOutbox(engine: Engine, eventIds: EventId[], o: { timeoutMs?: number; progress?: (backlog: number) => void } = {}): Promise<number> {
+  const timeoutMs = o.timeoutMs ?? 120_000;
+  const started = Date.now();
+  for (;;) {
+    let backlog = 0;
+    for (const id of eventIds) backlog += (await engine.outbox.backlog(id)).entries;
+    o.progress?.(backlog);
+    if (backlog === 0) return (Date.now() - started) / 1000;
+    if (Date.now() - started > timeoutMs) throw new Error(`the outbox did not drain within ${Math.round(timeoutMs / 1000)} s`);
+    await sleep(200);
+  }
+}
+
+/**
+ * Runs `sample` every `everyMs` while `work` is unfinished (a progress line, memory or Redis samples), then once the
+ * work is over waits for the sample in progress and ends the progress line. Resolves with the work's result.
+ */
+export async function sampleWhile<T>(work: Promise<T>, everyMs: number, sample: () => Promise<void> | void, line?: { done(): void }): Promise<T> {
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      await sample();
+      await sleep(everyMs);
+    }
+  })();
+  try {
+    return await work;
+  } finally {
+    sampling = false;
+    await sampler;
+    line?.done();
+  }
 }

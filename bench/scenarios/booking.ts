@@ -15,10 +15,8 @@
  */
 import type { EventId } from '../../engine/ids.js';
 import { benchStack, machineFacts, runLoad, say, startServer, type LoadResult } from '../lib/stack.js';
-import { checksMarkdown, floodgateEventChecks, pgLockEventChecks, reportChecks, type Check } from '../lib/checks.js';
-import {
-  commandLine, cpuLine, cpuMeter, flags, fmt, machineLoad, ms, onInterrupt, signToken, sleep, startWorkers, stopAll, writeResults,
-} from '../lib/common.js';
+import { checksMarkdown, floodgateEventChecks, pgLockEventChecks, type Check } from '../lib/checks.js';
+import { commandLine, cpuLine, cpuMeter, flags, fmt, machineLoad, ms, onInterrupt, signToken, startWorkers, stopAll, publish, waitForOutbox } from '../lib/common.js';
 
 export async function run(args: string[]): Promise<void> {
   const f = flags(args);
@@ -106,16 +104,11 @@ export async function run(args: string[]): Promise<void> {
       say(`   scarce phase: ${fmt(scarce)} tickets, fixed ${connections} connections for ${scarceSec} s`);
       fgScarceRun = await load('floodgate-scarce', api.port, '/api/bookings', bodies(fgScarce.id, fgScarce.tiers[0]!.id), { sec: scarceSec });
       say('   waiting for the persist worker to drain the outbox');
-      const started = Date.now();
-      for (;;) {
-        const backlog = (await engine.outbox.backlog(fgAmple.id as EventId)).entries + (await engine.outbox.backlog(fgScarce.id as EventId)).entries;
-        process.stderr.write(`\r\x1b[K   outbox backlog: ${backlog}`);
-        if (backlog === 0) break;
-        if (Date.now() - started > 300_000) throw new Error('the outbox did not drain within 5 minutes');
-        await sleep(250);
-      }
+      drainSec = await waitForOutbox(engine, [fgAmple.id as EventId, fgScarce.id as EventId], {
+        timeoutMs: 300_000,
+        progress: (backlog) => process.stderr.write(`\r\x1b[K   outbox backlog: ${backlog}`),
+      });
       process.stderr.write('\n');
-      drainSec = (Date.now() - started) / 1000;
     } finally {
       await api.stop();
       await workers.stop();
@@ -218,10 +211,7 @@ export async function run(args: string[]): Promise<void> {
       ...checksMarkdown(checks),
       '',
     ].join('\n');
-    console.log(`\n${md}`);
-    reportChecks(checks);
-    const paths = await writeResults('booking', result, md);
-    say(`wrote ${paths.join(' and ')}`);
+    await publish('booking', result, md, checks);
   } finally {
     await stopAll();
     await stack.cleanup();

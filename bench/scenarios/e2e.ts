@@ -21,11 +21,8 @@ import { join } from 'node:path';
 import type { EventId } from '../../engine/ids.js';
 import { listSimulatedPayments } from '../../workers/payment/providers/simulated.js';
 import { benchStack, machineFacts, say, startServer } from '../lib/stack.js';
-import { checksMarkdown, floodgateEventChecks, reportChecks, type Check } from '../lib/checks.js';
-import {
-  commandLine, countOutbox, cpuLine, cpuMeter, flags, fmt, histogramQuantile, machineLoad, ms, onInterrupt, pgDeadlocks, progressLine, readOutbox, sleep, startCrowd,
-  startWorkers, stopAll, summarize, writeResults, type CrowdResult,
-} from '../lib/common.js';
+import { checksMarkdown, floodgateEventChecks, type Check } from '../lib/checks.js';
+import { commandLine, countOutbox, cpuLine, cpuMeter, flags, fmt, histogramQuantile, machineLoad, ms, onInterrupt, pgDeadlocks, progressLine, readOutbox, sleep, startCrowd, startWorkers, stopAll, summarize, type CrowdResult, publish, sampleWhile } from '../lib/common.js';
 
 export async function run(args: string[]): Promise<void> {
   const f = flags(args);
@@ -87,23 +84,12 @@ export async function run(args: string[]): Promise<void> {
           confirmed = Number(p.confirmed ?? 0);
         },
       );
-      let sampling = true;
-      const sampler = (async () => {
-        while (sampling) {
-          const delivered = await countOutbox(outboxDir);
-          const t = Math.round((Date.now() - t0) / 1000);
-          progress.push({ t, confirmed, delivered });
-          line.update(`t=${t}s confirmed ${fmt(confirmed)} (${last.perSecond.pay ?? 0}/s), e-mails with PDF ${fmt(delivered)}, in flight ${last.inFlight}, dropped arrivals ${last.counters.droppedArrivals ?? 0}`);
-          await sleep(1000);
-        }
-      })();
-      try {
-        crowd = await c.result;
-      } finally {
-        sampling = false;
-        await sampler;
-        line.done();
-      }
+      crowd = await sampleWhile(c.result, 1000, async () => {
+        const delivered = await countOutbox(outboxDir);
+        const t = Math.round((Date.now() - t0) / 1000);
+        progress.push({ t, confirmed, delivered });
+        line.update(`t=${t}s confirmed ${fmt(confirmed)} (${last.perSecond.pay ?? 0}/s), e-mails with PDF ${fmt(delivered)}, in flight ${last.inFlight}, dropped arrivals ${last.counters.droppedArrivals ?? 0}`);
+      }, line);
       cpuRun = await m.stop();
       const paid = (crowd.confirmed as unknown[]).length;
       say(`arrivals over: ${fmt(paid)} payments answered 200; waiting for every confirmed booking's e-mail (at most ${drainTimeoutSec} s)`);
@@ -257,10 +243,7 @@ export async function run(args: string[]): Promise<void> {
       ...checksMarkdown(checks),
       '',
     ].join('\n');
-    console.log(`\n${md}`);
-    reportChecks(checks);
-    const paths = await writeResults('e2e', result, md);
-    say(`wrote ${paths.join(' and ')}`);
+    await publish('e2e', result, md, checks);
   } finally {
     await stopAll();
     await cleanup();

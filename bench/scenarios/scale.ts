@@ -11,8 +11,8 @@
 import type { EventId } from '../../engine/ids.js';
 import { checkInvariants } from '../../engine/invariants/invariants.js';
 import { benchStack, machineFacts, runLoad, say, startServer, type LoadResult } from '../lib/stack.js';
-import { acknowledgedCheck, checksMarkdown, countersCheck, invariantsCheck, reportChecks, type Check, type TierState } from '../lib/checks.js';
-import { commandLine, cpuLine, cpuMeter, flags, fmt, machineLoad, ms, onInterrupt, signToken, sleep, startWorkers, stopAll, writeResults } from '../lib/common.js';
+import { acknowledgedCheck, checksMarkdown, countersCheck, invariantsCheck, type Check, type TierState } from '../lib/checks.js';
+import { commandLine, cpuLine, cpuMeter, flags, fmt, machineLoad, ms, onInterrupt, signToken, sleep, startWorkers, stopAll, publish } from '../lib/common.js';
 
 type Phase = { name: string; processes: 1 | 2; events: number };
 
@@ -145,10 +145,7 @@ export async function run(args: string[]): Promise<void> {
       ...checksMarkdown(checks),
       '',
     ].join('\n');
-    console.log(`\n${md}`);
-    reportChecks(checks);
-    const paths = await writeResults('scale', result, md);
-    say(`wrote ${paths.join(' and ')}`);
+    await publish('scale', result, md, checks);
   } finally {
     await stopAll();
     await stack.cleanup();

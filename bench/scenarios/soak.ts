@@ -9,11 +9,8 @@
  */
 import type { EventId } from '../../engine/ids.js';
 import { benchStack, machineFacts, say, startServer } from '../lib/stack.js';
-import { checksMarkdown, floodgateEventChecks, reportChecks, type Check } from '../lib/checks.js';
-import {
-  commandLine, cpuLine, cpuMeter, flags, fmt, machineLoad, ms, onInterrupt, pgDeadlocks, procRssMiB, progressLine, sleep, startCrowd, startWorkers, stopAll, writeResults,
-  type CrowdResult,
-} from '../lib/common.js';
+import { checksMarkdown, floodgateEventChecks, type Check } from '../lib/checks.js';
+import { commandLine, cpuLine, cpuMeter, flags, fmt, machineLoad, ms, onInterrupt, pgDeadlocks, procRssMiB, progressLine, startCrowd, startWorkers, stopAll, type CrowdResult, publish, waitForOutbox, sampleWhile } from '../lib/common.js';
 
 type Window = { from: number; requests: number; p50: number; p95: number; byKind: Record<string, { n: number; p95: number }> };
 
@@ -50,36 +47,21 @@ export async function run(args: string[]): Promise<void> {
       const m = await meter.start({ api: api.child.pid!, workers: workers.pid });
       const line = progressLine('[bench]');
       const t0 = Date.now();
-      let sampling = true;
       let last: { perSecond: Record<string, number>; counters: Record<string, number> } = { perSecond: {}, counters: {} };
       const c = startCrowd(
         { mode: 'soak', base: `http://127.0.0.1:${api.port}`, secret: stack.jwtSecret, sockets: 200, userPrefix: `soak-${stack.ns}`, eventId, tierId: ev.tiers[0]!.id, rate, durationSec, users },
         (p) => (last = p),
       );
-      const sampler = (async () => {
-        while (sampling) {
-          const t = Math.round((Date.now() - t0) / 1000);
-          const sample = { t, apiRssMiB: Math.round(procRssMiB(api.child.pid!) * 10) / 10, workersRssMiB: Math.round(procRssMiB(workers.pid) * 10) / 10 };
-          memory.push(sample);
-          const reqs = Object.values(last.perSecond).reduce((a, b) => a + b, 0);
-          line.update(`t=${t}s/${durationSec}s ${reqs} req/s, API RSS ${sample.apiRssMiB} MiB, workers RSS ${sample.workersRssMiB} MiB, unexpected answers ${last.counters.unexpected ?? 0}`);
-          await sleep(1000);
-        }
-      })();
-      try {
-        crowd = await c.result;
-      } finally {
-        sampling = false;
-        await sampler;
-        line.done();
-      }
+      crowd = await sampleWhile(c.result, 1000, async () => {
+        const t = Math.round((Date.now() - t0) / 1000);
+        const sample = { t, apiRssMiB: Math.round(procRssMiB(api.child.pid!) * 10) / 10, workersRssMiB: Math.round(procRssMiB(workers.pid) * 10) / 10 };
+        memory.push(sample);
+        const reqs = Object.values(last.perSecond).reduce((a, b) => a + b, 0);
+        line.update(`t=${t}s/${durationSec}s ${reqs} req/s, API RSS ${sample.apiRssMiB} MiB, workers RSS ${sample.workersRssMiB} MiB, unexpected answers ${last.counters.unexpected ?? 0}`);
+      }, line);
       cpu = await m.stop();
       say('waiting for the persist worker to drain the outbox');
-      const until = Date.now() + 120_000;
-      while ((await engine.outbox.backlog(eventId)).entries > 0) {
-        if (Date.now() > until) throw new Error('the outbox did not drain within 2 minutes');
-        await sleep(200);
-      }
+      await waitForOutbox(engine, [eventId]);
     } finally {
       await api.stop();
       await workers.stop();
@@ -164,10 +146,7 @@ export async function run(args: string[]): Promise<void> {
       ...checksMarkdown(checks),
       '',
     ].join('\n');
-    console.log(`\n${md}`);
-    reportChecks(checks);
-    const paths = await writeResults('soak', result, md);
-    say(`wrote ${paths.join(' and ')}`);
+    await publish('soak', result, md, checks);
   } finally {
     await stopAll();
     await stack.cleanup();

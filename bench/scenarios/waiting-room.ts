@@ -13,11 +13,8 @@
 import type { EventId } from '../../engine/ids.js';
 import { eventKeys } from '../../engine/keys.js';
 import { benchStack, machineFacts, say, startServer } from '../lib/stack.js';
-import { checksMarkdown, floodgateEventChecks, reportChecks, type Check } from '../lib/checks.js';
-import {
-  commandLine, cpuLine, cpuMeter, flags, fmt, machineLoad, ms, onInterrupt, progressLine, sleep, startCrowd, startWorkers, stopAll, writeResults,
-  type CrowdResult,
-} from '../lib/common.js';
+import { checksMarkdown, floodgateEventChecks, type Check } from '../lib/checks.js';
+import { commandLine, cpuLine, cpuMeter, flags, fmt, machineLoad, ms, onInterrupt, progressLine, startCrowd, startWorkers, stopAll, type CrowdResult, publish, waitForOutbox, sampleWhile } from '../lib/common.js';
 
 export async function run(args: string[]): Promise<void> {
   const f = flags(args);
@@ -73,43 +70,28 @@ export async function run(args: string[]): Promise<void> {
       );
       t0 = Date.now();
       const line_ = (s: string) => line.update(s);
-      let sampling = true;
-      const sampler = (async () => {
-        while (sampling) {
-          const r = await redis.multi().zcard(k.wrPasses).hlen(k.wrUsed).hgetall(k.inv).hmget(k.wrCfg, 'admitted', 'cursorLine', 'cursorPre').zcard(k.wrLine).zcard(k.wrPre).exec();
-          const [passes, used, inv, cfg, line, pre] = r!.map((x) => x[1]) as [number, number, Record<string, string>, (string | null)[], number, number];
-          let free = 0;
-          let held = 0;
-          for (const [field, v] of Object.entries(inv)) {
-            if (field.startsWith('free:')) free += Number(v);
-            else if (field.startsWith('held:')) held += Number(v);
-          }
-          const outstanding = passes - used;
-          if (outstanding * tpp > free + held) violations++;
-          if (outstanding * tpp > free) strictOver++;
-          const waiting = line - Number(cfg[1] ?? 0) + pre - Number(cfg[2] ?? 0);
-          const at = Date.now();
-          samples.push({ t: (at - t0) / 1000, at, outstanding, free, held, admitted: Number(cfg[0] ?? 0), waiting });
-          const ps = last.perSecond;
-          line_(`t=${Math.round((Date.now() - t0) / 1000)}s joined ${fmt(last.counters.joined ?? 0)}, waiting ${fmt(waiting)}, admitted ${fmt(Number(cfg[0] ?? 0))}, ` +
-            `passes unused ${outstanding}, booked ${fmt(last.counters.booked ?? 0)}, free ${fmt(free)} | joins ${ps.join ?? 0}/s polls ${ps.poll ?? 0}/s books ${ps.book ?? 0}/s`);
-          await sleep(200);
+      crowd = await sampleWhile(c.result, 200, async () => {
+        const r = await redis.multi().zcard(k.wrPasses).hlen(k.wrUsed).hgetall(k.inv).hmget(k.wrCfg, 'admitted', 'cursorLine', 'cursorPre').zcard(k.wrLine).zcard(k.wrPre).exec();
+        const [passes, used, inv, cfg, line, pre] = r!.map((x) => x[1]) as [number, number, Record<string, string>, (string | null)[], number, number];
+        let free = 0;
+        let held = 0;
+        for (const [field, v] of Object.entries(inv)) {
+          if (field.startsWith('free:')) free += Number(v);
+          else if (field.startsWith('held:')) held += Number(v);
         }
-      })();
-      try {
-        crowd = await c.result;
-      } finally {
-        sampling = false;
-        await sampler;
-        line.done();
-      }
+        const outstanding = passes - used;
+        if (outstanding * tpp > free + held) violations++;
+        if (outstanding * tpp > free) strictOver++;
+        const waiting = line - Number(cfg[1] ?? 0) + pre - Number(cfg[2] ?? 0);
+        const at = Date.now();
+        samples.push({ t: (at - t0) / 1000, at, outstanding, free, held, admitted: Number(cfg[0] ?? 0), waiting });
+        const ps = last.perSecond;
+        line_(`t=${Math.round((Date.now() - t0) / 1000)}s joined ${fmt(last.counters.joined ?? 0)}, waiting ${fmt(waiting)}, admitted ${fmt(Number(cfg[0] ?? 0))}, ` +
+          `passes unused ${outstanding}, booked ${fmt(last.counters.booked ?? 0)}, free ${fmt(free)} | joins ${ps.join ?? 0}/s polls ${ps.poll ?? 0}/s books ${ps.book ?? 0}/s`);
+      }, line);
       cpu = await m.stop();
       say('waiting for the persist worker to drain the outbox');
-      const until = Date.now() + 120_000;
-      while ((await engine.outbox.backlog(eventId)).entries > 0) {
-        if (Date.now() > until) throw new Error('the outbox did not drain within 2 minutes');
-        await sleep(200);
-      }
+      await waitForOutbox(engine, [eventId]);
     } finally {
       await api.stop();
       await workers.stop();
@@ -219,10 +201,7 @@ export async function run(args: string[]): Promise<void> {
       ...checksMarkdown(checks),
       '',
     ].join('\n');
-    console.log(`\n${md}`);
-    reportChecks(checks);
-    const paths = await writeResults('waiting-room', result, md);
-    say(`wrote ${paths.join(' and ')}`);
+    await publish('waiting-room', result, md, checks);
   } finally {
     await stopAll();
     await stack.cleanup();
