@@ -11,7 +11,7 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { Engine } from '../../engine/index.js';
 import type { EventId } from '../../engine/ids.js';
-import { reportChecks, type Check } from './checks.js';
+import { checksMarkdown, reportChecks, type Check } from './checks.js';
 import { ROOT, API_NODE_FLAGS, say } from './stack.js';
 import { stopAll, stopChild, track, trackedPids } from './children.js';
 
@@ -439,14 +439,15 @@ export async function pgDeadlocks(pool: { query: <R extends Record<string, unkno
 }
 
 /**
- * Ends a run: prints the report, reports the checks (a failed one makes the run exit 1) and writes
- * bench/results/<name>-<date>.{json,md}. `also` names any other file the run wrote.
+ * Ends a run: appends the checks under `heading` to the report, prints it, reports the checks (a failed one makes the
+ * run exit 1) and writes bench/results/<name>-<date>.{json,md}. `also` names any other file the run wrote.
  */
-export async function publish(name: string, result: unknown, md: string, checks: Check[], also = ''): Promise<void> {
+export async function publish(name: string, result: unknown, report: string, checks: Check[], o: { heading: string; also?: string }): Promise<void> {
+  const md = [report, '', `## ${o.heading}`, '', ...checksMarkdown(checks), ''].join('\n');
   console.log(`\n${md}`);
   reportChecks(checks);
   const paths = await writeResults(name, result, md);
-  say(`wrote ${paths.join(' and ')}${also}`);
+  say(`wrote ${paths.join(' and ')}${o.also ?? ''}`);
 }
 
 /** Waits until the persist worker has put every outbox entry of these events in Postgres; returns the seconds it took. */

@@ -15,7 +15,7 @@
  */
 import type { EventId } from '../../engine/ids.js';
 import { benchStack, machineFacts, runLoad, say, startServer, type LoadResult } from '../lib/stack.js';
-import { checksMarkdown, floodgateEventChecks, pgLockEventChecks, type Check } from '../lib/checks.js';
+import { floodgateEventChecks, pgLockEventChecks, type Check } from '../lib/checks.js';
 import { commandLine, cpuLine, cpuMeter, flags, fmt, machineLoad, ms, onInterrupt, signToken, startWorkers, stopAll, publish, waitForOutbox } from '../lib/common.js';
 
 export async function run(args: string[]): Promise<void> {
@@ -205,13 +205,8 @@ export async function run(args: string[]): Promise<void> {
       `Oversold: pg-lock ${Math.max(0, (pgLockScarce.ticketsAcknowledged ?? 0) - scarce)}, Floodgate ${Math.max(0, (fgScarceRun.ticketsAcknowledged ?? 0) - scarce)} ` +
         '(tickets acknowledged with 201 beyond the stock; the store-side checks below count held + sold beyond capacity too). A ticket or three can stay ' +
         'unsold when the last requests ask for more than is left (1-4 tickets each).',
-      '',
-      '## Correctness',
-      '',
-      ...checksMarkdown(checks),
-      '',
     ].join('\n');
-    await publish('booking', result, md, checks);
+    await publish('booking', result, md, checks, { heading: 'Correctness' });
   } finally {
     await stopAll();
     await stack.cleanup();

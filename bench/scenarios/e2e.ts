@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import type { EventId } from '../../engine/ids.js';
 import { listSimulatedPayments } from '../../workers/payment/providers/simulated.js';
 import { benchStack, machineFacts, say, startServer } from '../lib/stack.js';
-import { checksMarkdown, floodgateEventChecks, type Check } from '../lib/checks.js';
+import { floodgateEventChecks, type Check } from '../lib/checks.js';
 import { commandLine, countOutbox, cpuLine, cpuMeter, flags, fmt, histogramQuantile, machineLoad, ms, onInterrupt, pgDeadlocks, progressLine, readOutbox, sleep, startCrowd, startWorkers, stopAll, summarize, type CrowdResult, publish, sampleWhile } from '../lib/common.js';
 
 export async function run(args: string[]): Promise<void> {
@@ -237,13 +237,8 @@ export async function run(args: string[]): Promise<void> {
       `Error answers by request, status and problem type (every attempt, retries included): ${
         Object.entries(crowd.counters).filter(([k]) => k.startsWith('problem:')).map(([k, n]) => `${k.slice(8)} ${fmt(n)}`).join(', ') || 'none'
       }; retries: ${Object.entries(crowd.counters).filter(([k]) => k.startsWith('retries:')).map(([k, n]) => `${k.slice(8)} ${fmt(n)}`).join(', ') || 'none'}.`,
-      '',
-      '## Correctness (after the drain; checkInvariants with the simulated provider\'s charges and the e-mails per booking)',
-      '',
-      ...checksMarkdown(checks),
-      '',
     ].join('\n');
-    await publish('e2e', result, md, checks);
+    await publish('e2e', result, md, checks, { heading: 'Correctness (after the drain; checkInvariants with the simulated provider\'s charges and the e-mails per booking)' });
   } finally {
     await stopAll();
     await cleanup();

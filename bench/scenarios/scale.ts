@@ -11,7 +11,7 @@
 import type { EventId } from '../../engine/ids.js';
 import { checkInvariants } from '../../engine/invariants/invariants.js';
 import { benchStack, machineFacts, runLoad, say, startServer, type LoadResult } from '../lib/stack.js';
-import { acknowledgedCheck, checksMarkdown, countersCheck, invariantsCheck, type Check, type TierState } from '../lib/checks.js';
+import { acknowledgedCheck, countersCheck, invariantsCheck, type Check, type TierState } from '../lib/checks.js';
 import { commandLine, cpuLine, cpuMeter, flags, fmt, machineLoad, ms, onInterrupt, signToken, sleep, startWorkers, stopAll, publish } from '../lib/common.js';
 
 type Phase = { name: string; processes: 1 | 2; events: number };
@@ -139,13 +139,8 @@ export async function run(args: string[]): Promise<void> {
         const api = Object.entries(c).filter(([k]) => k.startsWith('api')).map(([, v]) => `${v} %`).join(' + ');
         return `| ${p.name} | **${fmt(p.rps)}** | ${p.relativeToA.toFixed(2)}x | ${ms(p.latencyMs.p50)} | ${ms(p.latencyMs.p95)} | ${ms(p.latencyMs.p99)} | ${p.errors} | ${fmt(p.drainSec, 1)} | ${api} | ${c.workers} % | ${c.redis} % | ${c.postgres} % | ${c.loadGenerators} % | ${c.machine} % |`;
       }),
-      '',
-      '## Correctness (after each phase drained)',
-      '',
-      ...checksMarkdown(checks),
-      '',
     ].join('\n');
-    await publish('scale', result, md, checks);
+    await publish('scale', result, md, checks, { heading: 'Correctness (after each phase drained)' });
   } finally {
     await stopAll();
     await stack.cleanup();

@@ -9,7 +9,7 @@
  */
 import type { EventId } from '../../engine/ids.js';
 import { benchStack, machineFacts, say, startServer } from '../lib/stack.js';
-import { checksMarkdown, floodgateEventChecks, type Check } from '../lib/checks.js';
+import { floodgateEventChecks, type Check } from '../lib/checks.js';
 import { commandLine, cpuLine, cpuMeter, flags, fmt, machineLoad, ms, onInterrupt, pgDeadlocks, procRssMiB, progressLine, startCrowd, startWorkers, stopAll, type CrowdResult, publish, waitForOutbox, sampleWhile } from '../lib/common.js';
 
 type Window = { from: number; requests: number; p50: number; p95: number; byKind: Record<string, { n: number; p95: number }> };
@@ -140,13 +140,8 @@ export async function run(args: string[]): Promise<void> {
       '',
       `Bookings by state at the end: ${JSON.stringify(states)}. Unexpected answers (anything but the documented success, 409 or 422): ${unexpected} of ${fmt(allRequests)} requests; ` +
         `5xx and timeouts: ${serverErrors}. Postgres deadlocks during the run: ${deadlocks}. CPU, percent of one core: ${cpuLine(result.cpuPercentOfOneCore)}.`,
-      '',
-      '## Correctness (after the drain)',
-      '',
-      ...checksMarkdown(checks),
-      '',
     ].join('\n');
-    await publish('soak', result, md, checks);
+    await publish('soak', result, md, checks, { heading: 'Correctness (after the drain)' });
   } finally {
     await stopAll();
     await stack.cleanup();
