@@ -69,12 +69,13 @@ const messageFolders = async () => (await readdir(dir)).filter((f) => !f.startsW
 
 describe('createOutboxMailer', () => {
   describe('send', () => {
-    it('writes message.eml, the attachment and message.json into <timestamp>-<idempotencyKey>/', async () => {
+    it('writes message.eml, the attachment and message.json into <timestamp>-<idempotencyKey>-<random>/', async () => {
       const mailer = createOutboxMailer({ dir, now: () => new Date('2025-07-12T18:00:00.123Z') });
       expect(mailer.name).toBe('outbox');
       const { messageId } = await mailer.send(mail());
       const folders = await messageFolders();
-      expect(folders).toEqual(['2025-07-12T180000.123Z-tickets-bk_k3j9x0a1b2c3_q8w7e6r5t4y3u2i1']);
+      expect(folders).toHaveLength(1);
+      expect(folders[0]).toMatch(/^2025-07-12T180000\.123Z-tickets-bk_k3j9x0a1b2c3_q8w7e6r5t4y3u2i1-[0-9a-f]{8}$/);
       const folder = join(dir, folders[0]!);
       expect((await readdir(folder)).sort()).toEqual(['message.eml', 'message.json', 'tickets.pdf']);
       expect(new Uint8Array(await readFile(join(folder, 'tickets.pdf')))).toEqual(PDF);

@@ -1,24 +1,32 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { link, mkdir, mkdtemp, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, mkdtemp, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Mail, Mailer } from '../mailer.js';
 
 /**
- * The development mail transport: every message becomes a folder `<dir>/<timestamp>-<idempotencyKey>/` with
+ * The development mail transport: every message becomes a folder `<dir>/<timestamp>-<idempotencyKey>-<random>/` with
  * - `message.eml`: an RFC 5322 / MIME message (multipart/mixed; text as quoted-printable, attachments as base64)
  *   that a mail client or a mail catcher opens as is;
  * - the attachments as files (`tickets.pdf`, names made safe for the file system);
  * - `message.json`: a summary (to, subject, attachment names and sizes).
  *
- * Atomic: the folder is built under `<dir>/.tmp/` and renamed into place, so a watcher never sees half a message.
- * Idempotent: `<dir>/.index/<sha256(idempotencyKey)>` is created with link(2) (which fails if it exists) after the
- * rename; a second send of the same key returns the first messageId and writes nothing, and of two concurrent sends
- * the loser deletes its folder. A crash between rename and link can leave a duplicate, never a lost message.
+ * Exactly one message per idempotency key, under any interleaving of concurrent sends and crashes:
+ * 1. Claim first. `<dir>/.index/<sha256(idempotencyKey)>` is created with link(2) from a fully written file (so it
+ *    appears complete or not at all, and fails with EEXIST if another send claimed the key). The claim names the
+ *    message: its messageId, its Date and a folder name with a random part, unique from the start.
+ * 2. Publish the claimed folder. The message is built under `<dir>/.tmp/` and renamed onto the claimed name. Only a
+ *    complete folder is ever renamed there, so once the name exists the message is whole; a second rename onto it
+ *    fails (ENOTEMPTY/EEXIST) and that sender deletes only its own work folder.
+ * Every send of a claimed key whose folder is not there yet (the claimant is still writing, or crashed after
+ * claiming) publishes it itself, with the claim's messageId and Date. So a send returns only once the folder of the
+ * messageId it returns is in place; nobody ever deletes a folder it did not create.
  */
 export type OutboxMailerOptions = {
   dir: string;
   /** Clock for the folder name and the Date header. */
   now?: () => Date;
+  /** Test seam: runs after the key is claimed and before the folder is published (a delay, or a throw = a crash). */
+  beforePublish?: (idempotencyKey: string) => Promise<void>;
 };
 
 /** The message can never be sent as given (header injection, bad address...): retrying will not help. */
@@ -43,19 +51,41 @@ export type OutboxSummary = {
   attachments: { filename: string; file: string; contentType: string; size: number }[];
 };
 
+/** What `.index/<sha256(key)>` holds: the message that owns the key. */
+type Claim = { messageId: string; folder: string; createdAt: string };
+
 export function createOutboxMailer(options: OutboxMailerOptions): Mailer & { readonly name: 'outbox' } {
   const { dir } = options;
   const now = options.now ?? (() => new Date());
   const indexDir = join(dir, '.index');
   const tmpDir = join(dir, '.tmp');
 
-  const readIndex = async (path: string): Promise<{ messageId: string } | null> => {
+  const readClaim = async (path: string): Promise<Claim | null> => {
     try {
-      const { messageId } = JSON.parse(await readFile(path, 'utf8')) as { messageId: string };
-      return { messageId };
+      return JSON.parse(await readFile(path, 'utf8')) as Claim;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw err;
+    }
+  };
+
+  /** The key's claim: the one already there, or ours if link(2) makes it first. */
+  const claimKey = async (indexPath: string, keyHash: string, candidate: Claim): Promise<Claim> => {
+    const existing = await readClaim(indexPath);
+    if (existing) return existing;
+    await mkdir(indexDir, { recursive: true });
+    const tmp = join(indexDir, `.${keyHash}.${randomBytes(6).toString('hex')}`);
+    await writeFile(tmp, JSON.stringify(candidate));
+    try {
+      await link(tmp, indexPath);
+      return candidate;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const winner = await readClaim(indexPath);
+      if (!winner) throw err;
+      return winner;
+    } finally {
+      await unlink(tmp).catch(() => undefined);
     }
   };
 
@@ -63,78 +93,72 @@ export function createOutboxMailer(options: OutboxMailerOptions): Mailer & { rea
     name: 'outbox',
     async send(mail: Mail) {
       const date = now();
-      const messageId = `${randomUUID()}@floodgate.outbox`;
-      const { eml, files } = buildMessage(mail, { date, messageId }); // throws MailRejectedError before any write
+      const candidate: Claim = {
+        messageId: `${randomUUID()}@floodgate.outbox`,
+        folder: '',
+        createdAt: date.toISOString(),
+      };
+      // Built (and so validated) before anything is written: a message that can never be built claims nothing.
+      let built = buildMessage(mail, { date, messageId: candidate.messageId });
       const keyHash = createHash('sha256').update(mail.idempotencyKey, 'utf8').digest('hex');
-      const indexPath = join(indexDir, keyHash);
-      const done = await readIndex(indexPath);
-      if (done) return done;
+      candidate.folder = `${candidate.createdAt.replace(/:/g, '')}-${folderKey(mail.idempotencyKey, keyHash)}-${randomBytes(4).toString('hex')}`;
+      const claim = await claimKey(join(indexDir, keyHash), keyHash, candidate);
+      const result = { messageId: claim.messageId };
+      if (await exists(join(dir, claim.folder))) return result;
 
-      await mkdir(indexDir, { recursive: true });
+      await options.beforePublish?.(mail.idempotencyKey);
+      // Publishing another send's claim (it is still writing, or it crashed): the same messageId and Date as its.
+      if (claim !== candidate) built = buildMessage(mail, { date: new Date(claim.createdAt), messageId: claim.messageId });
+      const { eml, files } = built;
       await mkdir(tmpDir, { recursive: true });
-      const folder = await publish(dir, await mkdtemp(join(tmpDir, 'msg-')), {
-        base: `${date.toISOString().replace(/:/g, '')}-${folderKey(mail.idempotencyKey, keyHash)}`,
-        files: [{ file: 'message.eml', content: eml }, ...files.map((f) => ({ file: f.file, content: f.attachment.content }))],
-        summary: (folderName): OutboxSummary => ({
-          messageId,
-          folder: folderName,
-          createdAt: date.toISOString(),
-          idempotencyKey: mail.idempotencyKey,
-          from: mail.from,
-          to: mail.to,
-          subject: mail.subject,
-          headers: { ...mail.headers },
-          html: mail.html !== undefined,
-          attachments: files.map((f) => ({
-            filename: f.attachment.filename,
-            file: f.file,
-            contentType: f.attachment.contentType,
-            size: f.attachment.content.byteLength,
-          })),
-        }),
-      });
-
-      // Claim the key. link(2) creates the index entry complete, or fails with EEXIST if another send won.
-      const claim = join(indexDir, `.${keyHash}.${randomBytes(6).toString('hex')}`);
-      await writeFile(claim, JSON.stringify({ messageId, folder }));
-      try {
-        await link(claim, indexPath);
-        return { messageId };
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        await rm(join(dir, folder), { recursive: true, force: true });
-        const winner = await readIndex(indexPath);
-        if (!winner) throw err;
-        return winner;
-      } finally {
-        await unlink(claim).catch(() => undefined);
-      }
+      const summary: OutboxSummary = {
+        messageId: claim.messageId,
+        folder: claim.folder,
+        createdAt: claim.createdAt,
+        idempotencyKey: mail.idempotencyKey,
+        from: mail.from,
+        to: mail.to,
+        subject: mail.subject,
+        headers: { ...mail.headers },
+        html: mail.html !== undefined,
+        attachments: files.map((f) => ({
+          filename: f.attachment.filename,
+          file: f.file,
+          contentType: f.attachment.contentType,
+          size: f.attachment.content.byteLength,
+        })),
+      };
+      await publish(await mkdtemp(join(tmpDir, 'msg-')), join(dir, claim.folder), [
+        { file: 'message.eml', content: eml },
+        ...files.map((f) => ({ file: f.file, content: f.attachment.content })),
+        { file: 'message.json', content: `${JSON.stringify(summary, null, 2)}\n` },
+      ]);
+      return result;
     },
   };
 }
 
-/** Writes the files and `message.json` into `work`, then renames it to `<dir>/<base>` (or `<base>-2`, ...). */
-async function publish(
-  dir: string,
-  work: string,
-  o: { base: string; files: { file: string; content: string | Uint8Array }[]; summary: (folder: string) => OutboxSummary },
-): Promise<string> {
+const exists = (path: string) =>
+  stat(path).then(
+    () => true,
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return false;
+      throw err;
+    },
+  );
+
+/**
+ * Writes the files into `work` and renames it onto `target`. If another sender published `target` first (the rename
+ * fails with ENOTEMPTY or EEXIST: only complete folders are renamed there), that message stands and `work` goes.
+ */
+async function publish(work: string, target: string, files: { file: string; content: string | Uint8Array }[]): Promise<void> {
   try {
-    for (const f of o.files) await writeFile(join(work, f.file), f.content);
-    for (let n = 1; ; n++) {
-      const folder = n === 1 ? o.base : `${o.base}-${n}`;
-      await writeFile(join(work, 'message.json'), `${JSON.stringify(o.summary(folder), null, 2)}\n`);
-      try {
-        await rename(work, join(dir, folder));
-        return folder;
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if ((code !== 'ENOTEMPTY' && code !== 'EEXIST') || n >= 100) throw err;
-      }
-    }
+    for (const f of files) await writeFile(join(work, f.file), f.content);
+    await rename(work, target);
   } catch (err) {
     await rm(work, { recursive: true, force: true });
-    throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
   }
 }
 
