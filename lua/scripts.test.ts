@@ -254,6 +254,16 @@ describe('Lua scripts', () => {
       const entries = await fx.redis.xrange(k.outbox, '-', '+');
       expect(entries.at(-1)![1].slice(0, 2)).toEqual(['type', 'BookingCancelled']);
     }));
+    it('RELEASED: a hold stored before seat ids were canonical frees the seat it took, once, and the map keeps its length', t(async (fx) => {
+      const k = eventKeys(fx.ns, seated.id);
+      const b = (await holdSeats(fx, ['B-1-2'], { user: 'leo' }))[1]!;
+      const map = (await fx.redis.hget(k.smap, 'B'))!;
+      expect(map[1]).toBe('h');
+      // as the old hold script stored ["B-1-2", "B-01-2"]: one seat, spelled twice
+      await fx.redis.hset(k.hold(b as BookingId), 's', 'B-1-2,B-01-2');
+      expect(await release(fx, seated.id, b, 'leo')).toEqual([Reply.OK, seated.tier, '1', 'B-1-2,B-01-2']);
+      expect(await fx.redis.hget(k.smap, 'B')).toBe(`${map[0]}.${map.slice(2)}`);
+    }));
     it('HOLD_NOT_FOUND, NOT_OWNER, HOLD_EXPIRED and NOT_RELEASABLE', t(async (fx) => {
       expect(await unchanged(fx, seated.id, () => release(fx, seated.id, held, 'hal'))).toEqual([Reply.HOLD_NOT_FOUND]);
       const b = (await holdSeats(fx, ['B-1-1'], { user: 'ivy' }))[1]!;
