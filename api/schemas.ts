@@ -34,7 +34,10 @@ const when = () =>
     }, 'must be between 2000-01-01 and 2199-12-31')
     .openapi({ format: 'date-time', example: '2027-06-01T18:00:00Z' });
 
-const SeatId = z.string().regex(SEAT_ID, 'a seat id is <section>-<row>-<number>').openapi({ example: 'A-12-7' });
+const SeatId = z
+  .string()
+  .regex(SEAT_ID, 'a seat id is <section>-<row>-<number>, row and number without leading zeros (A-12-7)')
+  .openapi({ example: 'A-12-7' });
 const SectionId = z.string().regex(SECTION_ID, '1-16 letters or digits').openapi({ example: 'A' });
 
 export const Problem = z

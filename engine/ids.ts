@@ -35,7 +35,12 @@ export const TIER_ID = /^tr_[a-z0-9]{10}$/;
 export const BOOKING_ID = /^bk_([a-z0-9]{12})_[a-z0-9]{16}$/;
 export const USER_ID = /^[A-Za-z0-9_-]{1,64}$/;
 export const SECTION_ID = /^[A-Za-z0-9]{1,16}$/;
-export const SEAT_ID = /^([A-Za-z0-9]{1,16})-(\d{1,4})-(\d{1,4})$/;
+/**
+ * A seat has exactly one id: its section, then row and number in decimal without sign, space or leading zero. Postgres
+ * knows only this spelling ("A-1-1"), so any other ("A-01-1") must be refused before it reaches Redis, never read as
+ * the same seat.
+ */
+export const SEAT_ID = /^([A-Za-z0-9]{1,16})-([1-9][0-9]{0,3})-([1-9][0-9]{0,3})$/;
 /** Idempotency keys: printable ASCII without braces or spaces (a key never changes its Redis slot). */
 export const IDEMPOTENCY_KEY = /^[A-Za-z0-9_.:-]{1,255}$/;
 export const NAMESPACE = /^[a-z0-9_]+$/;

@@ -45,6 +45,7 @@ export const EXPORTED_METRICS = [
   'floodgate_outbox_oldest_entry_age_seconds',
   'floodgate_persist_batch_duration_seconds',
   'floodgate_durable_refusals_total',
+  'floodgate_outbox_quarantined_total',
   'floodgate_inventory_mismatch',
   'floodgate_reconcile_runs_total',
   'floodgate_queue_jobs',

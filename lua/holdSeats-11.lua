@@ -20,11 +20,13 @@
           ARGV[1] eventId   ARGV[2] bookingId   ARGV[3] userId   ARGV[4] tierId ("" = the seats' tier)
           ARGV[5] nowMs     ARGV[6] ttlMs       ARGV[7] fingerprint ("" = none)   ARGV[8] idemTtlMs
           ARGV[9] admission pass member ("" = none; required when meta.admission is "1")
-          ARGV[10..] seatIds "<section>-<row>-<number>", 1 to 100 distinct seats
+          ARGV[10..] seatIds "<section>-<row>-<number>", 1 to 100 distinct seats, each in its one canonical spelling
+                    (row and number in decimal without sign, space or leading zero: "A-1-1", never "A-01-1")
 
   Output: {1, bookingId, tierId, count, "seat,seat", expiresAtMs, createdAtMs}   HELD
           {2, <the same fields as the first reply>}                                REPLAYED
-          {-1} NOT_ARMED | {-2, opensAtMs} SALES_NOT_OPEN | {-6, seatId} UNKNOWN_SEAT
+          {-1} NOT_ARMED | {-2, opensAtMs} SALES_NOT_OPEN | {-6, seatId} UNKNOWN_SEAT (no such section,
+            a row or number outside the section's bounds, or not a canonical seat id)
           {-10, seatId} SEAT_TIER_MISMATCH (seat not in the requested tier, or seats of several tiers)
           {-5, seatId} SEAT_TAKEN | {-7, ticketsStillAllowed} TICKET_LIMIT | {-8} IDEMPOTENCY_MISMATCH
           {-33} NOT_ADMITTED (waiting-room event, no live admission pass) | {-34} PASS_IN_USE (the pass has a live hold or a sale)
@@ -66,7 +68,7 @@ else
 end
 
 -- check every seat before writing anything
-local maps, per, picked = {}, {}, {}
+local maps, per, picked, chosen = {}, {}, {}, {}
 for _, seatId in ipairs(seatIds) do
   local section, row, num = parseSeat(seatId)
   if not section then return {-6, seatId} end
@@ -81,7 +83,10 @@ for _, seatId in ipairs(seatIds) do
   end
   if row < 1 or row > maps[section].rows or num < 1 or num > per[section] then return {-6, seatId} end
   local index = (row - 1) * per[section] + num
+  if index > #maps[section].map then return {-6, seatId} end
   if string.sub(maps[section].map, index, index) ~= "." then return {-5, seatId} end
+  if chosen[section .. "-" .. index] then error("ERR bad argument seatIds: duplicate") end
+  chosen[section .. "-" .. index] = true
   table.insert(picked[section], index)
 end
 err = checkCap(k.buyers, a.userId, a.count, maxPerUser)

@@ -56,7 +56,7 @@ if seatsCsv == "" then
   if tonumber(redis.call("HGET", k.inv, "free:" .. tierId) or "0") < count then return {-24, ""} end
 else
   for _, seatId in ipairs(split(seatsCsv, ",")) do
-    local section, row, num = parseSeat(seatId)
+    local section, row, num = storedSeat(seatId)
     local _, _, per = sectionInfo(k.sec, section)
     local index = (row - 1) * per + num
     if string.sub(redis.call("HGET", k.smap, section), index, index) ~= "." then return {-24, seatId} end

@@ -172,6 +172,12 @@ export function createMetrics(service: 'api' | 'workers') {
       help: 'Holds Postgres refused because they would oversell (recorded FAILED, released in Redis)',
       registers: [registry],
     }),
+    outboxQuarantined: new Counter({
+      name: 'floodgate_outbox_quarantined_total',
+      // no labels: the series exists (at 0) from the start, so the alert's increase() sees the first quarantine
+      help: 'Poison outbox entries Postgres refused on their data, set aside so the rest of the outbox flows (a hold: recorded FAILED, released in Redis)',
+      registers: [registry],
+    }),
     persistBatchSeconds: new Histogram({
       name: 'floodgate_persist_batch_duration_seconds',
       help: 'Time to apply one outbox batch to Postgres',

@@ -1,8 +1,12 @@
 import { describe, expect, it } from '../../test/fixtures.js';
 import { createGaEvent, seatedEvent } from '../../test/events.js';
 import { snapshotPg } from '../../test/state.js';
+import { legacySpelledHold } from '../../test/poison.js';
+import { TEST_DATABASE_URL } from '../../test/env.js';
+import { createPool } from '../../platform/pg.js';
 import type { UserId } from '../ids.js';
 import { getBooking, insertBooking, transitionsOf } from './bookings-repo.js';
+import { applyOutbox } from './persist.js';
 
 const u = (s: string) => s as UserId;
 
@@ -84,6 +88,57 @@ describe('applyOutbox', () => {
     await engine.outbox.ack(ev.id, entries.map((e) => e.id));
     const followUp = await engine.outbox.read(ev.id, 10);
     expect(followUp.map((e) => e.type)).toContain('BookingFailed');
+  });
+
+  it('quarantines a poison hold (FAILED, with the reason, handed back for release) and applies the entries around it', async ({ engine, pg, redis }) => {
+    const ev = await engine.createEvent(seatedEvent([{ id: 'A', rows: 1, seatsPerRow: 4 }]));
+    const a = await engine.bookings.create({ userId: u('ann'), eventId: ev.id, ticketCount: 1, seatPreferences: { seatIds: ['A-1-2'] } });
+    const poison = await legacySpelledHold(engine, redis, ev.id, u('pat'));
+    const b = await engine.bookings.create({ userId: u('bob'), eventId: ev.id, ticketCount: 1, seatPreferences: { seatIds: ['A-1-3'] } });
+    const entries = await engine.outbox.read(ev.id, 10);
+    const released: [string[], string[]][] = [];
+    const r = await engine.applyOutbox(entries, async (refused, quarantined) => {
+      released.push([refused.map((e) => e.bookingId), quarantined.map((e) => e.bookingId)]);
+    });
+    expect(r.quarantined).toEqual([
+      { entry: entries[1], reason: 'quarantined: postgres refused the entry (23503 booking_seats_event_id_seat_id_fkey)', recorded: true },
+    ]);
+    expect(r).toMatchObject({ applied: 2, refused: [], anomalies: [] });
+    expect(r.fresh.map((e) => e.bookingId)).toEqual([a.reservation.bookingId, b.reservation.bookingId]);
+    expect(released).toEqual([[[], [poison]]]);
+    expect((await getBooking(pg, poison))!.status).toBe('FAILED');
+    expect((await getBooking(pg, b.reservation.bookingId))!.status).toBe('RESERVED');
+    // replayed, the batch changes nothing and quarantines nothing again
+    const before = await snapshotPg(pg);
+    expect(await engine.applyOutbox(entries)).toMatchObject({ applied: 0, duplicates: 3, quarantined: [] });
+    expect(await snapshotPg(pg)).toEqual(before);
+  });
+
+  it('quarantines nothing on an infrastructure error (a timeout): nothing commits and the batch is retried whole', async ({ engine, pg, redis, ns, onTestFinished }) => {
+    const ev = await engine.createEvent(seatedEvent([{ id: 'A', rows: 1, seatsPerRow: 4 }]));
+    const x = await engine.bookings.create({ userId: u('xan'), eventId: ev.id, ticketCount: 1, seatPreferences: { seatIds: ['A-1-4'] } });
+    const first = await engine.outbox.read(ev.id, 10);
+    await engine.applyOutbox(first);
+    await engine.outbox.ack(ev.id, first.map((e) => e.id));
+    await engine.bookings.create({ userId: u('ann'), eventId: ev.id, ticketCount: 1, seatPreferences: { seatIds: ['A-1-2'] } });
+    await legacySpelledHold(engine, redis, ev.id, u('pat'));
+    await engine.bookings.cancel(x.reservation.bookingId, u('xan'));
+    const entries = await engine.outbox.read(ev.id, 10);
+    expect(entries.map((e) => e.type)).toEqual(['BookingCreated', 'BookingCreated', 'BookingCancelled']);
+    // The batch fails on the poison hold; entry by entry, the cancellation then waits on a row another transaction
+    // holds, until the statement timeout: an infrastructure error, not the entry's fault.
+    const blocker = await pg.connect();
+    await blocker.query('BEGIN');
+    await blocker.query('SELECT 1 FROM bookings WHERE id = $1 FOR UPDATE', [x.reservation.bookingId]);
+    onTestFinished(async () => {
+      await blocker.query('ROLLBACK');
+      blocker.release();
+    });
+    const impatient = createPool({ url: TEST_DATABASE_URL, schema: ns, max: 2, statementTimeoutMs: 200 });
+    onTestFinished(() => impatient.end());
+    const before = await snapshotPg(pg);
+    await expect(applyOutbox(impatient, entries)).rejects.toMatchObject({ code: '57014' });
+    expect(await snapshotPg(pg)).toEqual(before);
   });
 
   it('commits nothing when the release before the commit fails (the batch is retried whole)', async ({ engine, pg }) => {

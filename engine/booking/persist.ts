@@ -13,10 +13,34 @@ export type ApplyResult = {
   refused: OutboxEntry[];
   /** Entries that found their booking in an unexpected state (already moved, or never recorded). */
   anomalies: { entry: OutboxEntry; problem: string }[];
+  /**
+   * Poison entries: Postgres refused them on their data (an unknown seat, a value out of range...), so they would fail
+   * on every retry and stall every later entry of their event. Each is set aside (its marker is kept, so it is never
+   * applied again); a poison hold is recorded FAILED with the reason and handed back for release in Redis.
+   */
+  quarantined: { entry: OutboxEntry; reason: string; recorded: boolean }[];
 };
 
-/** Postgres errors meaning "this would oversell": tier CHECK, live-seat unique index, unknown seat. */
-const REFUSALS = new Set(['23514', '23505', '23503']);
+/** Postgres errors meaning "this would oversell": tier CHECK, live-seat unique index. */
+const REFUSALS = new Set(['23514', '23505']);
+
+/**
+ * SQLSTATE classes of errors in the data itself, which a retry cannot fix: data exceptions (22), integrity violations
+ * (23: an unknown seat is 23503), a PL/pgSQL raise (P0) and our triggers' refusals (FG). Everything else (connection
+ * lost, deadlock and serialization failures, timeouts, lock_timeout, an error in our own SQL) is an infrastructure or
+ * code error: the batch is retried and nothing is quarantined.
+ */
+const DATA_ERROR_CLASSES = new Set(['22', '23', 'P0', 'FG']);
+export function isDataError(err: unknown): boolean {
+  const e = err as { code?: unknown; severity?: unknown } | null;
+  return typeof e?.code === 'string' && typeof e.severity === 'string' && e.code.length === 5 && DATA_ERROR_CLASSES.has(e.code.slice(0, 2));
+}
+
+/** What a quarantined booking records as its failure reason: the SQLSTATE and the constraint (or message). */
+const quarantineReason = (err: unknown) => {
+  const e = err as { code?: string; constraint?: string; message?: string };
+  return `quarantined: postgres refused the entry (${e.code ?? '?'} ${e.constraint ?? e.message ?? ''})`.slice(0, 300);
+};
 
 /** The marker of an applied entry: each kind of domain event happens at most once per booking. */
 export const markerOf = (e: OutboxEntry) => `${e.bookingId}:${e.type}`;
@@ -103,6 +127,27 @@ async function applyMoves(tx: PoolClient, type: keyof typeof MOVES, entries: Out
 
 const isRefusal = (err: unknown) => REFUSALS.has((err as { code?: string }).code ?? '');
 
+/**
+ * Sets a poison entry aside. A hold is recorded FAILED with the reason, without its seats (they are what Postgres
+ * may have refused), so it holds nothing in Postgres and the caller releases it in Redis. Any other entry leaves its
+ * booking as it is: the entry, logged in full by the caller, is for an operator (docs/runbook.md).
+ */
+async function quarantine(tx: PoolClient, e: OutboxEntry, err: unknown, out: ApplyResult): Promise<void> {
+  const reason = quarantineReason(err);
+  let recorded = false;
+  if (e.type === 'BookingCreated') {
+    await tx.query('SAVEPOINT quarantine');
+    try {
+      recorded = await insertBooking(tx, { ...toNewBooking(e), seats: [] }, 'FAILED', reason);
+      await tx.query('RELEASE SAVEPOINT quarantine');
+    } catch (again) {
+      if (!isDataError(again)) throw again;
+      await tx.query('ROLLBACK TO SAVEPOINT quarantine'); // not even the FAILED row fits: the log keeps the entry
+    }
+  }
+  out.quarantined.push({ entry: e, reason, recorded });
+}
+
 /** Consecutive entries of one type are applied together, in stream order. */
 async function applyRun(tx: PoolClient, type: OutboxType, run: OutboxEntry[], out: ApplyResult): Promise<void> {
   switch (type) {
@@ -119,20 +164,35 @@ async function applyRun(tx: PoolClient, type: OutboxType, run: OutboxEntry[], ou
   }
 }
 
+/** Releases in Redis the holds Postgres refused (would oversell) and the poison holds it quarantined. */
+export type OnRelease = (refused: OutboxEntry[], quarantined: OutboxEntry[]) => Promise<void>;
+
 /**
  * Applies a batch of outbox entries to Postgres in one transaction, in stream order. Each entry is applied
  * at most once (a processed_events marker per booking and event type), so a replayed batch changes nothing.
  * Throws on infrastructure errors: nothing is committed and the caller retries the same batch.
  * A hold Postgres refuses (it would oversell) is recorded FAILED and handed to onRefused.
+ * When the batch fails on its data, the batch is applied again one entry at a time, each in a savepoint: the
+ * entries that fail on their data are quarantined (see ApplyResult.quarantined) and the others apply, so one poison
+ * entry never stalls its event's outbox.
  */
 export async function applyOutbox(
   pool: Pool,
   entries: OutboxEntry[],
-  /** Called before the commit with the holds Postgres refused, to release them in Redis: if it throws,
-   *  nothing commits and the batch is retried, so the release happens at least once. */
-  onRefused: (refused: OutboxEntry[]) => Promise<void> = async () => {},
+  /** Called before the commit with the holds Postgres refused and the poison holds it quarantined, to release them
+   *  in Redis: if it throws, nothing commits and the batch is retried, so the release happens at least once. */
+  onRefused: OnRelease = async () => {},
 ): Promise<ApplyResult> {
-  const out: ApplyResult = { applied: 0, fresh: [], duplicates: 0, refused: [], anomalies: [] };
+  try {
+    return await applyBatch(pool, entries, onRefused, false);
+  } catch (err) {
+    if (!isDataError(err)) throw err;
+    return applyBatch(pool, entries, onRefused, true);
+  }
+}
+
+async function applyBatch(pool: Pool, entries: OutboxEntry[], onRefused: OnRelease, oneByOne: boolean): Promise<ApplyResult> {
+  const out: ApplyResult = { applied: 0, fresh: [], duplicates: 0, refused: [], anomalies: [], quarantined: [] };
   if (entries.length === 0) return out;
   const tx = await pool.connect();
   try {
@@ -153,16 +213,28 @@ export async function applyOutbox(
         out.duplicates++;
         continue;
       }
-      if (run.length > 0 && run[0]!.type !== e.type) {
+      if (oneByOne) {
+        await tx.query('SAVEPOINT entry');
+        try {
+          await applyRun(tx, e.type, [e], out);
+          await tx.query('RELEASE SAVEPOINT entry');
+        } catch (err) {
+          if (!isDataError(err)) throw err;
+          await tx.query('ROLLBACK TO SAVEPOINT entry');
+          await quarantine(tx, e, err, out);
+          continue;
+        }
+      } else if (run.length > 0 && run[0]!.type !== e.type) {
         await applyRun(tx, run[0]!.type, run, out);
         run = [];
       }
-      run.push(e);
+      if (!oneByOne) run.push(e);
       out.fresh.push(e);
       out.applied++;
     }
     if (run.length > 0) await applyRun(tx, run[0]!.type, run, out);
-    if (out.refused.length > 0) await onRefused(out.refused);
+    const poisonHolds = out.quarantined.filter((q) => q.entry.type === 'BookingCreated').map((q) => q.entry);
+    if (out.refused.length > 0 || poisonHolds.length > 0) await onRefused(out.refused, poisonHolds);
     await tx.query('COMMIT');
     return out;
   } catch (err) {

@@ -11,7 +11,7 @@ const claimsArb: fc.Arbitrary<TicketClaims> = fc
     bk: id(16),
     ticket: fc.integer({ min: 1, max: 9999 }),
     seat: fc.option(
-      fc.tuple(fc.stringMatching(/^[A-Za-z0-9]{1,16}$/), fc.integer({ min: 0, max: 9999 }), fc.integer({ min: 0, max: 9999 })),
+      fc.tuple(fc.stringMatching(/^[A-Za-z0-9]{1,16}$/), fc.integer({ min: 1, max: 9999 }), fc.integer({ min: 1, max: 9999 })),
       { nil: undefined },
     ),
   })

@@ -1,6 +1,10 @@
 import { pino } from 'pino';
 import { describe, expect, it } from '../../test/fixtures.js';
-import { createGaEvent } from '../../test/events.js';
+import { createGaEvent, seatedEvent } from '../../test/events.js';
+import { legacySpelledHold } from '../../test/poison.js';
+import { getBooking } from '../../engine/booking/bookings-repo.js';
+import { checkInvariants } from '../../engine/invariants/invariants.js';
+import { eventKeys } from '../../engine/keys.js';
 import { waitFor } from '../../test/wait.js';
 import type { UserId } from '../../engine/ids.js';
 import { createMetrics } from '../../platform/metrics.js';
@@ -58,6 +62,38 @@ describe('persist worker', () => {
     onTestFinished(() => w.stop());
     await waitFor('the 10 pending entries applied', async () => (await countBookings(pg, ev.id)) === 10);
     expect(await redis.xlen(`${engine.deps.ns}:{evt:${ev.id}}:outbox`)).toBe(0);
+  });
+
+  it('quarantines a poison entry between good ones: the good ones land, the poison booking is FAILED with a reason and its seat freed, the metric counts it, and later entries keep flowing', async ({ engine, pg, redis }) => {
+    const ev = await engine.createEvent(seatedEvent([{ id: 'A', rows: 2, seatsPerRow: 5 }]));
+    const k = eventKeys(engine.deps.ns, ev.id);
+    const book = async (user: string, seat: string) =>
+      (await engine.bookings.create({ userId: user as UserId, eventId: ev.id, ticketCount: 1, seatPreferences: { seatIds: [seat] } })).reservation.bookingId;
+    const first = await book('g1', 'A-1-2');
+    const poison = await legacySpelledHold(engine, redis, ev.id, 'p1' as UserId); // holds A-1-1, spelled "A-01-1"
+    const second = await book('g2', 'A-1-3');
+    expect((await engine.outbox.read(ev.id, 10)).map((e) => e.seats)).toEqual([['A-1-2'], ['A-01-1'], ['A-1-3']]);
+    const metrics = createMetrics('workers');
+    const w = createPersistWorker({ engine, log, metrics });
+
+    await w.drainOnce();
+    expect(await getBooking(pg, first)).toMatchObject({ status: 'RESERVED', seats: ['A-1-2'] });
+    expect(await getBooking(pg, second)).toMatchObject({ status: 'RESERVED', seats: ['A-1-3'] });
+    const p = await getBooking(pg, poison);
+    expect(p).toMatchObject({ status: 'FAILED', seats: [], ticketCount: 1 });
+    expect(p!.failureReason).toMatch(/^quarantined: postgres refused the entry \(23503 booking_seats_event_id_seat_id_fkey\)$/);
+    expect(await metrics.registry.getSingleMetricAsString('floodgate_outbox_quarantined_total')).toMatch(/^floodgate_outbox_quarantined_total\{[^}]*\} 1$/m);
+    // Redis gave the poison hold's seat back: nothing stays held that Postgres does not hold
+    expect(await redis.exists(k.hold(poison))).toBe(0);
+    expect(await redis.hget(k.smap, 'A')).toBe('.hh.......');
+
+    // later entries of the same event keep flowing, and the freed seat sells again
+    const later = await book('g3', 'A-1-1');
+    await w.drainOnce();
+    expect(await getBooking(pg, later)).toMatchObject({ status: 'RESERVED', seats: ['A-1-1'] });
+    expect((await engine.outbox.backlog(ev.id)).entries).toBe(0);
+    expect(await metrics.registry.getSingleMetricAsString('floodgate_outbox_quarantined_total')).toMatch(/\} 1$/m);
+    expect((await checkInvariants(engine, { eventIds: [ev.id], drained: true })).violations).toEqual([]);
   });
 
   it('keeps the entries and catches up when Postgres refuses to work for a while', async ({ engine, pg, onTestFinished }) => {

@@ -21,7 +21,9 @@ export type PersistOptions = {
  * The persist worker: drains every armed event's outbox stream into Postgres, in order, idempotently.
  * One process at a time drains an event (a lease); entries are acknowledged only after the Postgres commit,
  * so a crash re-applies at most one batch, which the processed-event markers turn into no-ops.
- * Holds Postgres refuses (it would oversell) are released in Redis before the commit.
+ * Holds Postgres refuses (it would oversell) are released in Redis before the commit. An entry Postgres refuses on
+ * its data (a poison entry) is quarantined and counted (floodgate_outbox_quarantined_total), and the rest of its batch
+ * applies; a poison hold is recorded FAILED and released in Redis the same way.
  */
 export function createPersistWorker(o: PersistOptions) {
   const owner = `persist-${randomBytes(6).toString('hex')}`;
@@ -49,7 +51,7 @@ export function createPersistWorker(o: PersistOptions) {
     const entries = await engine.outbox.read(eventId, batchSize);
     if (entries.length === 0) return 0;
     const started = performance.now();
-    const result = await engine.applyOutbox(entries, async (refused) => {
+    const result = await engine.applyOutbox(entries, async (refused, quarantined) => {
       for (const e of refused) {
         await engine.holds
           .release(e.eventId, e.bookingId, { system: 'BookingFailed', reason: 'refused by the system of record', states: ['held'] })
@@ -57,11 +59,28 @@ export function createPersistWorker(o: PersistOptions) {
             if ((err as { code?: string }).code !== 'BOOKING_NOT_FOUND') throw err;
           });
       }
+      // A poison hold never reached Postgres as a live booking (no payment can start on it): give its seats back. A
+      // hold that is gone, or no longer just held, is left as it is: failing here would stall the event again.
+      for (const e of quarantined) {
+        await engine.holds
+          .release(e.eventId, e.bookingId, { system: 'BookingFailed', reason: 'quarantined by the system of record', states: ['held'] })
+          .catch((err: unknown) => {
+            const code = (err as { code?: string }).code;
+            if (code !== 'BOOKING_NOT_FOUND' && code !== 'BOOKING_NOT_CANCELLABLE') throw err;
+            log.error({ bookingId: e.bookingId, eventId, code }, 'quarantined hold not released in redis');
+          });
+      }
     });
     await engine.outbox.ack(eventId, entries.map((e) => e.id));
     if (o.metrics) await count(o.metrics, result, (performance.now() - started) / 1000);
     for (const e of result.refused) {
       log.error({ bookingId: e.bookingId, eventId }, 'postgres refused a hold (would oversell); booking FAILED and hold released');
+    }
+    for (const q of result.quarantined) {
+      log.error(
+        { bookingId: q.entry.bookingId, eventId, type: q.entry.type, reason: q.reason, recorded: q.recorded, entry: q.entry },
+        'outbox entry quarantined: postgres refused its data; the rest of the batch applied',
+      );
     }
     for (const a of result.anomalies) {
       log.warn({ bookingId: a.entry.bookingId, type: a.entry.type, problem: a.problem }, 'outbox entry did not apply');
@@ -78,6 +97,7 @@ export function createPersistWorker(o: PersistOptions) {
     for (const e of result.fresh) m.outboxApplied.inc({ type: e.type });
     m.outboxDuplicates.inc(result.duplicates);
     m.durableRefusals.inc(result.refused.length);
+    m.outboxQuarantined.inc(result.quarantined.length);
     const confirmed = result.fresh.filter((e) => e.type === 'BookingConfirmed');
     for (const e of result.fresh) {
       if (e.type === 'BookingCancelled') m.bookingsCancelled.inc({ reason: e.reason === 'payment_failed' ? 'payment_failed' : 'buyer' });
