@@ -1,3 +1,4 @@
+import { withTx } from '../../platform/pg.js';
 import { getBooking, transition, type Booking } from '../booking/bookings-repo.js';
 import type { Bookings } from '../booking/bookings.js';
 import type { Catalog } from '../catalog/catalog.js';
@@ -44,20 +45,34 @@ export function createTickets(d: EngineDeps, catalog: Catalog, bookings: Pick<Bo
       return { booking: b, pdf };
     },
 
-    /** The gate: valid once, then "already used"; a forged code or a refunded booking's is invalid. */
+    /**
+     * The gate: valid once, then "already used"; a forged code, a refunded booking's, or one whose refund was approved
+     * is invalid. The scan holds the booking's row lock (FOR SHARE) while it records itself, as a refund approval holds
+     * it (FOR UPDATE) while it looks for scans: one of the two always sees the other.
+     */
     async verify(code: string, gate?: string): Promise<GateResult> {
       const v = verifyTicketCode(d.config.ticketSecret, code);
       if (!v.ok) return { result: 'invalid', reason: v.reason };
       const b = await getBooking(d.pg, v.claims.bookingId);
-      if (!b || !HAS_TICKETS.has(b.status) || v.claims.ticket > b.ticketCount) return { result: 'invalid', reason: 'void' };
+      if (!b || v.claims.ticket > b.ticketCount) return { result: 'invalid', reason: 'void' };
       const key = ticketKey(v.claims);
-      const { rows } = await d.pg.query<{ scanned_at: Date; first: boolean }>(
-        `WITH ins AS (INSERT INTO ticket_scans (ticket_key, booking_id, gate) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING scanned_at)
-         SELECT scanned_at, true AS first FROM ins
-         UNION ALL SELECT scanned_at, false FROM ticket_scans WHERE ticket_key = $1 AND NOT EXISTS (SELECT 1 FROM ins)`,
-        [key, b.bookingId, gate ?? null],
-      );
-      const row = rows[0]!;
+      const row = await withTx(d.pg, async (tx) => {
+        const { rows: now } = await tx.query<{ state: string }>(
+          `SELECT state FROM bookings WHERE id = $1 FOR SHARE`,
+          [b.bookingId],
+        );
+        if (!now[0] || !HAS_TICKETS.has(now[0].state)) return null;
+        const { rows: refund } = await tx.query(`SELECT 1 FROM refunds WHERE booking_id = $1 AND status IN ('approved', 'refunded')`, [b.bookingId]);
+        if (refund.length > 0) return null;
+        const { rows } = await tx.query<{ scanned_at: Date; first: boolean }>(
+          `WITH ins AS (INSERT INTO ticket_scans (ticket_key, booking_id, gate) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING scanned_at)
+           SELECT scanned_at, true AS first FROM ins
+           UNION ALL SELECT scanned_at, false FROM ticket_scans WHERE ticket_key = $1 AND NOT EXISTS (SELECT 1 FROM ins)`,
+          [key, b.bookingId, gate ?? null],
+        );
+        return rows[0]!;
+      });
+      if (!row) return { result: 'invalid', reason: 'void' };
       return row.first
         ? { result: 'valid', bookingId: b.bookingId, ticket: v.claims.ticket, seat: v.claims.seat ?? null }
         : { result: 'already_used', bookingId: b.bookingId, ticket: v.claims.ticket, firstScannedAt: row.scanned_at.toISOString() };
