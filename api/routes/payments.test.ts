@@ -114,8 +114,13 @@ describe('payments, tickets and refunds over HTTP', () => {
     for (const left of [2, 1, 0]) {
       const r = await pay();
       expect([r.status, r.json.type, r.json.attemptsLeft]).toEqual([402, '/problems/payment-failed', left]);
+      if (left > 0) {
+        // the booking says why it is PAYMENT_FAILED
+        const now = (await api.call('GET', `/api/bookings/${bookingId}`, { token: dan })).json;
+        expect([now.status, now.failureReason]).toEqual(['PAYMENT_FAILED', `payment declined (${r.json.declineCode}): ${r.json.detail}`]);
+      }
     }
-    expect((await api.call('GET', `/api/bookings/${bookingId}`, { token: dan })).json.status).toBe('CANCELLED');
+    expect((await api.call('GET', `/api/bookings/${bookingId}`, { token: dan })).json).toMatchObject({ status: 'CANCELLED', failureReason: 'payment declined too many times' });
     expect((await api.call('GET', `/api/events/${ev.id}`)).json.tiers[0].available).toBe(3);
     expect((await pay()).json.type).toBe('/problems/booking-not-payable');
   });
