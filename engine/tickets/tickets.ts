@@ -8,6 +8,9 @@ import type { BookingId, UserId } from '../ids.js';
 import { signTicketCode, ticketKey, verifyTicketCode } from './ticket-code.js';
 import { renderTicketsPdf } from './ticket-pdf.js';
 
+/** What a delivery claim is for: the tickets by e-mail or SMS, or the refund confirmation. */
+export type DeliveryChannel = 'email' | 'sms' | 'refund-email';
+
 const HAS_TICKETS = new Set(['CONFIRMED', 'TICKETS_DELIVERED', 'REFUND_REQUESTED', 'REFUND_DENIED']);
 
 export type GateResult =
@@ -83,7 +86,7 @@ export function createTickets(d: EngineDeps, catalog: Catalog, bookings: Pick<Bo
      * claim was left unfinished for 10 minutes by a process that died); "sent" when it was sent; "in-flight" while
      * another run holds a fresh claim (the caller retries later: the message may or may not have gone out yet).
      */
-    async claimDelivery(bookingId: BookingId, channel: 'email' | 'sms'): Promise<'claimed' | 'sent' | 'in-flight'> {
+    async claimDelivery(bookingId: BookingId, channel: DeliveryChannel): Promise<'claimed' | 'sent' | 'in-flight'> {
       const { rowCount } = await d.pg.query(
         `INSERT INTO deliveries (booking_id, channel, status) VALUES ($1, $2, 'sending')
          ON CONFLICT (booking_id, channel) DO UPDATE SET claimed_at = now()
@@ -95,14 +98,14 @@ export function createTickets(d: EngineDeps, catalog: Catalog, bookings: Pick<Bo
       return rows[0]?.status === 'sent' ? 'sent' : 'in-flight';
     },
 
-    async markDelivered(bookingId: BookingId, channel: 'email' | 'sms', messageId: string): Promise<void> {
+    async markDelivered(bookingId: BookingId, channel: DeliveryChannel, messageId: string): Promise<void> {
       await d.pg.query(`UPDATE deliveries SET status = 'sent', message_id = $3, sent_at = now() WHERE booking_id = $1 AND channel = $2`, [
         bookingId, channel, messageId,
       ]);
     },
 
     /** Releases an unfinished claim so the retry can send (the transport failed before accepting the message). */
-    async releaseClaim(bookingId: BookingId, channel: 'email' | 'sms'): Promise<void> {
+    async releaseClaim(bookingId: BookingId, channel: DeliveryChannel): Promise<void> {
       await d.pg.query(`DELETE FROM deliveries WHERE booking_id = $1 AND channel = $2 AND status = 'sending'`, [bookingId, channel]);
     },
 
