@@ -41,4 +41,19 @@ export default tseslint.config(
     files: ['platform/config.ts', 'test/**/*.ts', '**/*.test.ts', 'bench/**/*.ts', 'scripts/**/*.ts'],
     rules: { 'no-restricted-properties': 'off' },
   },
+  {
+    // `expect(p).rejects…` not awaited checks nothing before the test ends (and a failure surfaces later, elsewhere)
+    files: ['**/*.test.ts', 'test/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector:
+            'ExpressionStatement > CallExpression[callee.object.property.name=/^(rejects|resolves)$/], ' +
+            'ExpressionStatement > CallExpression[callee.object.object.property.name=/^(rejects|resolves)$/]',
+          message: 'await expect(…).rejects / .resolves (or return it)',
+        },
+      ],
+    },
+  },
 );

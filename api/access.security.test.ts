@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import type { Engine } from '../engine/index.js';
 import { afterAll } from 'vitest';
-import { describe, expect, it } from '../test/fixtures.js';
+import { describe, expect, it, unlinkNamespace } from '../test/fixtures.js';
 import {
   apiWorld, badTokens, ENDPOINTS, endpointName, expectProblem, fill, isolatedEngine, roleToken, send, snapshotState, type ApiWorld,
 } from '../test/endpoints.js';
@@ -23,6 +23,7 @@ let w: ApiWorld;
 let api: TestApi;
 let board: TestApi;
 let closeBoard: () => Promise<void>;
+let bullKeysLeft: () => Promise<string[]>;
 const log = memoryLogger('trace');
 
 const authed = ENDPOINTS.filter((e) => e.auth !== 'none');
@@ -41,6 +42,16 @@ describe('access control and hygiene', () => {
     closeBoard = async () => {
       await board.close();
       await sink.close();
+      // the queues' keys live in the default database, not in the isolated engine's: remove them here
+      await unlinkNamespace(bull, ns);
+      bullKeysLeft = async () => {
+        const probe = new Redis(TEST_REDIS_URL);
+        try {
+          return await probe.keys(`${ns}:*`);
+        } finally {
+          probe.disconnect();
+        }
+      };
       bull.disconnect();
     };
   });
@@ -303,5 +314,7 @@ describe('access control and hygiene', () => {
     await api?.close();
     await closeBoard?.();
     await closeEngine?.();
+    // the bull-board queues wrote `<ns>:bull:{…}:meta` into the default database: nothing of them is left behind
+    if (bullKeysLeft) expect(await bullKeysLeft()).toEqual([]);
   });
 });

@@ -16,7 +16,7 @@ import { health } from './routes/health.js';
 import { mountQueueBoard } from './admin-queues.js';
 import { noCardData } from './middleware/no-card-data.js';
 import { rateLimit } from './middleware/rate-limit.js';
-import { withMiddlewareAnswers } from './openapi.js';
+import { documentPlainRoutes, withMiddlewareAnswers } from './openapi.js';
 import { pages } from './routes/pages.js';
 import { payments } from './routes/payments.js';
 import { tickets } from './routes/tickets.js';
@@ -113,6 +113,7 @@ export function createApp(deps: AppDeps) {
   app.route('/', pages);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
+  documentPlainRoutes(app);
   // built once, on the first request, when every route is registered
   let spec: object | undefined;
   app.get('/openapi.json', (c) =>

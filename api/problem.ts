@@ -38,6 +38,7 @@ export const DOMAIN_HTTP = {
   QUEUE_LEFT: [409, 'You left this waiting room'],
   BOOKING_NOT_PAYABLE: [409, 'Booking not payable'],
   REFUND_NOT_ALLOWED: [409, 'Refund not possible'],
+  TICKET_USED: [409, 'Ticket already used at the gate'],
   TICKETS_NOT_READY: [409, 'Tickets not available yet'],
   IDEMPOTENCY_IN_PROGRESS: [409, 'Request in progress'],
   EVENT_LIVE: [409, 'Event is live'],

@@ -101,6 +101,11 @@ export const CreateEvent = z
     startsAt: when(),
     salesOpenAt: when().optional(),
     maxTicketsPerUser: z.number().int().min(1).max(100).optional(),
+    timeZone: z
+      .string()
+      .max(64)
+      .optional()
+      .openapi({ description: 'IANA time zone of the venue; messages state the start time in it (default UTC)', example: 'Europe/Paris' }),
     tiers: z.array(TierInput).min(1).max(50),
     queue: QueueSettingsInput.optional(),
   })
@@ -139,6 +144,7 @@ export const Event = z
     startsAt: z.string(),
     salesOpenAt: z.string(),
     maxTicketsPerUser: z.number().int(),
+    timeZone: z.string(),
     status: z.enum(['on_sale', 'closed']),
     queue: z
       .object({ enabled: z.boolean(), opensAt: z.string(), admissionRatePerSecond: z.number(), passTtlSeconds: z.number(), seedHash: z.string() })

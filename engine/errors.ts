@@ -28,6 +28,7 @@ export type DomainErrorCode =
   | 'QUEUE_LEFT'
   | 'BOOKING_NOT_PAYABLE'
   | 'REFUND_NOT_ALLOWED'
+  | 'TICKET_USED'
   | 'TICKETS_NOT_READY'
   | 'IDEMPOTENCY_IN_PROGRESS'
   | 'EVENT_LIVE'

@@ -27,7 +27,7 @@ export type Endpoint = {
   /** 'json': a required JSON body; 'optional': an optional JSON body; 'raw': read as text; 'none'. */
   body: 'json' | 'optional' | 'raw' | 'none';
   documented: number[];
-  /** In /openapi.json (the SSE stream, the webhook and the service routes are not). */
+  /** In /openapi.json (the spec itself, /docs and the /wait page are not). */
   openapi: boolean;
   /** Also takes the bearer token as ?access_token= (for EventSource). */
   queryToken?: boolean;
@@ -48,7 +48,7 @@ export const ENDPOINTS: Endpoint[] = [
   { method: 'POST', path: '/api/events/{eventId}/queue', auth: 'user', body: 'none', documented: [200, 201, 400, 401, 404, 409, 413, 429, 503], openapi: true },
   { method: 'GET', path: '/api/queue/{queueId}', auth: 'user', body: 'none', documented: [200, 400, 401, 404, 503], openapi: true, queryToken: true },
   { method: 'DELETE', path: '/api/queue/{queueId}', auth: 'user', body: 'none', documented: [200, 400, 401, 404, 413, 503], openapi: true, queryToken: true },
-  { method: 'GET', path: '/api/queue/{queueId}/events', auth: 'user', body: 'none', documented: [200, 401, 404], openapi: false, queryToken: true, stream: true },
+  { method: 'GET', path: '/api/queue/{queueId}/events', auth: 'user', body: 'none', documented: [200, 400, 401, 404, 503], openapi: true, queryToken: true, stream: true },
   { method: 'GET', path: '/api/events/{eventId}/queue/fairness', auth: 'none', body: 'none', documented: [200, 400, 404, 503], openapi: true },
   { method: 'PUT', path: '/api/admin/events/{eventId}/queue', auth: 'admin', body: 'json', documented: [200, 400, 401, 403, 404, 409, 413, 415, 503], openapi: true },
   { method: 'GET', path: '/api/bookings/{bookingId}/tickets.pdf', auth: 'user', body: 'none', documented: [200, 400, 401, 404, 409, 503], openapi: true },
@@ -56,10 +56,10 @@ export const ENDPOINTS: Endpoint[] = [
   { method: 'POST', path: '/api/bookings/{bookingId}/refund', auth: 'user', body: 'optional', documented: [202, 400, 401, 404, 409, 413, 415, 503], openapi: true },
   { method: 'POST', path: '/api/admin/bookings/{bookingId}/refund', auth: 'admin', body: 'json', documented: [200, 400, 401, 403, 404, 409, 413, 415, 503], openapi: true },
   // "200 (signature verified, deduplicated) | 400 bad signature" (ARCHITECTURE.md); 404 when Stripe is not the provider
-  { method: 'POST', path: '/api/webhooks/stripe', auth: 'none', body: 'raw', documented: [200, 400, 404], openapi: false },
-  { method: 'GET', path: '/health', auth: 'none', body: 'none', documented: [200], openapi: false },
-  { method: 'GET', path: '/ready', auth: 'none', body: 'none', documented: [200, 503], openapi: false },
-  { method: 'GET', path: '/metrics', auth: 'none', body: 'none', documented: [200], openapi: false },
+  { method: 'POST', path: '/api/webhooks/stripe', auth: 'none', body: 'raw', documented: [200, 400, 404, 413, 503], openapi: true },
+  { method: 'GET', path: '/health', auth: 'none', body: 'none', documented: [200], openapi: true },
+  { method: 'GET', path: '/ready', auth: 'none', body: 'none', documented: [200, 503], openapi: true },
+  { method: 'GET', path: '/metrics', auth: 'none', body: 'none', documented: [200], openapi: true },
   { method: 'GET', path: '/openapi.json', auth: 'none', body: 'none', documented: [200], openapi: false },
   { method: 'GET', path: '/docs', auth: 'none', body: 'none', documented: [200], openapi: false },
   { method: 'GET', path: '/wait/{eventId}', auth: 'none', body: 'none', documented: [200, 404], openapi: false },
@@ -68,7 +68,7 @@ export const endpointName = (e: Endpoint) => `${e.method} ${e.path}`;
 
 /**
  * Statuses any /api route may answer besides its own list: /openapi.json lists the middleware's answers (400
- * raw-card-data, 413, 415) on the routes it documents, but not on the undocumented ones (the SSE stream), and a path
+ * raw-card-data, 413, 415) on the /api routes it documents, and a path
  * that matches no route once normalised (e.g. `..` segments) is 404 anywhere.
  * Kept separate, so a test can tell "documented" from "answered".
  */

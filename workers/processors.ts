@@ -2,6 +2,7 @@ import { UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bu
 import type { Logger } from 'pino';
 import { getBooking } from '../engine/booking/bookings-repo.js';
 import type { Engine } from '../engine/index.js';
+import { formatStartsAt } from '../engine/tickets/ticket-pdf.js';
 import type { BookingId } from '../engine/ids.js';
 import type { Metrics } from '../platform/metrics.js';
 import type { Mailer, SmsSender } from './notify/mailer.js';
@@ -24,13 +25,66 @@ export const paymentProcessor = (d: ProcessorDeps) => async (job: Job) => {
   return r;
 };
 
-/** refund: money back, seats back, booking REFUNDED. */
+/**
+ * refund: money back, seats back, booking REFUNDED; then the buyer's e-mail that says so. The e-mail has its own
+ * delivery claim ('refund-email'), so a job that runs again (after a crash between the refund and the send, or twice)
+ * sends it once.
+ */
 export const refundProcessor = (d: ProcessorDeps) => async (job: Job) => {
   const { bookingId } = QUEUES.refund.data.parse(job.data);
   const r = await d.engine.refunds.process(bookingId as BookingId);
   if (r === 'refunded') d.metrics?.refunds.inc({ outcome: 'refunded' });
-  return { result: r };
+  const mail = await sendRefundMail(d, bookingId as BookingId);
+  return { result: r, mail };
 };
+
+/** "Hello Anna," — or "Hello," when the buyer gave no name. */
+const greeting = (name: string | null) => (name?.trim() ? `Hello ${name.trim()},` : 'Hello,');
+
+/** An amount in minor units as people read it: `EUR 90.00`, `JPY 9,000`. */
+export function formatAmount(minor: number, currency: string): string {
+  const f = new Intl.NumberFormat('en-GB', { style: 'currency', currency, currencyDisplay: 'code' });
+  return f.format(minor / 10 ** (f.resolvedOptions().maximumFractionDigits ?? 2)).replace(/\u00a0/g, ' ');
+}
+
+type Holder = { holder_name: string | null; holder_email: string | null; holder_phone: string | null };
+const holderOf = async (d: ProcessorDeps, id: BookingId) =>
+  (await d.engine.deps.pg.query<Holder>('SELECT holder_name, holder_email, holder_phone FROM bookings WHERE id = $1', [id])).rows[0]!;
+
+/** Sends the refund confirmation of a REFUNDED booking, once. */
+async function sendRefundMail(d: ProcessorDeps, id: BookingId): Promise<'sent' | 'already sent' | 'not refunded'> {
+  const { engine } = d;
+  const b = await getBooking(engine.deps.pg, id);
+  if (b?.status !== 'REFUNDED') return 'not refunded';
+  const claim = await engine.tickets.claimDelivery(id, 'refund-email');
+  if (claim === 'sent') return 'already sent';
+  if (claim === 'in-flight') throw new Error(`the refund e-mail of ${id} is claimed by another run; retrying later`);
+  const holder = await holderOf(d, id);
+  const event = (await engine.catalog.cached(b.eventId))!;
+  let messageId: string;
+  try {
+    ({ messageId } = await d.mailer.send({
+      to: holder.holder_email ?? `${b.userId}@users.floodgate.invalid`,
+      from: d.mailFrom,
+      subject: `Refund for ${event.name}`.replace(/[\r\n]+/g, ' '),
+      text:
+        `${greeting(holder.holder_name)}\n\nyour booking ${b.bookingId} for ${event.name} at ${event.venue}, ` +
+        `${formatStartsAt(event.startsAt, event.timeZone)}, has been refunded: ${formatAmount(b.amount, b.currency)} goes back to the ` +
+        `card you paid with. Its ${b.ticketCount} ticket(s) are no longer valid.\n`,
+      attachments: [],
+      idempotencyKey: `refund-${b.bookingId}`,
+    }));
+  } catch (err) {
+    await engine.tickets.releaseClaim(id, 'refund-email');
+    d.metrics?.notifications.inc({ channel: 'email', outcome: 'failed' });
+    if ((err as { retryable?: boolean }).retryable === false) throw new UnrecoverableError((err as Error).message);
+    throw err;
+  }
+  await engine.tickets.markDelivered(id, 'refund-email', messageId);
+  d.metrics?.notifications.inc({ channel: 'email', outcome: 'sent' });
+  d.log.info({ bookingId: id }, 'refund e-mail sent');
+  return 'sent';
+}
 
 /**
  * notify: one channel of one booking. The delivery claim makes a job that runs twice send once; the transport is
@@ -83,7 +137,8 @@ export const notifyProcessor = (d: ProcessorDeps) => async (job: Job) => {
         from: d.mailFrom,
         subject: `Your tickets for ${event.name}`.replace(/[\r\n]+/g, ' '),
         text:
-          `Hello ${holder.holder_name ?? ''},\n\nyour ${b.ticketCount} ticket(s)${seats} for ${event.name} at ${event.venue}, ${event.startsAt}, ` +
+          `${greeting(holder.holder_name)}\n\nyour ${b.ticketCount} ticket(s)${seats} for ${event.name} at ${event.venue}, ` +
+          `${formatStartsAt(event.startsAt, event.timeZone)}, ` +
           `are attached. Show the QR code of each ticket at the gate.\n\nBooking ${b.bookingId}\n`,
         attachments: [{ filename: `tickets-${b.bookingId}.pdf`, contentType: 'application/pdf', content: pdf }],
         idempotencyKey: `tickets-${b.bookingId}`,

@@ -114,8 +114,13 @@ describe('payments, tickets and refunds over HTTP', () => {
     for (const left of [2, 1, 0]) {
       const r = await pay();
       expect([r.status, r.json.type, r.json.attemptsLeft]).toEqual([402, '/problems/payment-failed', left]);
+      if (left > 0) {
+        // the booking says why it is PAYMENT_FAILED
+        const now = (await api.call('GET', `/api/bookings/${bookingId}`, { token: dan })).json;
+        expect([now.status, now.failureReason]).toEqual(['PAYMENT_FAILED', `payment declined (${r.json.declineCode}): ${r.json.detail}`]);
+      }
     }
-    expect((await api.call('GET', `/api/bookings/${bookingId}`, { token: dan })).json.status).toBe('CANCELLED');
+    expect((await api.call('GET', `/api/bookings/${bookingId}`, { token: dan })).json).toMatchObject({ status: 'CANCELLED', failureReason: 'payment declined too many times' });
     expect((await api.call('GET', `/api/events/${ev.id}`)).json.tiers[0].available).toBe(3);
     expect((await pay()).json.type).toBe('/problems/booking-not-payable');
   });
@@ -136,6 +141,41 @@ describe('payments, tickets and refunds over HTTP', () => {
     expect((await api.call('GET', `/api/events/${ev.id}`)).json.tiers[0].available).toBe(5);
     const again = await api.call('POST', `/api/bookings/${bookingId}/refund`, { token: eve });
     expect([again.status, again.json.type]).toEqual([409, '/problems/refund-not-allowed']);
+  });
+
+  it('a refund after the gate scan: 409 ticket-used for the buyer and a plain approval; an admin override needs a reason', async ({ engine, jobs, onTestFinished }) => {
+    const api = await startApi(engine, { persist: true });
+    onTestFinished(() => api.close());
+    const ev = await createGaEvent(engine, 5);
+    const gus = await token('gus');
+    const root = await token('root', { admin: true });
+    const bookingId = (await api.call('POST', '/api/bookings', { token: gus, body: { eventId: ev.id, ticketCount: 1 } })).json.bookingId;
+    expect((await api.call('POST', '/api/payments', { token: gus, body: { bookingId, paymentMethodId: 'pm_card_visa' } })).status).toBe(200);
+    const [code] = engine.tickets.codes(await engine.bookings.get(bookingId, { userId: 'gus' as never }));
+    expect((await api.call('POST', '/api/tickets/verify', { token: await engineToken('scanner', 'gate'), body: { code } })).json.result).toBe('valid');
+
+    const asked = await api.call('POST', `/api/bookings/${bookingId}/refund`, { token: gus, body: { reason: 'left early' } });
+    expect([asked.status, asked.headers.get('content-type'), asked.json.type, asked.json.scannedTickets]).toEqual([
+      409, 'application/problem+json', '/problems/ticket-used', 1,
+    ]);
+    const plain = await api.call('POST', `/api/admin/bookings/${bookingId}/refund`, { token: root, body: { decision: 'approve' } });
+    expect([plain.status, plain.json.type]).toEqual([409, '/problems/ticket-used']);
+    const noReason = await api.call('POST', `/api/admin/bookings/${bookingId}/refund`, { token: root, body: { decision: 'approve', overrideTicketUsed: true } });
+    expect([noReason.status, noReason.json.type, noReason.json.errors]).toEqual([400, '/problems/validation', [expect.objectContaining({ field: 'reason' })]]);
+    const denyOverride = await api.call('POST', `/api/admin/bookings/${bookingId}/refund`, {
+      token: root, body: { decision: 'deny', overrideTicketUsed: true, reason: 'x' },
+    });
+    expect([denyOverride.status, denyOverride.json.errors]).toEqual([400, [expect.objectContaining({ field: 'overrideTicketUsed' })]]);
+    expect(jobs.refund).not.toContain(bookingId);
+    expect((await api.call('GET', `/api/bookings/${bookingId}`, { token: gus })).json.status).toBe('CONFIRMED');
+
+    const forced = await api.call('POST', `/api/admin/bookings/${bookingId}/refund`, {
+      token: root, body: { decision: 'approve', overrideTicketUsed: true, reason: 'stage collapsed' },
+    });
+    expect([forced.status, forced.json]).toEqual([200, { bookingId, status: 'REFUND_REQUESTED' }]);
+    expect(jobs.refund).toContain(bookingId);
+    expect(await engine.refunds.process(bookingId)).toBe('refunded');
+    expect((await api.call('GET', `/api/bookings/${bookingId}`, { token: gus })).json.status).toBe('REFUNDED');
   });
 
   it('a card number sent to any endpoint is refused (400 raw-card-data) and reaches no log line, job or table', async ({ engine, jobs, pg, redis, ns, onTestFinished }) => {

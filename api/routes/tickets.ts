@@ -16,6 +16,21 @@ const GateResult = z
   })
   .openapi('GateResult');
 
+const DecideInput = z
+  .strictObject({
+    decision: z.enum(['approve', 'deny']),
+    reason: ReasonInput.optional(),
+    overrideTicketUsed: z
+      .boolean()
+      .optional()
+      .openapi({ description: 'Refund even though a ticket of the booking was scanned at the gate (approve only, with a reason)' }),
+  })
+  .superRefine((b, ctx) => {
+    if (!b.overrideTicketUsed) return;
+    if (b.decision !== 'approve') ctx.addIssue({ code: 'custom', path: ['overrideTicketUsed'], message: 'only an approval can override a used ticket' });
+    if (!b.reason) ctx.addIssue({ code: 'custom', path: ['reason'], message: 'required when overriding a used ticket' });
+  });
+
 export const tickets = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
   .openapi(
     createRoute({
@@ -89,24 +104,27 @@ export const tickets = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
     createRoute({
       method: 'post',
       path: '/api/admin/bookings/{bookingId}/refund',
-      summary: 'Approve or deny a refund request (admin)',
+      summary: 'Approve or deny a refund request (admin); refunding a booking whose tickets were scanned needs overrideTicketUsed and a reason',
       security: [{ bearer: [] }],
       request: {
         params: Params,
         body: {
-          content: { 'application/json': { schema: z.strictObject({ decision: z.enum(['approve', 'deny']), reason: ReasonInput.optional() }) } },
+          content: { 'application/json': { schema: DecideInput } },
           required: true,
         },
       },
       responses: {
-        200: { description: 'Decided', content: { 'application/json': { schema: z.object({ bookingId: z.string(), status: z.enum(['REFUND_REQUESTED', 'CONFIRMED']) }) } } },
+        200: {
+          description: 'Decided',
+          content: { 'application/json': { schema: z.object({ bookingId: z.string(), status: z.enum(['REFUND_REQUESTED', 'CONFIRMED', 'TICKETS_DELIVERED']) }) } },
+        },
         ...problemResponses(400, 401, 403, 404, 409),
       },
     }),
     async (c) => {
       const bookingId = c.req.valid('param').bookingId as BookingId;
-      const { decision, reason } = c.req.valid('json');
-      const r = await c.var.deps.engine.refunds.decide(bookingId, decision === 'approve', c.var.user.id, reason);
+      const { decision, reason, overrideTicketUsed } = c.req.valid('json');
+      const r = await c.var.deps.engine.refunds.decide(bookingId, decision === 'approve', c.var.user.id, { reason, overrideTicketUsed });
       if (decision === 'deny') c.var.deps.metrics.refunds.inc({ outcome: 'denied' });
       return c.json({ bookingId, ...r }, 200);
     },

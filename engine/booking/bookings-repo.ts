@@ -83,7 +83,8 @@ export type NewBooking = {
 };
 
 /**
- * Records holds as RESERVED (or FAILED) bookings in one statement (audit: -> PENDING -> state). The trigger adds
+ * Records holds as RESERVED (or FAILED) bookings in one statement (the audit trigger writes -> PENDING -> state, with
+ * the cause this statement sets in `floodgate.cause`). The inventory trigger adds
  * their tickets to the tiers' `reserved`; the CHECK on tiers and the unique index on live seats make Postgres
  * refuse an oversell, failing the whole statement (the caller then retries one by one in savepoints). Booking
  * ids already present change nothing. Returns the ids recorded now.
@@ -92,8 +93,9 @@ export async function insertBookings(db: Queryable, bs: NewBooking[], state: 'RE
   if (bs.length === 0) return new Set();
   const seatOwners = bs.flatMap((b) => b.seats.map(() => b.bookingId));
   const { rows } = await db.query<{ id: string }>(
-    `WITH input AS (
-       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::bigint[], $13::text[], $14::text[])
+    `WITH why AS (SELECT set_config('floodgate.cause', $10, true)),
+     input AS (
+       SELECT i.* FROM why, unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::bigint[], $13::text[], $14::text[])
          AS i(id, event_id, tier_id, user_id, n, expires_ms, created_ms, idem_key, idem_fp)),
      b AS (
        INSERT INTO bookings (id, event_id, tier_id, user_id, ticket_count, amount, currency, state, expires_at, created_at, failure_reason,
@@ -103,10 +105,6 @@ export async function insertBookings(db: Queryable, bs: NewBooking[], state: 'RE
          FROM input i JOIN tiers t ON t.id = i.tier_id AND t.event_id = i.event_id
        ON CONFLICT (id) DO NOTHING
        RETURNING id, event_id, created_at),
-     audit AS (
-       INSERT INTO booking_transitions (booking_id, from_state, to_state, cause, at)
-       SELECT id, NULL, 'PENDING', 'hold', created_at FROM b
-       UNION ALL SELECT id, 'PENDING', $8, $10, created_at FROM b),
      seats AS (
        INSERT INTO booking_seats (booking_id, event_id, seat_id, live)
        SELECT b.id, b.event_id, s.seat, $8 = 'RESERVED' FROM unnest($11::text[], $12::text[]) AS s(booking_id, seat) JOIN b ON b.id = s.booking_id)
@@ -128,7 +126,8 @@ export async function insertBooking(db: Queryable, b: NewBooking, state: 'RESERV
 }
 
 /**
- * Moves many bookings from one of `from` to `to` in one guarded statement, with an audit row each. Returns the ids
+ * Moves many bookings from one of `from` to `to` in one guarded statement; the audit trigger writes a row each, with
+ * the cause this statement sets in `floodgate.cause`. Returns the ids
  * that moved (the others were not in any of `from`).
  */
 export async function transitionMany(
@@ -141,10 +140,9 @@ export async function transitionMany(
   for (const f of from) if (!canTransition(f, to)) throw new Error(`illegal booking transition ${f} -> ${to}`);
   if (ids.length === 0) return new Set();
   const { rows } = await db.query<{ booking_id: string }>(
-    `WITH cur AS (SELECT id, state FROM bookings WHERE id = ANY($1::text[]) AND state = ANY($2::text[]) ORDER BY id FOR UPDATE),
-          moved AS (UPDATE bookings b SET state = $3, updated_at = now() FROM cur WHERE b.id = cur.id RETURNING b.id, cur.state AS from_state)
-     INSERT INTO booking_transitions (booking_id, from_state, to_state, cause)
-     SELECT id, from_state, $3, $4 FROM moved RETURNING booking_id`,
+    `WITH why AS (SELECT set_config('floodgate.cause', $4, true)),
+          cur AS (SELECT id, state FROM why, bookings WHERE id = ANY($1::text[]) AND state = ANY($2::text[]) ORDER BY id FOR UPDATE OF bookings)
+     UPDATE bookings b SET state = $3, updated_at = now() FROM cur WHERE b.id = cur.id RETURNING b.id AS booking_id`,
     [ids, from, to, cause],
   );
   return new Set(rows.map((r) => r.booking_id));
@@ -152,7 +150,8 @@ export async function transitionMany(
 
 /**
  * Moves a booking from one of `from` to `to` in one guarded statement (the WHERE clause is the concurrency
- * guard) and writes its audit row in the same statement. Returns the state it left, or null when the booking
+ * guard); the audit trigger (migration 0007) writes its row with the cause this statement sets in `floodgate.cause`
+ * (transaction-local). Returns the state it left, or null when the booking
  * is not in any of `from` (already moved, or unknown). The database trigger refuses illegal moves too.
  */
 export async function transition(
@@ -165,11 +164,10 @@ export async function transition(
 ): Promise<BookingState | null> {
   for (const f of from) if (!canTransition(f, to)) throw new Error(`illegal booking transition ${f} -> ${to}`);
   const { rows } = await db.query<{ from_state: BookingState }>(
-    `WITH cur AS (SELECT id, state FROM bookings WHERE id = $1 AND state = ANY($2::text[]) FOR UPDATE),
-          moved AS (UPDATE bookings b SET state = $3, updated_at = now(), failure_reason = COALESCE($5, b.failure_reason)
-                      FROM cur WHERE b.id = cur.id RETURNING cur.state AS from_state)
-     INSERT INTO booking_transitions (booking_id, from_state, to_state, cause)
-     SELECT $1, from_state, $3, $4 FROM moved RETURNING from_state`,
+    `WITH why AS (SELECT set_config('floodgate.cause', $4, true)),
+          cur AS (SELECT id, state FROM why, bookings WHERE id = $1 AND state = ANY($2::text[]) FOR UPDATE OF bookings)
+     UPDATE bookings b SET state = $3, updated_at = now(), failure_reason = COALESCE($5, b.failure_reason)
+       FROM cur WHERE b.id = cur.id RETURNING cur.state AS from_state`,
     [id, from, to, cause, reason ?? null],
   );
   return rows[0]?.from_state ?? null;

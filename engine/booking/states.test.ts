@@ -83,8 +83,35 @@ describe('booking state machine', () => {
       const id = await newBooking({ pg }, ev.tiers[0]!.id, ev.id);
       await expect(pg.query("UPDATE bookings SET state = 'CONFIRMED' WHERE id = $1", [id])).rejects.toMatchObject({ code: 'FG001' });
       await expect(pg.query("UPDATE bookings SET state = 'TICKETS_DELIVERED' WHERE id = $1", [id])).rejects.toThrow(/illegal booking transition/);
-      expect(() => transition(pg, id, ['RESERVED'], 'REFUNDED', 'x')).rejects.toThrow(/illegal/);
+      await expect(transition(pg, id, ['RESERVED'], 'REFUNDED', 'x')).rejects.toThrow(/illegal booking transition RESERVED -> REFUNDED/);
       expect((await getBooking(pg, id))!.status).toBe('RESERVED');
+    });
+
+    it('a raw UPDATE of the state leaves its audit row too (written by the trigger); each move has exactly one', async ({ pg, engine }) => {
+      const ev = await createGaEvent(engine, 10);
+      const id = await newBooking({ pg }, ev.tiers[0]!.id, ev.id);
+      expect(await transition(pg, id, ['RESERVED'], 'PAYMENT_PENDING', 'pay')).toBe('RESERVED');
+      // a person at psql: no cause set, and the cause of the statement before (another transaction) does not carry over
+      await pg.query("UPDATE bookings SET state = 'CONFIRMED' WHERE id = $1", [id]);
+      await pg.query('UPDATE bookings SET updated_at = now() WHERE id = $1', [id]); // no move, no row
+      const tx = await pg.connect();
+      try {
+        await tx.query('BEGIN');
+        await tx.query("UPDATE bookings SET state = 'TICKETS_DELIVERED' WHERE id = $1", [id]);
+        await tx.query('ROLLBACK'); // a move undone leaves no trail either
+      } finally {
+        tx.release();
+      }
+      const audit = await transitionsOf(pg, id);
+      const me = (await pg.query<{ u: string }>('SELECT session_user AS u')).rows[0]!.u;
+      expect(audit.map((t) => [`${t.from}->${t.to}`, t.cause])).toEqual([
+        ['null->PENDING', 'hold'],
+        ['PENDING->RESERVED', 'hold'],
+        ['RESERVED->PAYMENT_PENDING', 'pay'],
+        ['PAYMENT_PENDING->CONFIRMED', `sql by ${me}`],
+      ]);
+      const { rows } = await pg.query<{ n: number }>("SELECT count(*)::int AS n FROM booking_transitions WHERE booking_id = $1 AND to_state = 'CONFIRMED'", [id]);
+      expect(rows[0]!.n).toBe(1);
     });
 
     it('refuses an oversell on its own: reserved + sold never exceed capacity', async ({ pg, engine }) => {

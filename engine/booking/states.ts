@@ -24,7 +24,8 @@ export const TRANSITIONS = {
   CONFIRMED: ['TICKETS_DELIVERED', 'REFUND_REQUESTED'],
   TICKETS_DELIVERED: ['REFUND_REQUESTED'],
   REFUND_REQUESTED: ['REFUNDED', 'REFUND_DENIED'],
-  REFUND_DENIED: ['CONFIRMED'],
+  // a denied refund goes back to where it came from (tickets sent or not)
+  REFUND_DENIED: ['CONFIRMED', 'TICKETS_DELIVERED'],
   REFUNDED: [],
   CANCELLED: [],
   // a payment that lands after the reservation expired re-takes the same seats if they are still free

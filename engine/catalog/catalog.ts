@@ -20,6 +20,8 @@ export type EventInput = {
   startsAt: string;
   salesOpenAt?: string | undefined;
   maxTicketsPerUser?: number | undefined;
+  /** IANA time zone of the venue (e.g. `Europe/Paris`), in which messages state the start time; UTC when not given. */
+  timeZone?: string | undefined;
   tiers: TierInput[];
 };
 
@@ -42,6 +44,8 @@ export type EventRecord = {
   startsAt: string;
   salesOpenAt: string;
   maxTicketsPerUser: number;
+  /** IANA time zone of the venue (`UTC` for events created without one). */
+  timeZone: string;
   status: 'on_sale' | 'closed';
   /** The waiting room, if the event has one (the fairness seed is never part of this). */
   queue: PublicQueue | null;
@@ -50,8 +54,20 @@ export type EventRecord = {
 export type TierCounts = { capacity: number; available: number; held: number; sold: number };
 export type EventWithAvailability = Omit<EventRecord, 'tiers'> & { tiers: (Tier & TierCounts)[] };
 
+/** A time zone name this runtime knows (IANA, e.g. `Europe/Paris`, or `UTC`). */
+export function isTimeZone(tz: string): boolean {
+  if (!/^[A-Za-z0-9_+/-]{1,64}$/.test(tz)) return false;
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Semantic checks the schema cannot express; they are bugs if they fail here (the API checks first). */
 export function checkEventInput(input: EventInput): string | null {
+  if (input.timeZone !== undefined && !isTimeZone(input.timeZone)) return 'timeZone: not a known IANA time zone (e.g. Europe/Paris)';
   const sectionIds = new Set<string>();
   for (const [i, t] of input.tiers.entries()) {
     if (!t.seating) continue;
@@ -74,13 +90,14 @@ type EventRow = {
   starts_at: Date;
   sales_open_at: Date;
   max_tickets_per_user: number;
+  time_zone: string;
   status: 'on_sale' | 'closed';
   queue: (PublicQueue & { seed?: string }) | null;
   tiers: { id: string; name: string; price: number; currency: string; capacity: number; seated: boolean; sections: Section[] | null }[];
 };
 
 const SELECT_EVENTS = `
-  SELECT e.id, e.name, e.category, e.venue, e.starts_at, e.sales_open_at, e.max_tickets_per_user, e.status, e.queue,
+  SELECT e.id, e.name, e.category, e.venue, e.starts_at, e.sales_open_at, e.max_tickets_per_user, e.time_zone, e.status, e.queue,
          (SELECT json_agg(json_build_object('id', t.id, 'name', t.name, 'price', t.price, 'currency', t.currency,
                    'capacity', t.capacity, 'seated', t.seated,
                    'sections', (SELECT json_agg(json_build_object('id', s.id, 'rows', s.rows, 'seatsPerRow', s.seats_per_row)
@@ -96,6 +113,7 @@ const toEvent = (r: EventRow): EventRecord => ({
   startsAt: r.starts_at.toISOString(),
   salesOpenAt: r.sales_open_at.toISOString(),
   maxTicketsPerUser: r.max_tickets_per_user,
+  timeZone: r.time_zone,
   status: r.status,
   queue: r.queue
     ? { enabled: r.queue.enabled, opensAt: r.queue.opensAt, admissionRatePerSecond: r.queue.admissionRatePerSecond, passTtlSeconds: r.queue.passTtlSeconds, seedHash: r.queue.seedHash }
@@ -136,10 +154,10 @@ export function createCatalog(d: EngineDeps) {
       const id = newEventId();
       await withTx(d.pg, async (tx) => {
         await tx.query(
-          `INSERT INTO events (id, name, category, venue, starts_at, sales_open_at, max_tickets_per_user)
-           VALUES ($1, $2, $3, $4, $5, COALESCE($6::timestamptz, now()), $7)`,
+          `INSERT INTO events (id, name, category, venue, starts_at, sales_open_at, max_tickets_per_user, time_zone)
+           VALUES ($1, $2, $3, $4, $5, COALESCE($6::timestamptz, now()), $7, $8)`,
           [id, input.name, input.category, input.venue, input.startsAt, input.salesOpenAt ?? null,
-            input.maxTicketsPerUser ?? d.config.defaultMaxTicketsPerUser],
+            input.maxTicketsPerUser ?? d.config.defaultMaxTicketsPerUser, input.timeZone ?? 'UTC'],
         );
         let sectionPos = 0;
         for (const [pos, t] of input.tiers.entries()) {

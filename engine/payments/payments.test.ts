@@ -178,7 +178,7 @@ describe('payments (simulated provider)', () => {
     const b = await book('late');
     const near = createEngine({ ...engine.deps, config: { ...engine.deps.config, refundCutoffHours: 24 * 365 * 10 } });
     expect(await near.refunds.request(b, u('late'))).toEqual({ status: 'REFUND_REQUESTED', decision: 'pending_review' });
-    expect(await near.refunds.decide(b, false, 'admin', 'too close to the show')).toEqual({ status: 'CONFIRMED' });
+    expect(await near.refunds.decide(b, false, 'admin', { reason: 'too close to the show' })).toEqual({ status: 'CONFIRMED' });
     expect((await getBooking(pg, b))!.status).toBe('CONFIRMED');
     expect(await codeOf(near.refunds.decide(b, true, 'admin'))).toBe('REFUND_NOT_ALLOWED');
     await drain(engine, ev.id);

@@ -111,7 +111,7 @@ export function createPayments(d: EngineDeps, holds: Holds) {
     await withTxRetrying(d.pg, async (tx) => {
       await lockTierOf(tx, b.bookingId);
       await setAttempt(tx, b.bookingId, attempt, ['pending'], 'declined', { declineCode: code, note: message });
-      await transition(tx, b.bookingId, ['PAYMENT_PENDING'], 'PAYMENT_FAILED', `declined: ${code}`);
+      await transition(tx, b.bookingId, ['PAYMENT_PENDING'], 'PAYMENT_FAILED', `declined: ${code}`, `payment declined (${code}): ${message}`);
       if (cancel) await transition(tx, b.bookingId, ['PAYMENT_FAILED'], 'CANCELLED', 'payment_failed', 'payment declined too many times');
     });
     const eventId = eventOfBooking(b.bookingId);
@@ -266,7 +266,8 @@ export function createPayments(d: EngineDeps, holds: Holds) {
           throw new DomainError('BOOKING_NOT_PAYABLE', 'the booking is already being paid', { bookingStatus: 'PAYMENT_PENDING' });
         }
         const { rows } = await tx.query<{ payment_attempts: number }>(
-          `UPDATE bookings SET payment_attempts = payment_attempts + 1, holder_name = COALESCE($2, holder_name),
+          // a new attempt: the reason the last one was declined no longer describes the booking
+          `UPDATE bookings SET payment_attempts = payment_attempts + 1, failure_reason = NULL, holder_name = COALESCE($2, holder_name),
                   holder_email = COALESCE($3, holder_email), holder_phone = COALESCE($4, holder_phone) WHERE id = $1 RETURNING payment_attempts`,
           [b.bookingId, r.holderName ?? null, r.holderEmail ?? null, r.holderPhone ?? null],
         );

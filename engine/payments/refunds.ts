@@ -1,7 +1,8 @@
 import { Reply } from '../../lua/codes.js';
 import { scriptNow } from '../clock.js';
-import { withTx } from '../../platform/pg.js';
+import { withTx, type Queryable } from '../../platform/pg.js';
 import { getBooking, transition } from '../booking/bookings-repo.js';
+import type { BookingState } from '../booking/states.js';
 import type { EngineDeps } from '../deps.js';
 import { DomainError } from '../errors.js';
 import type { BookingId, UserId } from '../ids.js';
@@ -10,14 +11,49 @@ import { eventKeys } from '../keys.js';
 import { attemptsOf, lockTierOf } from './payments.js';
 
 export type RefundDecision = 'automatic' | 'pending_review';
+export type DecideOptions = {
+  reason?: string | undefined;
+  /**
+   * An admin refunds a booking whose tickets were already scanned at the gate: allowed only when set, and only with a
+   * reason. With no refund request waiting, this opens and approves one in the same step.
+   */
+  overrideTicketUsed?: boolean | undefined;
+};
+
+/** Tickets of the booking scanned `valid` at the gate (read after the booking's row lock, so a scan cannot slip past). */
+async function scannedTickets(db: Queryable, bookingId: BookingId): Promise<number> {
+  const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM ticket_scans WHERE booking_id = $1', [bookingId]);
+  return rows[0]!.n;
+}
+
+/** Locks the booking's row (the gate takes it FOR SHARE before recording a scan) and returns its state. */
+async function lockBooking(db: Queryable, bookingId: BookingId): Promise<BookingState | null> {
+  const { rows } = await db.query<{ state: BookingState }>('SELECT state FROM bookings WHERE id = $1 FOR UPDATE', [bookingId]);
+  return rows[0]?.state ?? null;
+}
+
+const ticketUsed = (n: number) =>
+  new DomainError('TICKET_USED', `${n} ticket(s) of this booking were already scanned at the gate; only an admin can refund it, with a reason`, {
+    scannedTickets: n,
+  });
 
 /**
  * Refunds: CONFIRMED (or delivered) -> REFUND_REQUESTED -> REFUNDED (money back, tickets void, seats back to stock)
- * or REFUND_DENIED -> CONFIRMED. Policy: automatic until `refundCutoffHours` before the event, an admin's decision
- * after that.
+ * or REFUND_DENIED -> the state it came from (CONFIRMED or TICKETS_DELIVERED). Policy: automatic until
+ * `refundCutoffHours` before the event, an admin's decision after that. A booking with a ticket scanned at the gate is
+ * refunded only by an admin who overrides explicitly with a reason (409 ticket-used otherwise). Once a refund is
+ * approved its tickets are void at the gate; approval and scan both take the booking's row lock, so one of them sees
+ * the other.
  */
 export function createRefunds(d: EngineDeps) {
   const jobs = d.jobs ?? NO_JOBS;
+  const upsertRefund = (tx: Queryable, bookingId: BookingId, status: 'requested' | 'approved', reason: string | null, by: string | null) =>
+    tx.query(
+      `INSERT INTO refunds (booking_id, status, reason, decided_by, decided_at) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (booking_id) DO UPDATE SET status = EXCLUDED.status, reason = EXCLUDED.reason, decided_by = EXCLUDED.decided_by,
+         decided_at = EXCLUDED.decided_at, requested_at = now()`,
+      [bookingId, status, reason, by, by ? new Date(d.clock.now()) : null],
+    );
   return {
     async request(bookingId: BookingId, userId: UserId, reason?: string): Promise<{ status: 'REFUND_REQUESTED'; decision: RefundDecision }> {
       const b = await getBooking(d.pg, bookingId);
@@ -28,34 +64,59 @@ export function createRefunds(d: EngineDeps) {
         if (!(await transition(tx, bookingId, ['CONFIRMED', 'TICKETS_DELIVERED'], 'REFUND_REQUESTED', reason ? `refund requested: ${reason}` : 'refund requested'))) {
           throw new DomainError('REFUND_NOT_ALLOWED', `a ${b.status} booking cannot be refunded`, { bookingStatus: b.status });
         }
-        await tx.query(
-          `INSERT INTO refunds (booking_id, status, reason, decided_by, decided_at) VALUES ($1, $2, $3, $4, $5)
-           ON CONFLICT (booking_id) DO UPDATE SET status = EXCLUDED.status, reason = EXCLUDED.reason, decided_by = EXCLUDED.decided_by,
-             decided_at = EXCLUDED.decided_at, requested_at = now()`,
-          [bookingId, automatic ? 'approved' : 'requested', reason ?? null, automatic ? 'policy' : null, automatic ? new Date(d.clock.now()) : null],
-        );
+        // the transition holds the booking's row lock: a scan either committed before (seen here) or waits and then
+        // finds the refund approved (void)
+        const scanned = await scannedTickets(tx, bookingId);
+        if (scanned > 0) throw ticketUsed(scanned);
+        await upsertRefund(tx, bookingId, automatic ? 'approved' : 'requested', reason ?? null, automatic ? 'policy' : null);
       });
       if (automatic) await jobs.refund(bookingId);
       return { status: 'REFUND_REQUESTED', decision: automatic ? 'automatic' : 'pending_review' };
     },
 
-    /** An admin approves (the refund job runs) or denies (the booking is CONFIRMED again). */
-    async decide(bookingId: BookingId, approve: boolean, by: string, reason?: string): Promise<{ status: 'REFUND_REQUESTED' | 'CONFIRMED' }> {
-      const updated = await withTx(d.pg, async (tx) => {
+    /**
+     * An admin approves (the refund job runs) or denies (the booking goes back to CONFIRMED or TICKETS_DELIVERED).
+     * Approving a booking with a scanned ticket needs `overrideTicketUsed` and a reason.
+     */
+    async decide(
+      bookingId: BookingId,
+      approve: boolean,
+      by: string,
+      o: DecideOptions = {},
+    ): Promise<{ status: 'REFUND_REQUESTED' | 'CONFIRMED' | 'TICKETS_DELIVERED' }> {
+      const { reason, overrideTicketUsed = false } = o;
+      if (overrideTicketUsed && (!approve || !reason)) throw new Error('overrideTicketUsed needs an approval with a reason');
+      const r = await withTx(d.pg, async (tx) => {
+        const state = await lockBooking(tx, bookingId);
+        if (!state) return null;
+        const scanned = approve ? await scannedTickets(tx, bookingId) : 0;
+        if (scanned > 0 && !overrideTicketUsed) throw ticketUsed(scanned);
+        const cause = scanned > 0 ? `refund approved by ${by} over ${scanned} scanned ticket(s): ${reason}` : null;
+        if (overrideTicketUsed && (state === 'CONFIRMED' || state === 'TICKETS_DELIVERED')) {
+          // nobody asked (a buyer's request after the scan is refused): the admin's refund opens and approves one
+          await transition(tx, bookingId, [state], 'REFUND_REQUESTED', cause ?? `refund by ${by}: ${reason}`);
+          await upsertRefund(tx, bookingId, 'approved', reason ?? null, by);
+          return 'REFUND_REQUESTED' as const;
+        }
         const { rowCount } = await tx.query(
           `UPDATE refunds SET status = $2, decided_by = $3, decided_at = now(), reason = COALESCE($4, reason) WHERE booking_id = $1 AND status = 'requested'`,
           [bookingId, approve ? 'approved' : 'denied', by, reason ?? null],
         );
-        if (rowCount !== 1) return false;
-        if (!approve) {
-          await transition(tx, bookingId, ['REFUND_REQUESTED'], 'REFUND_DENIED', `refund denied: ${reason ?? 'policy'}`);
-          await transition(tx, bookingId, ['REFUND_DENIED'], 'CONFIRMED', 'booking remains active');
-        }
-        return true;
+        if (rowCount !== 1 || state !== 'REFUND_REQUESTED') return null;
+        if (approve) return 'REFUND_REQUESTED' as const;
+        // back to where the request came from: a delivered booking stays delivered
+        const { rows } = await tx.query<{ from_state: BookingState }>(
+          `SELECT from_state FROM booking_transitions WHERE booking_id = $1 AND to_state = 'REFUND_REQUESTED' ORDER BY id DESC LIMIT 1`,
+          [bookingId],
+        );
+        const back = rows[0]?.from_state === 'TICKETS_DELIVERED' ? 'TICKETS_DELIVERED' : 'CONFIRMED';
+        await transition(tx, bookingId, ['REFUND_REQUESTED'], 'REFUND_DENIED', `refund denied: ${reason ?? 'policy'}`);
+        await transition(tx, bookingId, ['REFUND_DENIED'], back, 'booking remains active');
+        return back;
       });
-      if (!updated) throw new DomainError('REFUND_NOT_ALLOWED', 'there is no refund request waiting for a decision');
+      if (!r) throw new DomainError('REFUND_NOT_ALLOWED', 'there is no refund request waiting for a decision');
       if (approve) await jobs.refund(bookingId);
-      return { status: approve ? 'REFUND_REQUESTED' : 'CONFIRMED' };
+      return { status: r };
     },
 
     /** The refund job: money back (idempotent key per booking), seats back to stock, booking REFUNDED. */

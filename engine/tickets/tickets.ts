@@ -1,3 +1,4 @@
+import { withTx } from '../../platform/pg.js';
 import { getBooking, transition, type Booking } from '../booking/bookings-repo.js';
 import type { Bookings } from '../booking/bookings.js';
 import type { Catalog } from '../catalog/catalog.js';
@@ -6,6 +7,9 @@ import { DomainError } from '../errors.js';
 import type { BookingId, UserId } from '../ids.js';
 import { signTicketCode, ticketKey, verifyTicketCode } from './ticket-code.js';
 import { renderTicketsPdf } from './ticket-pdf.js';
+
+/** What a delivery claim is for: the tickets by e-mail or SMS, or the refund confirmation. */
+export type DeliveryChannel = 'email' | 'sms' | 'refund-email';
 
 const HAS_TICKETS = new Set(['CONFIRMED', 'TICKETS_DELIVERED', 'REFUND_REQUESTED', 'REFUND_DENIED']);
 
@@ -44,20 +48,34 @@ export function createTickets(d: EngineDeps, catalog: Catalog, bookings: Pick<Bo
       return { booking: b, pdf };
     },
 
-    /** The gate: valid once, then "already used"; a forged code or a refunded booking's is invalid. */
+    /**
+     * The gate: valid once, then "already used"; a forged code, a refunded booking's, or one whose refund was approved
+     * is invalid. The scan holds the booking's row lock (FOR SHARE) while it records itself, as a refund approval holds
+     * it (FOR UPDATE) while it looks for scans: one of the two always sees the other.
+     */
     async verify(code: string, gate?: string): Promise<GateResult> {
       const v = verifyTicketCode(d.config.ticketSecret, code);
       if (!v.ok) return { result: 'invalid', reason: v.reason };
       const b = await getBooking(d.pg, v.claims.bookingId);
-      if (!b || !HAS_TICKETS.has(b.status) || v.claims.ticket > b.ticketCount) return { result: 'invalid', reason: 'void' };
+      if (!b || v.claims.ticket > b.ticketCount) return { result: 'invalid', reason: 'void' };
       const key = ticketKey(v.claims);
-      const { rows } = await d.pg.query<{ scanned_at: Date; first: boolean }>(
-        `WITH ins AS (INSERT INTO ticket_scans (ticket_key, booking_id, gate) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING scanned_at)
-         SELECT scanned_at, true AS first FROM ins
-         UNION ALL SELECT scanned_at, false FROM ticket_scans WHERE ticket_key = $1 AND NOT EXISTS (SELECT 1 FROM ins)`,
-        [key, b.bookingId, gate ?? null],
-      );
-      const row = rows[0]!;
+      const row = await withTx(d.pg, async (tx) => {
+        const { rows: now } = await tx.query<{ state: string }>(
+          `SELECT state FROM bookings WHERE id = $1 FOR SHARE`,
+          [b.bookingId],
+        );
+        if (!now[0] || !HAS_TICKETS.has(now[0].state)) return null;
+        const { rows: refund } = await tx.query(`SELECT 1 FROM refunds WHERE booking_id = $1 AND status IN ('approved', 'refunded')`, [b.bookingId]);
+        if (refund.length > 0) return null;
+        const { rows } = await tx.query<{ scanned_at: Date; first: boolean }>(
+          `WITH ins AS (INSERT INTO ticket_scans (ticket_key, booking_id, gate) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING scanned_at)
+           SELECT scanned_at, true AS first FROM ins
+           UNION ALL SELECT scanned_at, false FROM ticket_scans WHERE ticket_key = $1 AND NOT EXISTS (SELECT 1 FROM ins)`,
+          [key, b.bookingId, gate ?? null],
+        );
+        return rows[0]!;
+      });
+      if (!row) return { result: 'invalid', reason: 'void' };
       return row.first
         ? { result: 'valid', bookingId: b.bookingId, ticket: v.claims.ticket, seat: v.claims.seat ?? null }
         : { result: 'already_used', bookingId: b.bookingId, ticket: v.claims.ticket, firstScannedAt: row.scanned_at.toISOString() };
@@ -68,7 +86,7 @@ export function createTickets(d: EngineDeps, catalog: Catalog, bookings: Pick<Bo
      * claim was left unfinished for 10 minutes by a process that died); "sent" when it was sent; "in-flight" while
      * another run holds a fresh claim (the caller retries later: the message may or may not have gone out yet).
      */
-    async claimDelivery(bookingId: BookingId, channel: 'email' | 'sms'): Promise<'claimed' | 'sent' | 'in-flight'> {
+    async claimDelivery(bookingId: BookingId, channel: DeliveryChannel): Promise<'claimed' | 'sent' | 'in-flight'> {
       const { rowCount } = await d.pg.query(
         `INSERT INTO deliveries (booking_id, channel, status) VALUES ($1, $2, 'sending')
          ON CONFLICT (booking_id, channel) DO UPDATE SET claimed_at = now()
@@ -80,14 +98,14 @@ export function createTickets(d: EngineDeps, catalog: Catalog, bookings: Pick<Bo
       return rows[0]?.status === 'sent' ? 'sent' : 'in-flight';
     },
 
-    async markDelivered(bookingId: BookingId, channel: 'email' | 'sms', messageId: string): Promise<void> {
+    async markDelivered(bookingId: BookingId, channel: DeliveryChannel, messageId: string): Promise<void> {
       await d.pg.query(`UPDATE deliveries SET status = 'sent', message_id = $3, sent_at = now() WHERE booking_id = $1 AND channel = $2`, [
         bookingId, channel, messageId,
       ]);
     },
 
     /** Releases an unfinished claim so the retry can send (the transport failed before accepting the message). */
-    async releaseClaim(bookingId: BookingId, channel: 'email' | 'sms'): Promise<void> {
+    async releaseClaim(bookingId: BookingId, channel: DeliveryChannel): Promise<void> {
       await d.pg.query(`DELETE FROM deliveries WHERE booking_id = $1 AND channel = $2 AND status = 'sending'`, [bookingId, channel]);
     },
 
