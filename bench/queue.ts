@@ -73,7 +73,7 @@ try {
   for (let i = 0; i < queued; i += 10_000) {
     const p = redis.pipeline();
     for (let j = i; j < Math.min(queued, i + 10_000); j++) {
-      p.joinQueue(k.wrCfg, k.wrPre, k.wrLine, k.wrPasses, k.wrDone, memberOf(engine.deps.config.admissionSecret, memEvent.id, `m-${j}` as UserId), Date.now());
+      p.joinQueue(k.wrCfg, k.wrPre, k.wrLine, k.wrPasses, k.wrDone, k.wrJoined, memberOf(engine.deps.config.admissionSecret, memEvent.id, `m-${j}` as UserId), Date.now());
     }
     await p.exec();
     if (i % 100_000 === 0) process.stderr.write(`\r  queued ${i.toLocaleString('en')}`);

@@ -23,6 +23,7 @@ export function eventKeys(ns: Namespace, id: EventId) {
     wrPasses: `${p}:wr:passes`,
     wrUsed: `${p}:wr:used`,
     wrDone: `${p}:wr:done`,
+    wrJoined: `${p}:wr:joined`,
     wrLease: `${p}:wr:lease`,
     hold: (b: BookingId) => `${p}:hold:${b}`,
     /** The first reply for one buyer's Idempotency-Key (keys are per buyer, so they cannot collide). */

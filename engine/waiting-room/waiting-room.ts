@@ -149,7 +149,7 @@ export function createWaitingRoom(d: EngineDeps) {
     async join(eventId: EventId, userId: UserId): Promise<{ created: boolean; status: QueueStatus }> {
       const k = keys(eventId);
       const member = memberOf(d.config.admissionSecret, eventId, userId);
-      const [code, a] = await d.redis.joinQueue(k.wrCfg, k.wrPre, k.wrLine, k.wrPasses, k.wrDone, member, scriptNow(d.clock));
+      const [code, a] = await d.redis.joinQueue(k.wrCfg, k.wrPre, k.wrLine, k.wrPasses, k.wrDone, k.wrJoined, member, scriptNow(d.clock));
       switch (code) {
         case Reply.JOINED:
         case Reply.ALREADY_IN:
@@ -231,13 +231,16 @@ export function createWaitingRoom(d: EngineDeps) {
       if (code !== Reply.OK) throw new DomainError('QUEUE_NOT_FOUND', 'no such place in a waiting room');
     },
 
-    /** One admission step for one event: at most maxAdmit people, never more than the stock can serve. */
+    /**
+     * One admission step for one event: at most maxAdmit people, never more than the stock can serve. `waitsMs` has
+     * each admitted person's wait, from taking the place to this admission.
+     */
     async admit(eventId: EventId, maxAdmit: number) {
       const k = keys(eventId);
-      const r = await d.redis.admitNext(k.wrCfg, k.wrPre, k.wrLine, k.wrPasses, k.wrUsed, k.wrDone, k.inv, scriptNow(d.clock), maxAdmit);
+      const r = await d.redis.admitNext(k.wrCfg, k.wrPre, k.wrLine, k.wrPasses, k.wrUsed, k.wrDone, k.inv, k.wrJoined, scriptNow(d.clock), maxAdmit);
       if (r[0] === Reply.IDLE) return null;
-      const [, admitted, expired, free, held, outstanding, waiting] = r.map(Number) as number[];
-      return { admitted: admitted!, expired: expired!, free: free!, held: held!, outstanding: outstanding!, waiting: waiting! };
+      const [, admitted, expired, free, held, outstanding, waiting, ...waitsMs] = r.map(Number) as number[];
+      return { admitted: admitted!, expired: expired!, free: free!, held: held!, outstanding: outstanding!, waiting: waiting!, waitsMs };
     },
 
     /** The admission ceiling of an event (people per second), or 0 when its waiting room is off. */
