@@ -1,7 +1,7 @@
 import { problemResponses } from './schemas.js';
 
 /** The operations the per-user and per-IP rate limits apply to (api/app.ts mounts them on these POSTs only). */
-const RATE_LIMITED = new Set(['post /api/bookings', 'post /api/payments', 'post /api/events/{eventId}/queue']);
+const RATE_LIMITED = new Set(['post /api/bookings', 'post /api/payments', 'post /api/events/{eventId}/queue', 'get /api/queue/{queueId}']);
 
 type Operation = { requestBody?: { content?: Record<string, unknown> }; responses?: Record<string, unknown> };
 type Document = { paths?: Record<string, Record<string, Operation>> };

@@ -43,5 +43,7 @@ export function globalKeys(ns: Namespace) {
     events: `${ns}:events`,
     /** SET of events whose waiting room is enabled: the admission worker's work list. */
     queues: `${ns}:queues`,
+    /** ZSET of one user's or one client IP's open status streams (streamId -> lease expiry), shared by every API process. */
+    streams: (kind: 'user' | 'ip', who: string) => `${ns}:streams:${kind}:${who}`,
   } as const;
 }
