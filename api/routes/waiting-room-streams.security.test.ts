@@ -13,7 +13,7 @@ async function openStream(api: TestApi, queueId: string, bearer: string) {
   const res = await fetch(`${api.url}/api/queue/${queueId}/events?access_token=${bearer}`, { signal: ctl.signal });
   let first = '';
   if (res.status === 200) first = new TextDecoder().decode((await res.body!.getReader().read()).value);
-  const body = res.status === 200 ? null : await res.json();
+  const body = (res.status === 200 ? null : await res.json()) as { type: string; detail: string; status: number } | null;
   return { status: res.status, headers: res.headers, body, first, close: () => ctl.abort() };
 }
 
@@ -52,7 +52,7 @@ describe('waiting-room status streams and reads are capped (one user held 300 st
     expect(third.headers.get('content-type')).toBe('application/problem+json');
     expect(third.headers.get('retry-after')).toBe('30');
     expect(third.body).toMatchObject({ type: '/problems/too-many-streams', status: 429 });
-    expect(third.body.detail).toMatch(/account/);
+    expect(third.body!.detail).toMatch(/account/);
 
     // hanging up frees the slot (on whichever process held it)
     s2.close();
@@ -65,8 +65,8 @@ describe('waiting-room status streams and reads are capped (one user held 300 st
     // per IP (everyone here is 127.0.0.1): ann 2 + bob 1 = 3, so cat is refused although cat has none open
     expect((await stream(b, 'bob')).status).toBe(200);
     const cat = await stream(a, 'cat');
-    expect([cat.status, cat.body.type]).toEqual([429, '/problems/too-many-streams']);
-    expect(cat.body.detail).toMatch(/address/);
+    expect([cat.status, cat.body!.type]).toEqual([429, '/problems/too-many-streams']);
+    expect(cat.body!.detail).toMatch(/address/);
     // a refused stream took nothing: after bob leaves, cat gets in
     open.at(-2)!.close();
     await waitFor('cat gets a stream', async () => (await stream(a, 'cat')).status === 200);
