@@ -101,6 +101,9 @@ export function createApp(deps: AppDeps) {
   app.use('/api/payments', limited('pay'));
   app.use('/api/events/:eventId/queue', limited('join'));
   app.use('/api/queue/*', auth({ query: true }));
+  // status reads (polls and stream openings) are limited too: each one runs a Redis script
+  const statusLimit = rateLimit(deps, 'status');
+  app.use('/api/queue/*', (c, next) => (c.req.method === 'GET' ? statusLimit(c, next) : next()));
 
   app.route('/', health);
   app.route('/', events);

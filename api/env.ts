@@ -1,5 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { RateLimitConfig } from './middleware/rate-limit.js';
+import type { StreamCapConfig } from './middleware/stream-slots.js';
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/index.js';
 import type { UserId } from '../engine/ids.js';
@@ -11,6 +12,8 @@ export type ApiConfig = {
   stripeWebhookSecrets?: string[];
   /** Per-user and per-IP limits on holds, payments and joins (none = no limits). */
   rateLimit?: RateLimitConfig;
+  /** Caps on open status streams (Server-Sent Events) per user and per IP (none = no caps). */
+  streams?: StreamCapConfig;
   bodyLimitBytes: number;
   requestTimeoutMs: number;
 };

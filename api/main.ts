@@ -19,6 +19,7 @@ runMain(async () => {
       bodyLimitBytes: config.BODY_LIMIT_BYTES,
       requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
       stripeWebhookSecrets: config.PAYMENTS_PROVIDER === 'stripe' ? config.STRIPE_WEBHOOK_SECRET!.split(',').map((s) => s.trim()) : [],
+      streams: { perUser: config.STREAM_MAX_PER_USER, perIp: config.STREAM_MAX_PER_IP },
       rateLimit: { perUser: config.RATE_LIMIT_PER_USER, perIp: config.RATE_LIMIT_PER_IP, windowSeconds: config.RATE_LIMIT_WINDOW_SECONDS, trustProxy: config.TRUST_PROXY },
     },
     checks: { redis: () => rt.redis.ping(), postgres: () => rt.pg.query('SELECT 1') },

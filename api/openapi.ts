@@ -4,8 +4,13 @@ import { QueueIdParam, problemResponses } from './schemas.js';
 /** Operations that read their body raw (the webhook checks a signature over the exact bytes): no 415 for them. */
 const RAW_BODY = new Set(['post /api/webhooks/stripe']);
 
-/** The operations the per-user and per-IP rate limits apply to (api/app.ts mounts them on these POSTs only). */
-const RATE_LIMITED = new Set(['post /api/bookings', 'post /api/payments', 'post /api/events/{eventId}/queue']);
+/**
+ * The operations the per-user and per-IP rate limits apply to (api/app.ts mounts them on these), and the status stream,
+ * which also answers 429 past its open-stream caps.
+ */
+const RATE_LIMITED = new Set([
+  'post /api/bookings', 'post /api/payments', 'post /api/events/{eventId}/queue', 'get /api/queue/{queueId}', 'get /api/queue/{queueId}/events',
+]);
 
 type Operation = { requestBody?: { content?: Record<string, unknown> }; responses?: Record<string, unknown> };
 type Document = { paths?: Record<string, Record<string, Operation>> };
@@ -16,7 +21,7 @@ type Document = { paths?: Record<string, Record<string, Operation>> };
  *   400  a card number anywhere in the request (`raw-card-data`), or a malformed request;
  *   413  a request body over the limit (every method but GET, checked before routing);
  *   415  a JSON body sent as another media type (operations that take JSON);
- *   429  the rate limits (joining a queue, holding, paying);
+ *   429  the rate limits (joining a queue, holding, paying, reading a place in line) and the status streams' caps;
  *   503  Redis or Postgres unavailable or past their deadline (`service-unavailable`, with Retry-After).
  * Answers a route documents itself are kept as they are.
  */

@@ -23,6 +23,7 @@ export function eventKeys(ns: Namespace, id: EventId) {
     wrPasses: `${p}:wr:passes`,
     wrUsed: `${p}:wr:used`,
     wrDone: `${p}:wr:done`,
+    wrJoined: `${p}:wr:joined`,
     wrLease: `${p}:wr:lease`,
     hold: (b: BookingId) => `${p}:hold:${b}`,
     /** The first reply for one buyer's Idempotency-Key (keys are per buyer, so they cannot collide). */
@@ -42,5 +43,7 @@ export function globalKeys(ns: Namespace) {
     events: `${ns}:events`,
     /** SET of events whose waiting room is enabled: the admission worker's work list. */
     queues: `${ns}:queues`,
+    /** ZSET of one user's or one client IP's open status streams (streamId -> lease expiry), shared by every API process. */
+    streams: (kind: 'user' | 'ip', who: string) => `${ns}:streams:${kind}:${who}`,
   } as const;
 }

@@ -233,7 +233,7 @@ describe('alert rules', () => {
     };
     for (const r of rules) {
       expect(r.expr, r.alert).toMatch(thresholds[r.alert]!);
-      if (r.expr.includes(' / ') || r.expr.includes('histogram_quantile')) expect(r.expr, r.alert).toMatch(/\n\s*and sum(?: by \(\w+\) )?\(rate\([^)]+\)\) > 0$/);
+      if (r.expr.includes(' / ') || r.expr.includes('histogram_quantile')) expect(r.expr, r.alert).toMatch(/\n\s*and (?:sum(?: by \(\w+\) )?\(rate\([^)]+\)\)|max\(\w+\)) > 0$/);
     }
   });
 

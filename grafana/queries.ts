@@ -52,6 +52,7 @@ export const EXPORTED_METRICS = [
   'floodgate_jobs_stalled_total',
   'floodgate_worker_errors_total',
   'floodgate_pg_lock_waits',
+  'floodgate_pg_active_sessions',
   'floodgate_pg_deadlocks_total',
   'floodgate_waiting_room_joins_total',
   'floodgate_waiting_room_admitted_total',

@@ -14,7 +14,7 @@ describe('lua scripts', async () => {
   it('are all named <camelCaseName>-<numKeys>.lua and expand their includes', () => {
     expect(scripts.map((s) => s.name).sort()).toEqual(
       ['admitNext', 'armEvent', 'configureQueue', 'confirmHold', 'expireHold', 'holdBest', 'holdGeneral', 'holdSeats', 'joinQueue',
-        'leaveQueue', 'payHold', 'queueStatus', 'refundHold', 'releaseHold', 'restoreHold', 'retakeHold', 'takeLease'].sort(),
+        'leaveQueue', 'payHold', 'queueStatus', 'refundHold', 'releaseHold', 'restoreHold', 'retakeHold', 'streamSlot', 'takeLease'].sort(),
     );
     for (const s of scripts) {
       expect(s.lua).not.toMatch(/@include/);
@@ -64,7 +64,7 @@ describe('eventKeys', () => {
 
   it('puts every key of one event on one Redis Cluster slot', () => {
     const keys = [k.meta, k.inv, k.sec, k.smap, k.expiry, k.buyers, k.outbox, k.persistLease, k.noIdem, k.wrCfg, k.wrPre, k.wrLine,
-      k.wrPasses, k.wrUsed, k.wrDone,
+      k.wrPasses, k.wrUsed, k.wrDone, k.wrJoined,
       k.hold('bk_abcdefghijkl_0123456789abcdef' as BookingId), k.idem('user-1' as UserId, 'key:1.x')];
     expect(new Set(keys.map((x) => calculateSlot(x))).size).toBe(1);
     expect(calculateSlot(k.meta)).toBe(calculateSlot('{evt:ev_abcdefghijkl}'));

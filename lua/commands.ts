@@ -76,11 +76,12 @@ declare module 'ioredis' {
     restoreHold(hold: K, expiry: K, bookingId: A, userId: A, tierId: A, count: A, seats: A, expiresAtMs: A, createdAtMs: A,
       state: 'held' | 'paying' | 'sold'): Result<ScriptReply, Context>;
     takeLease(lease: K, owner: A, ttlMs: A, mode: 'take' | 'drop'): Result<ScriptReply, Context>;
+    streamSlot(slots: K, streamId: A, nowMs: A, ttlMs: A, max: A, mode: 'take' | 'drop'): Result<[number, number], Context>;
     configureQueue(cfg: K, meta: K, enabled: '1' | '0', opensAtMs: A, salesAtMs: A, rate: A, passTtlMs: A, ticketsPerPass: A,
       seed: A, seedHash: A): Result<ScriptReply, Context>;
-    joinQueue(cfg: K, pre: K, line: K, passes: K, done: K, member: A, nowMs: A): Result<ScriptReply, Context>;
+    joinQueue(cfg: K, pre: K, line: K, passes: K, done: K, joined: K, member: A, nowMs: A): Result<ScriptReply, Context>;
     leaveQueue(pre: K, line: K, passes: K, done: K, member: A): Result<ScriptReply, Context>;
-    admitNext(cfg: K, pre: K, line: K, passes: K, used: K, done: K, inv: K, nowMs: A, maxAdmit: A): Result<ScriptReply, Context>;
+    admitNext(cfg: K, pre: K, line: K, passes: K, used: K, done: K, inv: K, joined: K, nowMs: A, maxAdmit: A): Result<ScriptReply, Context>;
     queueStatus(cfg: K, pre: K, line: K, passes: K, used: K, done: K, inv: K, member: A, nowMs: A): Result<ScriptReply, Context>;
   }
 }

@@ -51,6 +51,10 @@ const Env = z
     /** Requests per client IP and per route group in the same window; 0 = no limit. */
     RATE_LIMIT_PER_IP: int(300, 0),
     RATE_LIMIT_WINDOW_SECONDS: int(10),
+    /** Open waiting-room status streams (GET /api/queue/:queueId/events) one user may hold at once; 0 = no cap. */
+    STREAM_MAX_PER_USER: int(3, 0),
+    /** Open status streams one client IP may hold at once (people behind one NAT share it); 0 = no cap. */
+    STREAM_MAX_PER_IP: int(100, 0),
     /** Behind a load balancer: take the client IP from X-Forwarded-For. */
     TRUST_PROXY: bool.default(false),
     /** HMAC key of ticket codes (QR codes checked at the gate); at least 32 characters. */

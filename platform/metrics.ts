@@ -146,6 +146,11 @@ export function createMetrics(service: 'api' | 'workers') {
       help: 'Postgres sessions of this database waiting for a lock',
       registers: [registry],
     }),
+    pgActiveSessions: new Gauge({
+      name: 'floodgate_pg_active_sessions',
+      help: 'Postgres sessions of this database running a statement (lock contention = lock waits / these)',
+      registers: [registry],
+    }),
     pgDeadlocks: new Counter({
       name: 'floodgate_pg_deadlocks_total',
       help: 'Deadlocks Postgres detected in this database',

@@ -4,6 +4,7 @@ import type { Queue } from 'bullmq';
 import { pino, type Logger } from 'pino';
 import { createApp } from '../api/app.js';
 import type { RateLimitConfig } from '../api/middleware/rate-limit.js';
+import type { StreamCapConfig } from '../api/middleware/stream-slots.js';
 import type { Engine } from '../engine/index.js';
 import { createMetrics, type Metrics } from '../platform/metrics.js';
 import { devToken } from '../scripts/dev-token.js';
@@ -19,7 +20,7 @@ export const token = (userId: string, opts: { admin?: boolean; ttlSeconds?: numb
 export async function startApi(
   engine: Engine,
   over: {
-    bodyLimitBytes?: number; requestTimeoutMs?: number; log?: Logger; stripeWebhookSecrets?: string[]; queues?: Queue[]; rateLimit?: RateLimitConfig;
+    bodyLimitBytes?: number; requestTimeoutMs?: number; log?: Logger; stripeWebhookSecrets?: string[]; queues?: Queue[]; rateLimit?: RateLimitConfig; streams?: StreamCapConfig;
     /** Run a real persist worker beside the API, as in production (payments wait for holds to be recorded). */
     persist?: boolean;
   } = {},
@@ -35,6 +36,7 @@ export async function startApi(
       requestTimeoutMs: over.requestTimeoutMs ?? 5000,
       stripeWebhookSecrets: over.stripeWebhookSecrets ?? [],
       ...(over.rateLimit ? { rateLimit: over.rateLimit } : {}),
+      ...(over.streams ? { streams: over.streams } : {}),
     },
     checks: { redis: () => engine.deps.redis.ping(), postgres: () => engine.deps.pg.query('SELECT 1') },
     ...(over.queues ? { queues: over.queues } : {}),

@@ -169,6 +169,9 @@ export function startJobWorkers(d: ProcessorDeps, connection: ConnectionOptions,
       // a money job whose worker died is run again (every step is keyed or guarded), not failed for good after one stall
       maxStalledCount: q === 'notify' ? 1 : 10,
     });
+    // both start at 0: a panel or rate() sees a series from the start, not "no data"
+    d.metrics?.jobsStalled.inc({ queue: q }, 0);
+    d.metrics?.workerErrors.inc({ worker: q }, 0);
     w.on('stalled', () => d.metrics?.jobsStalled.inc({ queue: q }));
     w.on('failed', (job, err) => {
       d.metrics?.workerErrors.inc({ worker: q });

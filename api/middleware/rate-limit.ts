@@ -1,17 +1,22 @@
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { createMiddleware } from 'hono/factory';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import type { Context } from 'hono';
 import type { AppEnv, AppDeps } from '../env.js';
 import { problem } from '../problem.js';
 
 export type RateLimitConfig = { perUser: number; perIp: number; windowSeconds: number; trustProxy: boolean };
 
+/** The client's IP, as the per-IP limits count it (also used by the status-stream caps). */
+export const clientIp = (c: Context<AppEnv>, trustProxy: boolean) =>
+  (trustProxy ? c.req.header('x-forwarded-for')?.split(',')[0]?.trim() : undefined) ?? getConnInfo(c).remote.address ?? 'unknown';
+
 /**
- * Per-user and per-IP request limits for one route group (hold, pay, join), counted in Redis so every API process
+ * Per-user and per-IP request limits for one route group (hold, pay, join, status reads), counted in Redis so every API process
  * shares them (rate-limiter-flexible's atomic Redis limiter). Over the limit: 429 rate-limited with Retry-After and
  * nothing else happens. A limit of 0 is off.
  */
-export function rateLimit(deps: AppDeps, group: 'hold' | 'pay' | 'join') {
+export function rateLimit(deps: AppDeps, group: 'hold' | 'pay' | 'join' | 'status') {
   const cfg = deps.config.rateLimit;
   if (!cfg || (cfg.perUser === 0 && cfg.perIp === 0)) return createMiddleware<AppEnv>(async (_c, next) => next());
   const ns = deps.engine.deps.ns;
@@ -22,7 +27,7 @@ export function rateLimit(deps: AppDeps, group: 'hold' | 'pay' | 'join') {
   const perUser = make('u', cfg.perUser);
   const perIp = make('ip', cfg.perIp);
   return createMiddleware<AppEnv>(async (c, next) => {
-    const ip = (cfg.trustProxy ? c.req.header('x-forwarded-for')?.split(',')[0]?.trim() : undefined) ?? getConnInfo(c).remote.address ?? 'unknown';
+    const ip = clientIp(c, cfg.trustProxy);
     try {
       await Promise.all([perUser?.consume(c.var.user.id), perIp?.consume(ip)]);
     } catch (err) {

@@ -8,6 +8,9 @@ import { waitFor } from '../../test/wait.js';
 import { systemClock } from '../../engine/clock.js';
 import { createEngine } from '../../engine/index.js';
 import type { UserId } from '../../engine/ids.js';
+import { recordingJobs } from '../../test/jobs.js';
+import { createSimulatedProvider } from '../../workers/payment/providers/simulated.js';
+import { waitPage } from './wait-page.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -64,5 +67,63 @@ describe('the waiting-room page in Chromium', () => {
     expect(booking).toMatchObject({ status: 'RESERVED', ticketCount: 2, eventId: ev.id });
     await waitFor('the stock to show the hold', async () => (await engine.catalog.get(ev.id)).tiers[0]!.available === 48);
     expect(problems).toEqual([]);
+  });
+
+  it('on an event without a waiting room (npm start\'s demo event): sign in, book, pay, see CONFIRMED', async ({ ns, redis, pg, onTestFinished }) => {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run bash scripts/ensure-tools.sh (apt-get install chromium)`);
+    const engine = createEngine({
+      ns, redis, pg, clock: systemClock, config: TEST_ENGINE_CONFIG, jobs: recordingJobs().sink,
+      provider: createSimulatedProvider({ redis, prefix: ns, timeoutMs: 300 }),
+    });
+    // a persist worker beside the API, as in production: the payment waits for the hold to be recorded
+    const api = await startApi(engine, { persist: true });
+    const browser: Browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+        '--disable-component-update', '--disable-sync'],
+    });
+    onTestFinished(async () => {
+      await browser.close();
+      await api.close();
+    });
+    const ev = await engine.createEvent({ ...gaEvent(20, { name: 'Demo Night' }), salesOpenAt: new Date(Date.now() - 1000).toISOString(), maxTicketsPerUser: 4 });
+    expect((await engine.catalog.get(ev.id)).queue).toBeNull();
+
+    const page = await browser.newPage();
+    const problems: string[] = [];
+    page.on('pageerror', (e) => problems.push(e.message));
+    const requests: string[] = [];
+    page.on('request', (r) => requests.push(r.method() + ' ' + new URL(r.url()).pathname));
+    await page.goto(`${api.url}/wait/${ev.id}`);
+    await page.getByText('Demo Night').waitFor();
+    // sign in with the token npm start prints
+    await page.getByLabel('Your access token').fill(await token('demo-user'));
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    // no line to join: the booking form at once
+    await page.getByRole('heading', { name: 'Choose your tickets' }).waitFor();
+    await page.getByLabel('Ticket type').selectOption({ index: 0 });
+    await page.getByLabel('Number of tickets').fill('2');
+    await page.getByRole('button', { name: 'Book' }).click();
+    await page.getByRole('heading', { name: 'Booked' }).waitFor();
+    const bookingId = /bk_[a-z0-9_]+/.exec((await page.locator('#booking').textContent())!)![0];
+    await page.getByRole('button', { name: 'Pay with the test card' }).click();
+    await page.getByRole('heading', { name: 'Confirmed' }).waitFor({ timeout: 20_000 });
+    expect(await page.locator('#confirmed-text').textContent()).toContain(`${bookingId} is CONFIRMED: 2 ticket(s)`);
+
+    const booking = await engine.bookings.get(bookingId as never, { userId: 'demo-user' as UserId });
+    expect(booking).toMatchObject({ status: 'CONFIRMED', ticketCount: 2, eventId: ev.id });
+    expect(requests).not.toContain(`POST /api/events/${ev.id}/queue`); // no dead end through the waiting room
+    expect(requests.filter((r) => r === 'POST /api/payments').length).toBeGreaterThanOrEqual(1);
+    expect(problems).toEqual([]);
+  });
+
+  it('keeps all its script in one inline block with no inline event handlers (a nonce or hash CSP can cover it)', () => {
+    const html = waitPage('ev_abcdefghijkl');
+    const scripts = [...html.matchAll(/<script([^>]*)>/g)].map((m) => m[1]!.trim());
+    const executable = scripts.filter((attrs) => !attrs.includes('type="application/json"'));
+    expect(executable).toHaveLength(1);
+    expect(executable[0]).toMatch(/^(nonce="[^"]*")?$/); // no src elsewhere, no second block
+    expect(html).not.toMatch(/\son[a-z]+\s*=/i);
+    expect(html).not.toMatch(/javascript:/i);
   });
 });

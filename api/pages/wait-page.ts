@@ -1,7 +1,12 @@
 /**
- * The waiting-room page: plain HTML and a little JavaScript, no framework. It joins the line with the visitor's
- * token, follows their place over Server-Sent Events (falling back to polling), and once they are admitted offers a
- * booking form that sends the admission pass. Everything shown is set with textContent (no HTML injection).
+ * The waiting-room page: plain HTML and a little JavaScript, no framework (a stand-in until the web app lands). The
+ * visitor signs in with a token (pasted, or given in the URL fragment `#token=...`, which browsers never send to a
+ * server). On an event with a waiting room it joins the line, follows the place over Server-Sent Events (falling back
+ * to polling) and, once admitted, offers a booking form that sends the admission pass; on an event without one it
+ * offers the booking form at once. After a hold it pays with the provider's test card (`pm_card_visa`, one
+ * Idempotency-Key per booking) and shows the booking once it is confirmed. Everything shown is set with textContent
+ * (no HTML injection). All script is one inline <script> block with no inline event handlers, so a nonce or hash
+ * Content-Security-Policy covers it (the JSON data block is not script).
  */
 export function waitPage(eventId: string): string {
   const data = JSON.stringify({ eventId }).replace(/</g, '\\u003c');
@@ -31,9 +36,12 @@ export function waitPage(eventId: string): string {
   <p id="event" class="muted">Loading the event…</p>
 
   <section id="signin" hidden>
+    <h2>Sign in</h2>
+    <p class="muted">Paste your access token (<code>npm start</code> prints one; <code>npm run token -- &lt;userId&gt;</code> makes another).
+      Or open this page as <code>/wait/&lt;eventId&gt;#token=&lt;token&gt;</code>: the part after # never leaves your browser.</p>
     <label for="token">Your access token</label>
     <input id="token" type="password" autocomplete="off" size="40">
-    <button id="join" type="button">Join the line</button>
+    <button id="join" type="button">Sign in</button>
   </section>
 
   <section id="waiting" hidden aria-live="polite">
@@ -44,7 +52,7 @@ export function waitPage(eventId: string): string {
   </section>
 
   <section id="admitted" hidden>
-    <h2>You're in — choose your tickets</h2>
+    <h2 id="choose-title">You're in — choose your tickets</h2>
     <p id="pass" class="muted"></p>
     <form id="book">
       <label for="tier">Ticket type</label>
@@ -60,6 +68,15 @@ export function waitPage(eventId: string): string {
     <h2>Booked</h2>
     <p id="booking"></p>
     <p class="muted">Pay before the reservation expires to receive your tickets.</p>
+    <button id="pay" type="button">Pay with the test card</button>
+    <p id="paying" class="muted"></p>
+    <p id="pay-error" role="alert"></p>
+  </section>
+
+  <section id="confirmed" hidden aria-live="polite">
+    <h2>Confirmed</h2>
+    <p id="confirmed-text"></p>
+    <p class="muted">Your tickets are on their way by e-mail.</p>
   </section>
 
   <section id="soldout" hidden aria-live="polite">
@@ -79,18 +96,23 @@ export function waitPage(eventId: string): string {
 (() => {
   const { eventId } = JSON.parse(document.getElementById('page-data').textContent);
   const $ = (id) => document.getElementById(id);
-  const show = (id) => { for (const s of ['signin', 'waiting', 'admitted', 'booked', 'soldout', 'over']) $(s).hidden = s !== id; };
+  const show = (id) => { for (const s of ['signin', 'waiting', 'admitted', 'booked', 'confirmed', 'soldout', 'over']) $(s).hidden = s !== id; };
   const fromHash = new URLSearchParams(location.hash.slice(1)).get('token');
   if (fromHash) { localStorage.setItem('floodgate-token', fromHash); history.replaceState(null, '', location.pathname); }
   let token = fromHash || localStorage.getItem('floodgate-token') || '';
   let current = null;
   let events = null;
+  let eventInfo = null;
+  let booking = null;
+  const newKey = () => (crypto.randomUUID ? crypto.randomUUID() : Date.now().toString(36) + Math.random().toString(36).slice(2));
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
   const api = async (method, path, body, headers = {}) => {
     const res = await fetch(path, { method, headers: { authorization: 'Bearer ' + token, ...(body ? { 'content-type': 'application/json' } : {}), ...headers },
       body: body ? JSON.stringify(body) : undefined });
     const json = await res.json().catch(() => ({}));
-    if (!res.ok) throw Object.assign(new Error(json.detail || json.title || ('HTTP ' + res.status)), { problem: json, status: res.status });
+    if (!res.ok) throw Object.assign(new Error(json.detail || json.title || ('HTTP ' + res.status)),
+      { problem: json, status: res.status, retryAfter: Number(res.headers.get('retry-after')) || 1 });
     return json;
   };
   const minutes = (s) => s < 90 ? Math.max(1, Math.round(s)) + ' seconds' : Math.round(s / 60) + ' minutes';
@@ -115,7 +137,7 @@ export function waitPage(eventId: string): string {
     } else if (st.status === 'sold_out') {
       show('soldout');
     } else if (st.status === 'admitted') {
-      if ($('booked').hidden) { show('admitted'); offerTickets(st); }
+      if ($('booked').hidden && $('confirmed').hidden) { show('admitted'); offerTickets(st); }
     } else if (st.status === 'expired') {
       show('over'); $('over-title').textContent = 'Your turn has passed'; $('over-text').textContent = 'Your admission pass expired before it was used.';
     } else {
@@ -124,7 +146,7 @@ export function waitPage(eventId: string): string {
   }
 
   async function offerTickets(st) {
-    $('pass').textContent = 'Your pass is valid until ' + new Date(st.admissionExpiresAt).toLocaleTimeString() + '.';
+    $('pass').textContent = st ? 'Your pass is valid until ' + new Date(st.admissionExpiresAt).toLocaleTimeString() + '.' : '';
     const ev = await fetch('/api/events/' + eventId).then((r) => r.json());
     const select = $('tier');
     if (select.options.length === 0) {
@@ -143,12 +165,53 @@ export function waitPage(eventId: string): string {
     e.preventDefault();
     $('book-error').textContent = '';
     try {
-      const b = await api('POST', '/api/bookings', { eventId, tierId: $('tier').value, ticketCount: Number($('count').value) },
-        { 'x-admission-token': current.admissionToken, 'idempotency-key': 'wait-' + current.queueId + '-' + $('tier').value + '-' + $('count').value });
+      // with a waiting room the pass goes along; without one the hold is taken directly
+      const headers = current
+        ? { 'x-admission-token': current.admissionToken, 'idempotency-key': 'wait-' + current.queueId + '-' + $('tier').value + '-' + $('count').value }
+        : { 'idempotency-key': 'book-' + newKey() };
+      const b = await api('POST', '/api/bookings', { eventId, tierId: $('tier').value, ticketCount: Number($('count').value) }, headers);
+      booking = { ...b, payKey: 'pay-' + b.bookingId };
       show('booked');
       $('booking').textContent = 'Booking ' + b.bookingId + ': ' + b.ticketCount + ' ticket(s)' + (b.seats.length ? ' (' + b.seats.join(', ') + ')' : '') +
         ', ' + (b.amount / 100).toFixed(2) + ' ' + b.currency + ', reserved until ' + new Date(b.expiresAt).toLocaleTimeString() + '.';
     } catch (err) { $('book-error').textContent = err.message; }
+  });
+
+  // Pays with the provider's test card. One Idempotency-Key per booking: a retry (503: the reservation is not
+  // recorded yet, or the provider did not answer) carries the same attempt on and never charges twice.
+  $('pay').addEventListener('click', async () => {
+    if (!booking) return;
+    $('pay').disabled = true;
+    $('pay-error').textContent = '';
+    $('paying').textContent = 'Paying…';
+    try {
+      for (let tries = 0; ; tries++) {
+        try {
+          await api('POST', '/api/payments', { bookingId: booking.bookingId, paymentMethodId: 'pm_card_visa' }, { 'idempotency-key': booking.payKey });
+          break;
+        } catch (err) {
+          if (err.status !== 503 || tries >= 10) throw err;
+          $('paying').textContent = 'Almost there: retrying in ' + err.retryAfter + ' s…';
+          await sleep(err.retryAfter * 1000);
+        }
+      }
+      $('paying').textContent = 'Paid. Confirming your booking…';
+      for (let tries = 0; tries < 60; tries++) {
+        const b = await api('GET', '/api/bookings/' + booking.bookingId);
+        if (b.status === 'CONFIRMED' || b.status === 'TICKETS_DELIVERED') {
+          show('confirmed');
+          $('confirmed-text').textContent = 'Booking ' + b.bookingId + ' is ' + b.status + ': ' + b.ticketCount + ' ticket(s)' +
+            (b.seats && b.seats.length ? ' (' + b.seats.join(', ') + ')' : '') + '.';
+          return;
+        }
+        await sleep(500);
+      }
+      $('paying').textContent = 'Paid. Your booking is being confirmed; reload this page later to see it.';
+    } catch (err) {
+      $('paying').textContent = '';
+      $('pay-error').textContent = err.message + (err.problem && err.problem.attemptsLeft !== undefined ? ' (' + err.problem.attemptsLeft + ' attempt(s) left)' : '');
+      $('pay').disabled = false;
+    }
   });
 
   function follow(queueId) {
@@ -162,6 +225,26 @@ export function waitPage(eventId: string): string {
     };
   }
 
+  /** Without a waiting room there is no line to join: the booking form at once. */
+  function bookDirectly() {
+    current = null;
+    show('admitted');
+    $('choose-title').textContent = 'Choose your tickets';
+    offerTickets(null).catch((err) => { $('error').textContent = err.message; });
+  }
+
+  async function start() {
+    if (eventInfo && !(eventInfo.queue && eventInfo.queue.enabled)) {
+      // check the token first (the bookings list needs one), so a bad token goes back to the sign-in form
+      try { await api('GET', '/api/bookings'); } catch (err) {
+        if (err.status === 401) { show('signin'); $('error').textContent = 'Please sign in: your token was not accepted.'; return; }
+      }
+      bookDirectly();
+      return;
+    }
+    await join();
+  }
+
   async function join() {
     try {
       const st = await api('POST', '/api/events/' + eventId + '/queue');
@@ -173,7 +256,7 @@ export function waitPage(eventId: string): string {
     }
   }
 
-  $('join').addEventListener('click', () => { token = $('token').value.trim(); localStorage.setItem('floodgate-token', token); join(); });
+  $('join').addEventListener('click', () => { token = $('token').value.trim(); localStorage.setItem('floodgate-token', token); start(); });
   $('leave').addEventListener('click', async () => {
     if (!current || !confirm('Leave the line? Your place will be given up.')) return;
     await api('DELETE', '/api/queue/' + current.queueId).catch(() => {});
@@ -182,9 +265,12 @@ export function waitPage(eventId: string): string {
   });
 
   fetch('/api/events/' + eventId).then((r) => r.ok ? r.json() : Promise.reject(new Error('This event does not exist.')))
-    .then((ev) => { $('event').textContent = ev.name + ' · ' + ev.venue + ' · ' + new Date(ev.startsAt).toLocaleString(); })
+    .then((ev) => {
+      eventInfo = ev;
+      $('event').textContent = ev.name + ' · ' + ev.venue + ' · ' + new Date(ev.startsAt).toLocaleString();
+      if (token) start(); else show('signin');
+    })
     .catch((err) => { $('event').textContent = err.message; });
-  if (token) join(); else show('signin');
 })();
 </script>
 </body>

@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto';
+import type { UserId } from '../../engine/ids.js';
+import { memberOf } from '../../engine/waiting-room/waiting-room.js';
 import { describe, expect, it } from '../../test/fixtures.js';
 import { gaEvent } from '../../test/events.js';
 import { startApi, token } from '../../test/http.js';
@@ -58,6 +61,16 @@ describe('waiting room API', () => {
     const lines: string[] = [];
     expect(await verifyShuffle(api.url, ev.id, (s) => lines.push(s))).toBe(true);
     expect(lines.at(-1)).toMatch(/^VERIFIED/);
+    // ... but it does not link people: someone who knows the user ids and not the server secret cannot tell who is
+    // where (the ids used to be sha256(eventId:userId), which anyone can recompute)
+    const published = (await api.call('GET', `/api/events/${ev.id}/queue/fairness`)).json.preOpening.places.map((p: { queueId: string }) => p.queueId.slice(-16));
+    expect(published).toHaveLength(2);
+    for (const who of ['ann', 'bob', 'root']) {
+      const guess = createHash('sha256').update(`${ev.id}:${who}`).digest('hex').slice(0, 16);
+      expect(published).not.toContain(guess);
+    }
+    expect(published).toContain(memberOf(engine.deps.config.admissionSecret, ev.id, 'ann' as UserId));
+    expect(memberOf('another-secret-0123456789', ev.id, 'ann' as UserId)).not.toBe(q.slice(-16));
 
     // admitted: the status carries the pass, and the pass books (once)
     await engine.waitingRoom.admit(ev.id, 10);

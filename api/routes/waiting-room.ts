@@ -2,7 +2,9 @@ import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
 import type { EventId } from '../../engine/ids.js';
 import type { QueueStatus as Status } from '../../engine/index.js';
-import type { AppEnv } from '../env.js';
+import type { AppDeps, AppEnv } from '../env.js';
+import { clientIp } from '../middleware/rate-limit.js';
+import { createStreamSlots, tooManyStreams, type StreamSlots } from '../middleware/stream-slots.js';
 import { EventIdParam, Fairness, QueueIdParam, QueueSettingsOut, QueueStatus, UpdateQueue, problemResponses } from '../schemas.js';
 import { validationHook } from '../validate.js';
 
@@ -103,29 +105,50 @@ export const waitingRoom = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
     },
   );
 
-/** Server-Sent Events: the caller's status now, then again each time it changes (checked every second). */
+/** One stream-slot counter per app (the caps are shared through Redis, not through this object). */
+const slotsOf = new WeakMap<AppDeps, StreamSlots>();
+
+/**
+ * Server-Sent Events: the caller's status now, then again each time it changes (checked every second). Each open
+ * stream takes a slot of its user's and its IP's caps (STREAM_MAX_PER_USER, STREAM_MAX_PER_IP); past a cap: 429.
+ */
 waitingRoom.get('/api/queue/:queueId/events', async (c) => {
-  const { engine } = c.var.deps;
+  const { deps } = c.var;
+  const { engine } = deps;
   const queueId = c.req.param('queueId');
   const user = c.var.user.id;
   const first = await engine.waitingRoom.status(queueId, user); // 404 before the stream starts
+  let slots = slotsOf.get(deps);
+  if (!slots) slotsOf.set(deps, (slots = createStreamSlots(deps, deps.config.streams)));
+  const slot = await slots.open(user, clientIp(c, deps.config.rateLimit?.trustProxy ?? false));
+  if (!slot.ok) return tooManyStreams(c, slot.cap, slots.leaseMs);
+  const renewEveryMs = slots.leaseMs / 3;
   return streamSSE(c, async (stream) => {
     let last = '';
     let quiet = 0;
     let status = first;
-    for (;;) {
-      const data = JSON.stringify(status);
-      if (data !== last) {
-        await stream.writeSSE({ event: 'status', data });
-        last = data;
-        quiet = 0;
-      } else if (++quiet % 15 === 0) {
-        await stream.write(': keep-alive\n\n');
+    let renewed = performance.now();
+    try {
+      for (;;) {
+        const data = JSON.stringify(status);
+        if (data !== last) {
+          await stream.writeSSE({ event: 'status', data });
+          last = data;
+          quiet = 0;
+        } else if (++quiet % 15 === 0) {
+          await stream.write(': keep-alive\n\n');
+        }
+        if (FINAL.includes(status.status) || stream.aborted) return;
+        await stream.sleep(1000);
+        if (stream.aborted) return;
+        if (performance.now() - renewed >= renewEveryMs) {
+          await slot.renew();
+          renewed = performance.now();
+        }
+        status = await engine.waitingRoom.status(queueId, user);
       }
-      if (FINAL.includes(status.status) || stream.aborted) return;
-      await stream.sleep(1000);
-      if (stream.aborted) return;
-      status = await engine.waitingRoom.status(queueId, user);
+    } finally {
+      await slot.close();
     }
   });
 });

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { scriptNow } from '../clock.js';
 import { Reply } from '../../lua/codes.js';
 import type { EngineDeps } from '../deps.js';
@@ -40,8 +40,14 @@ export type QueueStatus = {
 
 export const QUEUE_ID = /^q_([a-z0-9]{12})_([0-9a-f]{16})$/;
 
-/** A person's pseudonymous place id in an event's waiting room (the same every time: one place per person). */
-export const memberOf = (eventId: EventId, userId: UserId) => createHash('sha256').update(`${eventId}:${userId}`).digest('hex').slice(0, 16);
+/**
+ * A person's pseudonymous place id in an event's waiting room (the same every time: one place per person). Keyed
+ * with the server's admission secret, so the published fairness record (which lists these ids) cannot be linked to a
+ * user by someone who knows the user's id but not the secret; the draw stays checkable, as it is computed from the
+ * published id and the seed alone. The "wr-member" label keeps it apart from the admission passes' MACs.
+ */
+export const memberOf = (secret: string, eventId: EventId, userId: UserId) =>
+  createHmac('sha256', secret).update(`wr-member:${eventId}:${userId}`).digest('hex').slice(0, 16);
 export const queueIdOf = (eventId: EventId, member: string) => `q_${eventId.slice(3)}_${member}`;
 export function parseQueueId(queueId: string): { eventId: EventId; member: string } | null {
   const m = QUEUE_ID.exec(queueId);
@@ -142,8 +148,8 @@ export function createWaitingRoom(d: EngineDeps) {
     /** Takes (or finds again) the caller's one place in the event's waiting room. */
     async join(eventId: EventId, userId: UserId): Promise<{ created: boolean; status: QueueStatus }> {
       const k = keys(eventId);
-      const member = memberOf(eventId, userId);
-      const [code, a] = await d.redis.joinQueue(k.wrCfg, k.wrPre, k.wrLine, k.wrPasses, k.wrDone, member, scriptNow(d.clock));
+      const member = memberOf(d.config.admissionSecret, eventId, userId);
+      const [code, a] = await d.redis.joinQueue(k.wrCfg, k.wrPre, k.wrLine, k.wrPasses, k.wrDone, k.wrJoined, member, scriptNow(d.clock));
       switch (code) {
         case Reply.JOINED:
         case Reply.ALREADY_IN:
@@ -167,7 +173,7 @@ export function createWaitingRoom(d: EngineDeps) {
     /** Where the caller stands. Someone else's place (or an unknown id) is QUEUE_NOT_FOUND. */
     async status(queueId: string, userId: UserId): Promise<QueueStatus> {
       const place = parseQueueId(queueId);
-      if (!place || place.member !== memberOf(place.eventId, userId)) throw new DomainError('QUEUE_NOT_FOUND', 'no such place in a waiting room');
+      if (!place || place.member !== memberOf(d.config.admissionSecret, place.eventId, userId)) throw new DomainError('QUEUE_NOT_FOUND', 'no such place in a waiting room');
       const { eventId, member } = place;
       const k = keys(eventId);
       const now = d.clock.now();
@@ -219,19 +225,22 @@ export function createWaitingRoom(d: EngineDeps) {
 
     async leave(queueId: string, userId: UserId): Promise<void> {
       const place = parseQueueId(queueId);
-      if (!place || place.member !== memberOf(place.eventId, userId)) throw new DomainError('QUEUE_NOT_FOUND', 'no such place in a waiting room');
+      if (!place || place.member !== memberOf(d.config.admissionSecret, place.eventId, userId)) throw new DomainError('QUEUE_NOT_FOUND', 'no such place in a waiting room');
       const k = keys(place.eventId);
       const [code] = await d.redis.leaveQueue(k.wrPre, k.wrLine, k.wrPasses, k.wrDone, place.member);
       if (code !== Reply.OK) throw new DomainError('QUEUE_NOT_FOUND', 'no such place in a waiting room');
     },
 
-    /** One admission step for one event: at most maxAdmit people, never more than the stock can serve. */
+    /**
+     * One admission step for one event: at most maxAdmit people, never more than the stock can serve. `waitsMs` has
+     * each admitted person's wait, from taking the place to this admission.
+     */
     async admit(eventId: EventId, maxAdmit: number) {
       const k = keys(eventId);
-      const r = await d.redis.admitNext(k.wrCfg, k.wrPre, k.wrLine, k.wrPasses, k.wrUsed, k.wrDone, k.inv, scriptNow(d.clock), maxAdmit);
+      const r = await d.redis.admitNext(k.wrCfg, k.wrPre, k.wrLine, k.wrPasses, k.wrUsed, k.wrDone, k.inv, k.wrJoined, scriptNow(d.clock), maxAdmit);
       if (r[0] === Reply.IDLE) return null;
-      const [, admitted, expired, free, held, outstanding, waiting] = r.map(Number) as number[];
-      return { admitted: admitted!, expired: expired!, free: free!, held: held!, outstanding: outstanding!, waiting: waiting! };
+      const [, admitted, expired, free, held, outstanding, waiting, ...waitsMs] = r.map(Number) as number[];
+      return { admitted: admitted!, expired: expired!, free: free!, held: held!, outstanding: outstanding!, waiting: waiting!, waitsMs };
     },
 
     /** The admission ceiling of an event (people per second), or 0 when its waiting room is off. */

@@ -144,7 +144,7 @@ describe('F7 fault: clock skew on one process (faketime)', () => {
     await stack.engine.waitingRoom.admit(queued.id, 10);
     for (const name of Object.keys(SKEWS) as Skew[]) {
       const user = `pass-${name}` as UserId;
-      passes[name] = (await stack.engine.waitingRoom.status(`q_${queued.id.slice(3)}_${memberOf(queued.id, user)}`, user)).admissionToken!;
+      passes[name] = (await stack.engine.waitingRoom.status(`q_${queued.id.slice(3)}_${memberOf(stack.engine.deps.config.admissionSecret, queued.id, user)}`, user)).admissionToken!;
       expect(passes[name]).toBeTruthy();
     }
     const admission = {} as Record<Skew, number>;

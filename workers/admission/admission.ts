@@ -17,11 +17,13 @@ export function createAdmissionWorker(o: AdmissionOptions) {
   const owner = `admission-${randomBytes(6).toString('hex')}`;
   const tickMs = o.tickMs ?? 100;
   const leaseMs = o.leaseMs ?? 5_000;
+  // errors start at 0: a panel or rate() sees a series (0 errors) from the start, not "no data"
+  o.metrics?.workerErrors.inc({ worker: 'admission' }, 0);
   const credit = new Map<EventId, { at: number; credit: number }>();
   let running = false;
   let loop: Promise<void> | undefined;
 
-  async function tickEvent(eventId: EventId, now: number): Promise<{ admitted: number; waiting: number; outstanding: number } | null> {
+  async function tickEvent(eventId: EventId, now: number): Promise<{ admitted: number; waiting: number; outstanding: number; waitsMs: number[] } | null> {
     const { engine } = o;
     const [lease] = await engine.deps.redis.takeLease(eventKeys(engine.deps.ns, eventId).wrLease, owner, leaseMs, 'take');
     if (lease !== 1) {
@@ -37,7 +39,7 @@ export function createAdmissionWorker(o: AdmissionOptions) {
     const r = await engine.waitingRoom.admit(eventId, Math.floor(bucket.credit));
     if (!r) return null;
     bucket.credit -= r.admitted;
-    return { admitted: r.admitted, waiting: r.waiting, outstanding: r.outstanding };
+    return { admitted: r.admitted, waiting: r.waiting, outstanding: r.outstanding, waitsMs: r.waitsMs };
   }
 
   /** One pass over every event with a waiting room. */
@@ -49,6 +51,7 @@ export function createAdmissionWorker(o: AdmissionOptions) {
     for (const eventId of await o.engine.waitingRoom.events()) {
       const r = await tickEvent(eventId, now);
       if (!r) continue;
+      for (const ms of r.waitsMs) o.metrics?.waitingRoomWait.observe(ms / 1000);
       admitted += r.admitted;
       waiting += r.waiting;
       outstanding += r.outstanding;

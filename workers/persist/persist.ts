@@ -31,6 +31,8 @@ export function createPersistWorker(o: PersistOptions) {
   const batchSize = o.batchSize ?? 500;
   const leaseMs = o.leaseMs ?? 10_000;
   const maxIdleMs = o.maxIdleMs ?? 100;
+  // errors start at 0: a panel or rate() sees a series (0 errors) from the start, not "no data"
+  o.metrics?.workerErrors.inc({ worker: 'persist' }, 0);
   let running = false;
   let loop: Promise<void> | undefined;
   let wake: (() => void) | undefined;

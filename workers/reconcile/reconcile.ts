@@ -22,6 +22,8 @@ export function createReconcileWorker(o: ReconcileOptions) {
   const { engine, log, metrics } = o;
   const intervalMs = o.intervalMs ?? 5_000;
   let lastDeadlocks: number | null = null;
+  // errors start at 0: a panel or rate() sees a series (0 errors) from the start, not "no data"
+  metrics.workerErrors.inc({ worker: 'reconcile' }, 0);
   let running = false;
   let loop: Promise<void> | undefined;
 
@@ -45,11 +47,13 @@ export function createReconcileWorker(o: ReconcileOptions) {
       const counts = await q.getJobCounts('waiting', 'active', 'delayed', 'failed');
       for (const [state, n] of Object.entries(counts)) metrics.queueJobs.set({ queue: name, state }, n);
     }
-    const { rows } = await engine.deps.pg.query<{ waiting: string; deadlocks: string }>(
+    const { rows } = await engine.deps.pg.query<{ waiting: string; active: string; deadlocks: string }>(
       `SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock') AS waiting,
+              (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active') AS active,
               (SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()) AS deadlocks`,
     );
     metrics.pgLockWaits.set(Number(rows[0]!.waiting));
+    metrics.pgActiveSessions.set(Number(rows[0]!.active));
     const deadlocks = Number(rows[0]!.deadlocks);
     if (lastDeadlocks !== null && deadlocks > lastDeadlocks) metrics.pgDeadlocks.inc(deadlocks - lastDeadlocks);
     lastDeadlocks = deadlocks;

@@ -44,6 +44,8 @@ export async function startSweeper(o: SweeperOptions) {
     },
     { connection: o.connection, prefix: o.prefix, concurrency: 1 },
   );
+  // errors start at 0: a panel or rate() sees a series (0 errors) from the start, not "no data"
+  o.metrics?.workerErrors.inc({ worker: 'sweeper' }, 0);
   worker.on('failed', (job, err) => {
     o.metrics?.workerErrors.inc({ worker: 'sweeper' });
     o.log.warn({ jobId: job?.id, err: { message: err.message } }, 'sweep failed; the next run retries');

@@ -13,9 +13,12 @@
           KEYS[5] used    HASH  pass member -> bookingId of its live hold or sale
           KEYS[6] done    HASH  member -> "expired" | "left"
           KEYS[7] inv     HASH  free:/held:<tier> counters
+          KEYS[8] joined  HASH  member -> joinedAtMs (read only: the admitted people's waits are returned)
           ARGV[1] nowMs   ARGV[2] maxAdmit (0..10000, from the rate ceiling and the time since the last tick)
 
-  Output: {1, admitted, expired, free, held, outstanding, waiting} TICKED | {0} IDLE (disabled, closed or not open)
+  Output: {1, admitted, expired, free, held, outstanding, waiting, wait1Ms, wait2Ms, ...} TICKED, one waitMs per person
+          admitted (nowMs - joinedAtMs; places taken before joinedAt was recorded are left out)
+          | {0} IDLE (disabled, closed or not open)
 
   Idempotent: no; each call moves the cursor. Calls are serialized by Redis, so two workers never admit the
   same person twice.
@@ -49,6 +52,7 @@ local room = math.floor((free + held) / tpp) - outstanding
 local want = math.min(maxAdmit, math.max(room, 0))
 
 local admitted = 0
+local waits = {}
 for lane = 1, 2 do
   local key = KEYS[lane + 1]
   while admitted < want do
@@ -59,6 +63,8 @@ for lane = 1, 2 do
       if not redis.call("HGET", KEYS[6], m) then
         redis.call("ZADD", KEYS[4], nowMs + passTtl, m)
         admitted = admitted + 1
+        local joinedAt = tonumber(redis.call("HGET", KEYS[8], m))
+        if joinedAt then waits[#waits + 1] = math.max(0, nowMs - joinedAt) end
       end
     end
   end
@@ -68,4 +74,6 @@ redis.call("HSET", KEYS[1], "cursorPre", cursors[1], "cursorLine", cursors[2], "
   -- samples for the observed admission rate: the latest tick of each 10-second slot, over two minutes
   "s" .. (math.floor(nowMs / 10000) % 12), ms(nowMs) .. ":" .. total)
 local waiting = (redis.call("ZCARD", KEYS[2]) - cursors[1]) + (redis.call("ZCARD", KEYS[3]) - cursors[2])
-return {1, admitted, #expired, free, held, outstanding + admitted, waiting}
+local out = {1, admitted, #expired, free, held, outstanding + admitted, waiting}
+for _, w in ipairs(waits) do out[#out + 1] = w end
+return out

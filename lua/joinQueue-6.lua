@@ -11,6 +11,7 @@
           KEYS[3] line    ZSET  member -> arrival sequence (arrivals after)
           KEYS[4] passes  ZSET  member -> pass expiresAtMs
           KEYS[5] done    HASH  member -> "expired" | "left"
+          KEYS[6] joined  HASH  member -> joinedAtMs (when the place was taken; admitNext measures the wait from it)
           ARGV[1] member (the person's pseudonymous place id, 16 hex)   ARGV[2] nowMs
 
   Output: {1, lane} JOINED | {2, lane} ALREADY_IN (the same place) | {3, state} FINISHED (expired or left)
@@ -38,7 +39,9 @@ if nowMs < tonumber(c[4]) then
   -- 13 hex digits = 52 bits: exact in a double, so the ZSET order is the draw order (ties by member)
   local score = tonumber(string.sub(redis.sha1hex(c[5] .. ":" .. member), 1, 13), 16)
   redis.call("ZADD", KEYS[2], score, member)
+  redis.call("HSET", KEYS[6], member, ms(nowMs))
   return {1, "pre"}
 end
 redis.call("ZADD", KEYS[3], redis.call("HINCRBY", KEYS[1], "seq", 1), member)
+redis.call("HSET", KEYS[6], member, ms(nowMs))
 return {1, "line"}

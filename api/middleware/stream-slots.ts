@@ -1,0 +1,77 @@
+import { randomBytes } from 'node:crypto';
+import type { Context } from 'hono';
+import { scriptNow } from '../../engine/clock.js';
+import { globalKeys } from '../../engine/keys.js';
+import type { AppDeps, AppEnv } from '../env.js';
+import { problem } from '../problem.js';
+
+export type StreamCapConfig = {
+  /** Open status streams one user may hold at once, over all API processes; 0 = no cap. */
+  perUser: number;
+  /** Open status streams one client IP may hold at once; 0 = no cap. */
+  perIp: number;
+  /** A slot's lease: a stream renews it every leaseMs / 3; a process that dies frees its slots after this. */
+  leaseMs?: number;
+};
+
+const DEFAULT_LEASE_MS = 30_000;
+
+/**
+ * Caps on open Server-Sent-Events status streams per user and per client IP. Each open stream holds one slot in
+ * Redis per cap (streamSlot.lua: a ZSET of leases), so the caps hold across every API process; a slot is a lease the
+ * stream renews while it runs and drops when it ends, so a crashed process frees its slots after `leaseMs`.
+ */
+export function createStreamSlots(deps: AppDeps, cfg: StreamCapConfig | undefined) {
+  const { redis, ns, clock } = deps.engine.deps;
+  const leaseMs = cfg?.leaseMs ?? DEFAULT_LEASE_MS;
+  const caps = [
+    { kind: 'user' as const, max: cfg?.perUser ?? 0 },
+    { kind: 'ip' as const, max: cfg?.perIp ?? 0 },
+  ].filter((c) => c.max > 0);
+
+  const call = (key: string, streamId: string, max: number, mode: 'take' | 'drop') =>
+    redis.streamSlot(key, streamId, scriptNow(clock), leaseMs, max, mode);
+
+  return {
+    leaseMs,
+    /**
+     * Takes one slot per cap for a new stream. Refused: the slots already taken are given back, and the answer
+     * names the cap that was full.
+     */
+    async open(userId: string, ip: string): Promise<{ ok: true; renew(): Promise<void>; close(): Promise<void> } | { ok: false; cap: 'user' | 'ip' }> {
+      const streamId = randomBytes(9).toString('base64url');
+      const held: { key: string; max: number }[] = [];
+      const release = () => Promise.all(held.map((h) => call(h.key, streamId, h.max, 'drop'))).then(() => undefined);
+      for (const c of caps) {
+        const key = globalKeys(ns).streams(c.kind, encodeURIComponent(c.kind === 'user' ? userId : ip));
+        const [code] = await call(key, streamId, c.max, 'take');
+        if (code !== 1) {
+          await release();
+          return { ok: false, cap: c.kind };
+        }
+        held.push({ key, max: c.max });
+      }
+      return {
+        ok: true,
+        renew: () => Promise.all(held.map((h) => call(h.key, streamId, h.max, 'take'))).then(() => undefined),
+        close: release,
+      };
+    },
+  };
+}
+export type StreamSlots = ReturnType<typeof createStreamSlots>;
+
+/** 429 for a stream over its cap; Retry-After is one lease, the longest a slot of a vanished stream can stay taken. */
+export const tooManyStreams = (c: Context<AppEnv>, cap: 'user' | 'ip', leaseMs: number) => {
+  const retryAfter = Math.max(1, Math.ceil(leaseMs / 1000));
+  return problem(
+    c,
+    429,
+    {
+      type: '/problems/too-many-streams',
+      title: 'Too many open status streams',
+      detail: `this ${cap === 'user' ? 'account' : 'address'} has as many status streams open as allowed; close one (or poll GET /api/queue/{queueId}) and retry in ${retryAfter} s`,
+    },
+    { 'retry-after': String(retryAfter) },
+  );
+};
