@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import calculateSlot from 'cluster-key-slot';
@@ -21,6 +21,15 @@ const free = (port: number) =>
     const s = createServer().once('error', () => resolve(false)).listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
 
+/** Something accepts connections on the port. (Probing by binding the port, as `free` does, could take it from a
+ *  redis-server that is just starting: it then exits with "Address already in use" and never comes up.) */
+const accepting = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const c = connect(port, '127.0.0.1');
+    c.once('connect', () => (c.destroy(), resolve(true)));
+    c.once('error', () => resolve(false));
+  });
+
 /**
  * Three ports (and their cluster-bus ports, +10000) nothing listens on, all below the ephemeral range (32768 and up on
  * Linux), so a client connection of another test file cannot take one between this check and redis-server's bind.
@@ -39,15 +48,22 @@ describe('Redis Cluster', () => {
     const ports = await clusterPorts();
     const nodes: ChildProcess[] = ports.map((p) =>
       spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${p}.conf`,
-        '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' }),
+        '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] }),
     );
+    const output = nodes.map(() => [] as string[]);
+    nodes.forEach((n, i) => {
+      n.stdout!.on('data', (b: Buffer) => output[i]!.push(b.toString()));
+      n.stderr!.on('data', (b: Buffer) => output[i]!.push(b.toString()));
+    });
     const cluster = new Cluster(ports.map((port) => ({ host: '127.0.0.1', port })), { redisOptions: { maxRetriesPerRequest: null }, lazyConnect: true });
     onTestFinished(async () => {
       cluster.disconnect();
       for (const n of nodes) n.kill('SIGKILL');
       await rm(dir, { recursive: true, force: true });
     });
-    await waitFor('the nodes', async () => (await Promise.all(ports.map((p) => free(p)))).every((f) => !f));
+    const dead = () => nodes.findIndex((n) => n.exitCode !== null || n.signalCode !== null);
+    await waitFor('the nodes', async () => dead() >= 0 || (await Promise.all(ports.map((p) => accepting(p)))).every(Boolean));
+    if (dead() >= 0) throw new Error(`redis-server on port ${ports[dead()]} exited: ${output[dead()]!.join('').slice(-2000)}`);
     // bounded: redis-cli waits for the nodes to agree without a limit of its own, and spawnSync blocks the test's timer
     const made = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8', timeout: 30_000 });
     expect(made.status, made.stdout + made.stderr).toBe(0);
