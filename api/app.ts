@@ -3,7 +3,6 @@ import { Scalar } from '@scalar/hono-api-reference';
 import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
-import { requestId } from 'hono/request-id';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { isDomainError } from '../engine/errors.js';
 import { isUnavailable } from '../platform/unavailable.js';
@@ -15,6 +14,7 @@ import { events } from './routes/events.js';
 import { health } from './routes/health.js';
 import { mountQueueBoard } from './admin-queues.js';
 import { noCardData } from './middleware/no-card-data.js';
+import { requestId } from './middleware/request-id.js';
 import { rateLimit } from './middleware/rate-limit.js';
 import { withMiddlewareAnswers } from './openapi.js';
 import { pages } from './routes/pages.js';
@@ -49,7 +49,7 @@ export function createApp(deps: AppDeps) {
   // A request's log lines carry its id; the child logger is made only when a line is written (making one per
   // request is a visible cost on the hot path, and expected outcomes are counted, not logged).
   const requestLog = (c: Context<AppEnv>) => deps.log.child({ requestId: c.var.requestId, route: c.req.routePath });
-  app.use('*', requestId({ headerName: 'x-request-id' }));
+  app.use('*', requestId());
   app.use('*', async (c, next) => {
     c.set('deps', deps);
     const started = performance.now();
