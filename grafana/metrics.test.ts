@@ -33,7 +33,8 @@ describe('every metric a dashboard or an alert uses is exported', () => {
     clock.advance(1000);
     await createAdmissionWorker({ engine, log, metrics: workersMetrics }).tick();
 
-    const scraped = await api.call('GET', '/metrics');
+    const scraped = await fetch(api.metricsUrl).then(async (r) => ({ status: r.status, text: await r.text() }));
+    expect(scraped.status).toBe(200);
     const exported = new Set([...families(scraped.text), ...families(await workersMetrics.registry.metrics())]);
     expect(exported.has('floodgate_bookings_confirmed_total')).toBe(true);
     expect(scraped.text).toMatch(/^floodgate_hold_attempts_total\{[^}]*outcome="held"[^}]*\} 1$/m);
