@@ -1,5 +1,4 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
-import { Scalar } from '@scalar/hono-api-reference';
 import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
@@ -15,6 +14,9 @@ import { health } from './routes/health.js';
 import { mountQueueBoard } from './admin-queues.js';
 import { noCardData } from './middleware/no-card-data.js';
 import { requestId } from './middleware/request-id.js';
+import { contentSecurityPolicy, csp } from './middleware/csp.js';
+import { waitPage } from './pages/wait-page.js';
+import { mountDocs } from './docs.js';
 import { rateLimit } from './middleware/rate-limit.js';
 import { withMiddlewareAnswers } from './openapi.js';
 import { pages } from './routes/pages.js';
@@ -101,6 +103,11 @@ export function createApp(deps: AppDeps) {
   app.use('/api/payments', limited('pay'));
   app.use('/api/events/:eventId/queue', limited('join'));
   app.use('/api/queue/*', auth({ query: true }));
+  // A Content-Security-Policy on every HTML page (/docs sets its own). The waiting room's inline script is the same
+  // for every event (the id travels in a JSON block), so its hash is taken once from the template.
+  app.use('/wait/*', csp(contentSecurityPolicy(waitPage('ev_000000000000'))));
+  app.use('/admin/queues', csp(contentSecurityPolicy('')));
+  app.use('/admin/queues/*', csp(contentSecurityPolicy('')));
 
   app.route('/', health);
   app.route('/', events);
@@ -129,7 +136,7 @@ export function createApp(deps: AppDeps) {
       )),
     ),
   );
-  app.get('/docs', Scalar({ url: '/openapi.json', pageTitle: 'Floodgate API' }));
+  mountDocs(app);
 
   app.notFound((c) => problem(c, 404, { type: '/problems/not-found', title: 'Not found', detail: `no route for ${c.req.method} ${c.req.path}` }));
 
