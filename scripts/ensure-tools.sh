@@ -4,6 +4,7 @@
 #   docker-compose  -> Debian's `docker-compose` (1.29.2; validates compose files offline, needs no engine)
 #   chromium        -> Debian's `chromium` (the waiting-room page test drives it with playwright-core)
 #   faketime        -> Debian's `faketime` (libfaketime: the clock-skew fault test runs an API process under it)
+#   nginx           -> .tools/bin/nginx (from Debian's `nginx` package; grafana/compose-run.test.ts runs the compose lb config)
 # Safe to run again: a tool that is already there is left alone. CI calls this before `npm test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
