@@ -234,7 +234,7 @@ describe('access control and hygiene', () => {
       const broken = await startApi({ ...engine, bookings: { ...engine.bookings, list: async () => Promise.reject(new TypeError('boom')) } });
       answers.push(['an unexpected error (500)', await send(broken.url, { method: 'GET', path: '/api/bookings', headers: { authorization: `Bearer ${w.tokens.ann}` } })]);
       await broken.close();
-      const limited = await startApi(engine, { rateLimit: { perUser: 1, perIp: 0, windowSeconds: 60, trustProxy: false } });
+      const limited = await startApi(engine, { rateLimit: { perUser: 1, perIp: 0, windowSeconds: 60, trustProxyHops: 0 } });
       const t = await token('header-checker');
       await send(limited.url, { method: 'POST', path: `/api/events/${w.queued.id}/queue`, headers: { authorization: `Bearer ${t}` } });
       answers.push(['rate limited (429)', await send(limited.url, { method: 'POST', path: `/api/events/${w.queued.id}/queue`, headers: { authorization: `Bearer ${t}` } })]);

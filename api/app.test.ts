@@ -2,14 +2,16 @@ import { describe, expect, it } from '../test/fixtures.js';
 import { startApi } from '../test/http.js';
 
 describe('service endpoints', () => {
-  it('/health, /ready, /metrics, /openapi.json, /docs and an unknown route', async ({ engine, onTestFinished }) => {
+  it('/health, /ready, /metrics (on the metrics port only), /openapi.json, /docs and an unknown route', async ({ engine, onTestFinished }) => {
     const api = await startApi(engine);
     onTestFinished(() => api.close());
     expect((await api.call('GET', '/health')).json).toEqual({ status: 'ok' });
     expect((await api.call('GET', '/ready')).json).toEqual({ status: 'ready', redis: 'up', postgres: 'up' });
-    const metrics = await api.call('GET', '/metrics');
+    // /metrics is on the metrics port only (METRICS_PORT), never on the public one
+    expect((await api.call('GET', '/metrics')).status).toBe(404);
+    const metrics = await fetch(api.metricsUrl);
     expect(metrics.status).toBe(200);
-    expect(metrics.text).toMatch(/^floodgate_http_request_duration_seconds_count\{service="api",method="GET",route="\/ready",status="200"\} 1$/m);
+    expect(await metrics.text()).toMatch(/^floodgate_http_request_duration_seconds_count\{service="api",method="GET",route="\/ready",status="200"\} 1$/m);
     const spec = await api.call('GET', '/openapi.json');
     expect(spec.json.openapi).toBe('3.1.0');
     expect(Object.keys(spec.json.paths)).toEqual(

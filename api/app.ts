@@ -1,9 +1,7 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
-import { Scalar } from '@scalar/hono-api-reference';
 import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
-import { requestId } from 'hono/request-id';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { isDomainError } from '../engine/errors.js';
 import { isUnavailable } from '../platform/unavailable.js';
@@ -15,6 +13,10 @@ import { events } from './routes/events.js';
 import { health } from './routes/health.js';
 import { mountQueueBoard } from './admin-queues.js';
 import { noCardData } from './middleware/no-card-data.js';
+import { requestId } from './middleware/request-id.js';
+import { contentSecurityPolicy, csp } from './middleware/csp.js';
+import { waitPage } from './pages/wait-page.js';
+import { mountDocs } from './docs.js';
 import { rateLimit } from './middleware/rate-limit.js';
 import { documentPlainRoutes, withMiddlewareAnswers } from './openapi.js';
 import { pages } from './routes/pages.js';
@@ -49,7 +51,7 @@ export function createApp(deps: AppDeps) {
   // A request's log lines carry its id; the child logger is made only when a line is written (making one per
   // request is a visible cost on the hot path, and expected outcomes are counted, not logged).
   const requestLog = (c: Context<AppEnv>) => deps.log.child({ requestId: c.var.requestId, route: c.req.routePath });
-  app.use('*', requestId({ headerName: 'x-request-id' }));
+  app.use('*', requestId());
   app.use('*', async (c, next) => {
     c.set('deps', deps);
     const started = performance.now();
@@ -104,6 +106,11 @@ export function createApp(deps: AppDeps) {
   // status reads (polls and stream openings) are limited too: each one runs a Redis script
   const statusLimit = rateLimit(deps, 'status');
   app.use('/api/queue/*', (c, next) => (c.req.method === 'GET' ? statusLimit(c, next) : next()));
+  // A Content-Security-Policy on every HTML page (/docs sets its own). The waiting room's inline script is the same
+  // for every event (the id travels in a JSON block), so its hash is taken once from the template.
+  app.use('/wait/*', csp(contentSecurityPolicy(waitPage('ev_000000000000'))));
+  app.use('/admin/queues', csp(contentSecurityPolicy('')));
+  app.use('/admin/queues/*', csp(contentSecurityPolicy('')));
 
   app.route('/', health);
   app.route('/', events);
@@ -133,7 +140,7 @@ export function createApp(deps: AppDeps) {
       )),
     ),
   );
-  app.get('/docs', Scalar({ url: '/openapi.json', pageTitle: 'Floodgate API' }));
+  mountDocs(app);
 
   app.notFound((c) => problem(c, 404, { type: '/problems/not-found', title: 'Not found', detail: `no route for ${c.req.method} ${c.req.path}` }));
 

@@ -42,7 +42,7 @@ export function withMiddlewareAnswers<D extends object>(doc: D): D {
 }
 
 /**
- * Documents the routes that are plain Hono handlers (a stream, a raw-body webhook, the probes and the metrics), whose
+ * Documents the routes that are plain Hono handlers (a stream, a raw-body webhook, the probes; `/metrics` is not on this port but on METRICS_PORT), whose
  * answers a typed route could not express. Each lists what its handler and the middleware in front of it answer.
  */
 export function documentPlainRoutes(app: Pick<OpenAPIHono, 'openAPIRegistry'>) {
@@ -96,11 +96,5 @@ export function documentPlainRoutes(app: Pick<OpenAPIHono, 'openAPIRegistry'>) {
       200: { description: 'Ready', content: { 'application/json': { schema: Ready } } },
       503: { description: 'Degraded', content: { 'application/json': { schema: Ready } } },
     },
-  });
-  r.registerPath({
-    method: 'get',
-    path: '/metrics',
-    summary: 'Prometheus metrics of this process (text exposition format)',
-    responses: { 200: { description: 'Metrics', content: { 'text/plain': { schema: z.string() } } } },
   });
 }

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../platform/config.js';
 import { REPO_ROOT, parseYaml, requireTool } from './queries.js';
 import type { YamlValue } from './queries.js';
 
@@ -19,9 +20,11 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 /** Variables docker-compose.yml requires (`${NAME:?message}`). */
 const REQUIRED = [...new Set([...composeText.matchAll(/\$\{(\w+):\?/g)].map((m) => m[1]!))].sort();
 /** Secrets: never written into the compose file, the image or .env.example with a value. */
-const SECRETS = ['JWT_SECRET', 'POSTGRES_PASSWORD', 'GRAFANA_ADMIN_PASSWORD', 'STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET', 'SENDGRID_API_KEY'];
+const SECRETS = ['JWT_SECRET', 'ADMISSION_SECRET', 'TICKET_SECRET', 'POSTGRES_PASSWORD', 'GRAFANA_ADMIN_PASSWORD', 'STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET', 'SENDGRID_API_KEY'];
 const THROWAWAY: Record<string, string> = {
   JWT_SECRET: 'throwaway-jwt-secret-for-compose-test',
+  ADMISSION_SECRET: 'throwaway-admission-secret-for-compose',
+  TICKET_SECRET: 'throwaway-ticket-secret-for-the-compose-test',
   POSTGRES_PASSWORD: 'throwawaypgpassword',
   GRAFANA_ADMIN_PASSWORD: 'throwaway-grafana-password',
 };
@@ -62,7 +65,7 @@ function stack() {
 
 describe('docker-compose.yml', () => {
   it('is valid (docker-compose config -q) with the required secrets set, and needs no other variable', () => {
-    expect(REQUIRED).toEqual(['GRAFANA_ADMIN_PASSWORD', 'JWT_SECRET', 'POSTGRES_PASSWORD']);
+    expect(REQUIRED).toEqual(['ADMISSION_SECRET', 'GRAFANA_ADMIN_PASSWORD', 'JWT_SECRET', 'POSTGRES_PASSWORD', 'TICKET_SECRET']);
     const r = compose(THROWAWAY, 'config', '-q');
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr, 'every optional variable has a default').not.toMatch(/WARNING/i);
@@ -141,20 +144,31 @@ describe('docker-compose.yml', () => {
     }
     const apiEnv = map(api.environment, 'api.environment');
     const workersEnv = map(workers.environment, 'workers.environment');
-    const common = ['HOST', 'REDIS_URL', 'DATABASE_URL', 'JWT_SECRET', 'KEY_NAMESPACE', 'LOG_LEVEL', 'PAYMENTS_PROVIDER', 'STRIPE_SECRET_KEY',
+    const common = ['HOST', 'REDIS_URL', 'DATABASE_URL', 'JWT_SECRET', 'ADMISSION_SECRET', 'TICKET_SECRET', 'ALLOW_SIMULATED_PAYMENTS', 'KEY_NAMESPACE', 'LOG_LEVEL', 'PAYMENTS_PROVIDER', 'STRIPE_SECRET_KEY',
       'STRIPE_WEBHOOK_SECRET', 'MAIL_PROVIDER', 'SENDGRID_API_KEY', 'SMTP_URL', 'MAIL_FROM', 'OUTBOX_DIR', 'NODE_ENV'];
-    for (const k of [...common, 'PORT']) expect(apiEnv[k], `api ${k}`).toBeDefined();
+    for (const k of [...common, 'PORT', 'METRICS_PORT', 'TRUST_PROXY_HOPS']) expect(apiEnv[k], `api ${k}`).toBeDefined();
     for (const k of [...common, 'WORKERS', 'METRICS_PORT']) expect(workersEnv[k], `workers ${k}`).toBeDefined();
     expect(apiEnv).toMatchObject({ HOST: '0.0.0.0', PORT: '3000', NODE_ENV: 'production', REDIS_URL: 'redis://redis:6379', PAYMENTS_PROVIDER: 'simulated' });
     expect(apiEnv.DATABASE_URL).toBe(`postgres://floodgate:${THROWAWAY.POSTGRES_PASSWORD}@postgres:5432/floodgate`);
-    expect(apiEnv.JWT_SECRET, 'the secret comes from .env').toBe(THROWAWAY.JWT_SECRET);
+    for (const k of ['JWT_SECRET', 'ADMISSION_SECRET', 'TICKET_SECRET']) {
+      expect(apiEnv[k], `${k} comes from .env`).toBe(THROWAWAY[k]);
+      expect(workersEnv[k], `${k} comes from .env`).toBe(THROWAWAY[k]);
+    }
+    // behind lb: one trusted hop; /metrics on its own port, which Prometheus scrapes (not the public 3000)
+    expect(apiEnv).toMatchObject({ TRUST_PROXY_HOPS: '1', METRICS_PORT: '9100', ALLOW_SIMULATED_PAYMENTS: 'false' });
+    const prometheus = readFileSync(join(REPO_ROOT, 'grafana', 'prometheus.yml'), 'utf8');
+    expect(prometheus).toContain("targets: ['api-1:9100', 'api-2:9100']");
+    expect(prometheus).not.toMatch(/api-\d:3000/);
     expect(workersEnv).toMatchObject({
-      WORKERS: 'persist,sweeper,payment,notify,reconcile,admission',
+      // every worker: refund jobs are queued by the API and must be consumed
+      WORKERS: 'persist,sweeper,admission,payment,notify,refund,reconcile',
       METRICS_PORT: '9100',
       MAIL_PROVIDER: 'smtp',
       SMTP_URL: 'smtp://mail:1025',
       NODE_ENV: 'production',
     });
+    const every = (list: string) => list.split(',').sort();
+    expect(every(String(workersEnv.WORKERS)), 'the compose workers run every worker there is').toEqual(every(loadConfig({}).WORKERS));
   });
 
   it('balances api-1 and api-2 behind nginx on port 3000', () => {
@@ -227,7 +241,7 @@ describe('Dockerfile and build', () => {
     for (const entry of ['node_modules', '.data', '.tools', 'dist', '.git', 'bench/results', '.env']) expect(ignored, entry).toContain(entry);
   });
 
-  it('npm run build compiles and then copies the Lua scripts (with includes/) and the SQL migrations', () => {
+  it('npm run build compiles and then copies the Lua scripts (with includes/), the SQL migrations and the API reference bundle', () => {
     const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
     expect(pkg.scripts.build).toBe('tsc -p tsconfig.build.json && node scripts/copy-assets.mjs');
     const out = join(tmp, 'dist');
@@ -241,5 +255,8 @@ describe('Dockerfile and build', () => {
     expect(luaSources.some((f) => f.startsWith('lua/includes/'))).toBe(true);
     expect(rel(out, listAll(join(out, 'lua')))).toEqual(luaSources);
     expect(rel(out, listAll(join(out, 'db', 'migrations')))).toEqual(sqlSources);
+    // /docs serves Scalar's bundle from dist/api/assets/ in the image (no dev dependencies there, no CDN)
+    const bundle = readFileSync(join(out, 'api', 'assets', 'scalar-api-reference.js'));
+    expect(bundle.equals(readFileSync(join(REPO_ROOT, 'node_modules', '@scalar', 'api-reference', 'dist', 'browser', 'standalone.js')))).toBe(true);
   });
 });

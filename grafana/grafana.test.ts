@@ -279,7 +279,7 @@ describe('alert rules', () => {
     expect(r.output).toContain('SUCCESS: 1 rule files found');
     expect(r.output).toContain(`SUCCESS: ${rules.length} rules found`);
     const text = readFileSync(join(REPO_ROOT, 'grafana', 'prometheus.yml'), 'utf8');
-    for (const target of ['api-1:3000', 'api-2:3000', 'workers:9100']) expect(text).toContain(`'${target}'`);
+    for (const target of ['api-1:9100', 'api-2:9100', 'workers:9100']) expect(text).toContain(`'${target}'`);
   });
 });
 

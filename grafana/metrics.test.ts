@@ -86,7 +86,8 @@ describe('every metric a dashboard or an alert uses is exported and has samples'
     clock.advance(1000);
     await createAdmissionWorker({ engine: e, log, metrics: workersMetrics }).tick();
 
-    const scraped = await api.call('GET', '/metrics');
+    const scraped = await fetch(api.metricsUrl).then(async (r) => ({ status: r.status, text: await r.text() }));
+    expect(scraped.status).toBe(200);
     const workersText = await workersMetrics.registry.metrics();
     const exported = new Set([...families(scraped.text), ...families(workersText)]);
     expect(exported.has('floodgate_bookings_confirmed_total')).toBe(true);

@@ -5,6 +5,31 @@ const int = (def: number, min = 1) => z.coerce.number().int().min(min).default(d
 const DEV_JWT_SECRET = 'floodgate-dev-secret-change-me-in-production';
 const DEV_ADMISSION_SECRET = 'floodgate-dev-admission-secret-change-me';
 const DEV_TICKET_SECRET = 'floodgate-dev-ticket-secret-change-me-please-32b';
+/** Production secrets: at least this long, and not guessable (see weakSecret). */
+const PRODUCTION_SECRET_MIN = 32;
+
+/**
+ * Why `secret` is too weak for production, or undefined when it is not: shorter than `minLength`, few distinct
+ * characters, one character or a short pattern repeated (`aaaaaaaaaaaaaaaa`, `abcabcabc...`), a run of 8 consecutive
+ * characters (`abcdefgh`, `12345678`), or one character making up more than a quarter of it. Heuristics, not a proof:
+ * generate secrets with e.g. `openssl rand -hex 32`.
+ */
+export function weakSecret(secret: string, minLength = PRODUCTION_SECRET_MIN): string | undefined {
+  if (secret.length < minLength) return `too short: at least ${minLength} characters (e.g. openssl rand -hex 32)`;
+  const counts = new Map<string, number>();
+  for (const ch of secret) counts.set(ch, (counts.get(ch) ?? 0) + 1);
+  if (counts.size < 10) return `too few distinct characters (${counts.size}): use a random value (e.g. openssl rand -hex 32)`;
+  if (/^(.{1,8})\1+$/s.test(secret)) return 'a repeated pattern: use a random value (e.g. openssl rand -hex 32)';
+  if (Math.max(...counts.values()) > secret.length / 4) return 'one character repeats too often: use a random value (e.g. openssl rand -hex 32)';
+  for (let i = 1, run = 1; i < secret.length; i++) {
+    const step = secret.charCodeAt(i) - secret.charCodeAt(i - 1);
+    const before = i > 1 ? secret.charCodeAt(i - 1) - secret.charCodeAt(i - 2) : 0;
+    run = Math.abs(step) === 1 ? (step === before ? run + 1 : 2) : 1;
+    if (run >= 8) return 'a run of consecutive characters (abcdefgh, 12345678): use a random value (e.g. openssl rand -hex 32)';
+  }
+  return undefined;
+}
+
 /** An optional setting: empty means unset (docker-compose passes unset variables as ""). */
 const optional = <T extends z.ZodType>(t: T) => z.preprocess((v) => (v === '' ? undefined : v), t.optional());
 
@@ -55,11 +80,17 @@ const Env = z
     STREAM_MAX_PER_USER: int(3, 0),
     /** Open status streams one client IP may hold at once (people behind one NAT share it); 0 = no cap. */
     STREAM_MAX_PER_IP: int(100, 0),
-    /** Behind a load balancer: take the client IP from X-Forwarded-For. */
+    /** How many reverse proxies stand in front of the API. The client IP is the entry of X-Forwarded-For this many
+     *  hops from the right (as Express's `trust proxy` counts): entries further left are the client's own words.
+     *  0 = the socket's address. Default: 1 when the older TRUST_PROXY=true is set, 0 otherwise. */
+    TRUST_PROXY_HOPS: optional(z.coerce.number().int().min(0).max(10)),
+    /** Deprecated: TRUST_PROXY=true means TRUST_PROXY_HOPS=1 (one load balancer). */
     TRUST_PROXY: bool.default(false),
     /** HMAC key of ticket codes (QR codes checked at the gate); at least 32 characters. */
     TICKET_SECRET: z.string().min(32, 'at least 32 characters').default(DEV_TICKET_SECRET),
     PAYMENTS_PROVIDER: z.enum(['simulated', 'stripe']).default('simulated'),
+    /** With NODE_ENV=production the simulated provider is refused unless this is true (staging, demos). */
+    ALLOW_SIMULATED_PAYMENTS: bool.default(false),
     PAYMENT_MAX_ATTEMPTS: int(3),
     /** A hold being paid lives at least this long after the payment started. */
     PAYMENT_WINDOW_MS: int(120_000),
@@ -79,17 +110,38 @@ const Env = z
     SMTP_URL: optional(z.string().url()),
     /** SMS for bookings that give a phone number: a log line (default), or none at all. */
     SMS_PROVIDER: z.enum(['none', 'log']).default('log'),
-    /** The workers' /metrics port (0 = none). */
+    /** Where the process serves /metrics (and /health) for Prometheus, apart from the API's public port (0 = none). */
     METRICS_PORT: int(0, 0),
     /** Where `npm start` keeps the Redis and Postgres it starts itself (when none answers). */
     DATA_DIR: z.string().default('.data'),
   })
   .superRefine((e, ctx) => {
-    if (e.NODE_ENV === 'production' && e.JWT_SECRET === DEV_JWT_SECRET) {
-      ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'must be set in production' });
+    if (e.NODE_ENV === 'production') {
+      for (const [name, value, dev] of [
+        ['JWT_SECRET', e.JWT_SECRET, DEV_JWT_SECRET],
+        ['ADMISSION_SECRET', e.ADMISSION_SECRET, DEV_ADMISSION_SECRET],
+        ['TICKET_SECRET', e.TICKET_SECRET, DEV_TICKET_SECRET],
+      ] as const) {
+        const weak = value === dev ? 'must be set in production' : weakSecret(value);
+        if (weak) ctx.addIssue({ code: 'custom', path: [name], message: weak });
+      }
+      if (e.PAYMENTS_PROVIDER === 'stripe' && e.STRIPE_WEBHOOK_SECRET) {
+        for (const secret of e.STRIPE_WEBHOOK_SECRET.split(',').map((s) => s.trim())) {
+          // Stripe's are whsec_ and 32 random characters
+          const weak = weakSecret(secret.replace(/^whsec_/, ''), 24);
+          if (weak) ctx.addIssue({ code: 'custom', path: ['STRIPE_WEBHOOK_SECRET'], message: weak });
+        }
+      }
+      if (e.PAYMENTS_PROVIDER === 'simulated' && !e.ALLOW_SIMULATED_PAYMENTS) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['PAYMENTS_PROVIDER'],
+          message: 'simulated payments take no money: refused in production unless ALLOW_SIMULATED_PAYMENTS=true (staging, demos)',
+        });
+      }
     }
-    if (e.NODE_ENV === 'production' && e.TICKET_SECRET === DEV_TICKET_SECRET) {
-      ctx.addIssue({ code: 'custom', path: ['TICKET_SECRET'], message: 'must be set in production' });
+    if (e.TRUST_PROXY_HOPS !== undefined && e.TRUST_PROXY && e.TRUST_PROXY_HOPS === 0) {
+      ctx.addIssue({ code: 'custom', path: ['TRUST_PROXY_HOPS'], message: 'TRUST_PROXY=true contradicts TRUST_PROXY_HOPS=0: set only TRUST_PROXY_HOPS' });
     }
     if (e.PAYMENTS_PROVIDER === 'stripe' && !e.STRIPE_SECRET_KEY) {
       ctx.addIssue({ code: 'custom', path: ['STRIPE_SECRET_KEY'], message: 'required when PAYMENTS_PROVIDER=stripe' });
@@ -103,10 +155,8 @@ const Env = z
     if (e.MAIL_PROVIDER === 'smtp' && !e.SMTP_URL) {
       ctx.addIssue({ code: 'custom', path: ['SMTP_URL'], message: 'required when MAIL_PROVIDER=smtp' });
     }
-    if (e.NODE_ENV === 'production' && e.ADMISSION_SECRET === DEV_ADMISSION_SECRET) {
-      ctx.addIssue({ code: 'custom', path: ['ADMISSION_SECRET'], message: 'must be set in production' });
-    }
-  });
+  })
+  .transform(({ TRUST_PROXY_HOPS, ...e }) => ({ ...e, TRUST_PROXY_HOPS: TRUST_PROXY_HOPS ?? (e.TRUST_PROXY ? 1 : 0) }));
 
 export type Config = Readonly<z.infer<typeof Env>>;
 

@@ -2,6 +2,8 @@
 // Copies the non-TypeScript files the compiled code reads at run time into dist/, next to the .js that reads them:
 //   lua/**/*.lua            -> dist/lua/          (lua/commands.js loads scripts from its own folder, includes/ kept)
 //   db/migrations/*.sql     -> dist/db/migrations/ (db/migrate.js runs the migrations next to it)
+//   Scalar's standalone bundle (@scalar/api-reference, a dev dependency pinned in package-lock.json)
+//                           -> dist/api/assets/scalar-api-reference.js (/docs serves it; the image has no dev deps)
 // Used by `npm run build` after `tsc -p tsconfig.build.json`. Plain Node, no dependencies.
 // Usage: node scripts/copy-assets.mjs [outDir]   (outDir defaults to dist/; tests pass a temporary folder)
 import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
@@ -41,3 +43,9 @@ function copy(fromDir, toDir, ext, deep) {
 
 copy('lua', 'lua', '.lua', true);
 copy(join('db', 'migrations'), join('db', 'migrations'), '.sql', false);
+
+const scalar = join(root, 'node_modules', '@scalar', 'api-reference', 'dist', 'browser', 'standalone.js');
+if (!existsSync(scalar)) throw new Error('copy-assets: @scalar/api-reference is not installed (npm ci)');
+mkdirSync(join(dist, 'api', 'assets'), { recursive: true });
+copyFileSync(scalar, join(dist, 'api', 'assets', 'scalar-api-reference.js'));
+console.log('copy-assets: @scalar/api-reference standalone bundle -> api/assets/scalar-api-reference.js');

@@ -4,6 +4,7 @@
 #   docker-compose  -> Debian's `docker-compose` (1.29.2; validates compose files offline, needs no engine)
 #   chromium        -> Debian's `chromium` (the waiting-room page test drives it with playwright-core)
 #   faketime        -> Debian's `faketime` (libfaketime: the clock-skew fault test runs an API process under it)
+#   nginx           -> .tools/bin/nginx (from Debian's `nginx` package; grafana/compose-run.test.ts runs the compose lb config)
 # Safe to run again: a tool that is already there is left alone. CI calls this before `npm test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -82,4 +83,21 @@ else
     $SUDO apt-get install -y -qq --no-install-recommends faketime
   fi
   say "faketime: installed with apt-get ($(command -v faketime))"
+fi
+
+# ---- nginx (the compose stack's load balancer config is run for real by grafana/compose-run.test.ts) ----------
+# Extracted from Debian's package like promtool: installing it would start a system service on port 80.
+if [ -x "$BIN/nginx" ] && "$BIN/nginx" -v >/dev/null 2>&1; then
+  say "nginx: already at .tools/bin/nginx ($("$BIN/nginx" -v 2>&1 | head -n1))"
+else
+  ntmp=$(mktemp -d)
+  if ! (cd "$ntmp" && apt-get download nginx >/dev/null 2>&1); then
+    apt_update_once
+    (cd "$ntmp" && apt-get download nginx)
+  fi
+  dpkg -x "$(ls "$ntmp"/nginx_*.deb | head -n1)" "$ntmp/x"
+  cp "$ntmp/x/usr/sbin/nginx" "$BIN/nginx"
+  chmod +x "$BIN/nginx"
+  rm -rf "$ntmp"
+  say "nginx: extracted from Debian's package to .tools/bin/nginx ($("$BIN/nginx" -v 2>&1 | head -n1))"
 fi

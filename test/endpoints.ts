@@ -59,7 +59,6 @@ export const ENDPOINTS: Endpoint[] = [
   { method: 'POST', path: '/api/webhooks/stripe', auth: 'none', body: 'raw', documented: [200, 400, 404, 413, 503], openapi: true },
   { method: 'GET', path: '/health', auth: 'none', body: 'none', documented: [200], openapi: true },
   { method: 'GET', path: '/ready', auth: 'none', body: 'none', documented: [200, 503], openapi: true },
-  { method: 'GET', path: '/metrics', auth: 'none', body: 'none', documented: [200], openapi: true },
   { method: 'GET', path: '/openapi.json', auth: 'none', body: 'none', documented: [200], openapi: false },
   { method: 'GET', path: '/docs', auth: 'none', body: 'none', documented: [200], openapi: false },
   { method: 'GET', path: '/wait/{eventId}', auth: 'none', body: 'none', documented: [200, 404], openapi: false },

@@ -7,6 +7,7 @@ import type { RateLimitConfig } from '../api/middleware/rate-limit.js';
 import type { StreamCapConfig } from '../api/middleware/stream-slots.js';
 import type { Engine } from '../engine/index.js';
 import { createMetrics, type Metrics } from '../platform/metrics.js';
+import { serveMetrics } from '../platform/metrics-server.js';
 import { devToken } from '../scripts/dev-token.js';
 import { createLogger } from '../platform/logger.js';
 import { createPersistWorker } from '../workers/persist/persist.js';
@@ -45,12 +46,17 @@ export async function startApi(
     const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s));
   });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  // as api/main.ts with METRICS_PORT: /metrics on its own port, not on the API's
+  const metricsServer = await serveMetrics(metrics, '127.0.0.1', 0);
+  const metricsUrl = `http://127.0.0.1:${(metricsServer.address() as AddressInfo).port}/metrics`;
   const persist = over.persist ? createPersistWorker({ engine, log: pino({ level: 'silent' }), maxIdleMs: 20 }) : undefined;
   persist?.start();
   return {
     app,
     url,
     metrics,
+    /** The API's /metrics, on its metrics port. */
+    metricsUrl,
     /** fetch against the server with JSON helpers. */
     async call(method: string, path: string, o: { token?: string; body?: unknown; headers?: Record<string, string> } = {}) {
       const headers: Record<string, string> = { ...o.headers };
@@ -72,6 +78,7 @@ export async function startApi(
     },
     async close() {
       await persist?.stop();
+      await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };

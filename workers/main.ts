@@ -1,8 +1,6 @@
 import { boot, runMain } from '../platform/boot.js';
 import { createMetrics } from '../platform/metrics.js';
-import { serve } from '@hono/node-server';
-import { Hono } from 'hono';
-import type { Metrics } from '../platform/metrics.js';
+import { serveMetrics } from '../platform/metrics-server.js';
 import { createMailer, createSms } from './providers.js';
 import { startJobWorkers } from './processors.js';
 import { createReconcileWorker } from './reconcile/reconcile.js';
@@ -60,16 +58,9 @@ runMain(async () => {
     shutdown.add('reconcile', () => reconcile.stop());
   }
   if (config.METRICS_PORT) {
-    const server = serve({ fetch: metricsApp(metrics).fetch, hostname: config.HOST, port: config.METRICS_PORT });
+    const server = await serveMetrics(metrics, config.HOST, config.METRICS_PORT);
     shutdown.add('metrics server', () => new Promise<void>((r) => server.close(() => r())));
   }
   log.info({ workers: wanted }, 'workers running');
   shutdown.listen();
 });
-
-/** The workers' /metrics and /health, for Prometheus and the container healthcheck. */
-function metricsApp(metrics: Metrics) {
-  return new Hono()
-    .get('/health', (c) => c.json({ status: 'ok' }))
-    .get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));
-}

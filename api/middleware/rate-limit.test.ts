@@ -4,7 +4,7 @@ import { startApi, token } from '../../test/http.js';
 
 describe('rate limits (Redis-backed, shared by every API process)', () => {
   it('per user: the 4th hold in the window is 429 with Retry-After, across two API processes, and holds nothing', async ({ engine, onTestFinished }) => {
-    const rateLimit = { perUser: 3, perIp: 0, windowSeconds: 60, trustProxy: false };
+    const rateLimit = { perUser: 3, perIp: 0, windowSeconds: 60, trustProxyHops: 0 };
     const [a, b] = [await startApi(engine, { rateLimit }), await startApi(engine, { rateLimit })];
     onTestFinished(async () => {
       await a.close();
@@ -25,8 +25,22 @@ describe('rate limits (Redis-backed, shared by every API process)', () => {
     expect((await a.call('GET', '/api/bookings', { token: greedy })).status).toBe(200);
   });
 
+  it('per IP behind one proxy: a client rotating its own X-Forwarded-For entries is still limited by the address the proxy saw', async ({ engine, onTestFinished }) => {
+    const api = await startApi(engine, { rateLimit: { perUser: 0, perIp: 2, windowSeconds: 60, trustProxyHops: 1 } });
+    onTestFinished(() => api.close());
+    // nginx appends $remote_addr: the rightmost entry is the real client, everything left of it is the client's own text
+    const pay = async (i: number, real: string) =>
+      (await api.call('POST', '/api/payments', {
+        token: await token(`rotator-${i}`),
+        body: { bookingId: 'bk_abcdefghijkl_abcdefghijklmnop', paymentMethodId: 'pm_card_visa' },
+        headers: { 'x-forwarded-for': `203.0.113.${i}, ${real}` },
+      })).status;
+    expect([await pay(1, '10.7.0.1'), await pay(2, '10.7.0.1'), await pay(3, '10.7.0.1'), await pay(4, '10.7.0.1')]).toEqual([404, 404, 429, 429]);
+    expect(await pay(5, '10.7.0.2')).toBe(404);
+  });
+
   it('per IP: joins and payments from one address are limited whoever sends them', async ({ engine, onTestFinished }) => {
-    const api = await startApi(engine, { rateLimit: { perUser: 0, perIp: 2, windowSeconds: 60, trustProxy: true } });
+    const api = await startApi(engine, { rateLimit: { perUser: 0, perIp: 2, windowSeconds: 60, trustProxyHops: 1 } });
     onTestFinished(() => api.close());
     const ev = await createGaEvent(engine, 10);
     const from = (ip: string) => ({ 'x-forwarded-for': ip });

@@ -1,15 +1,11 @@
-import { getConnInfo } from '@hono/node-server/conninfo';
 import { createMiddleware } from 'hono/factory';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
-import type { Context } from 'hono';
 import type { AppEnv, AppDeps } from '../env.js';
 import { problem } from '../problem.js';
+import { clientIp } from './client-ip.js';
 
-export type RateLimitConfig = { perUser: number; perIp: number; windowSeconds: number; trustProxy: boolean };
-
-/** The client's IP, as the per-IP limits count it (also used by the status-stream caps). */
-export const clientIp = (c: Context<AppEnv>, trustProxy: boolean) =>
-  (trustProxy ? c.req.header('x-forwarded-for')?.split(',')[0]?.trim() : undefined) ?? getConnInfo(c).remote.address ?? 'unknown';
+/** `trustProxyHops`: how many reverse proxies stand in front of the API (see clientIp). */
+export type RateLimitConfig = { perUser: number; perIp: number; windowSeconds: number; trustProxyHops: number };
 
 /**
  * Per-user and per-IP request limits for one route group (hold, pay, join, status reads), counted in Redis so every API process
@@ -27,7 +23,7 @@ export function rateLimit(deps: AppDeps, group: 'hold' | 'pay' | 'join' | 'statu
   const perUser = make('u', cfg.perUser);
   const perIp = make('ip', cfg.perIp);
   return createMiddleware<AppEnv>(async (c, next) => {
-    const ip = clientIp(c, cfg.trustProxy);
+    const ip = clientIp(c, cfg.trustProxyHops);
     try {
       await Promise.all([perUser?.consume(c.var.user.id), perIp?.consume(ip)]);
     } catch (err) {

@@ -21,8 +21,5 @@ export const health = new Hono<AppEnv>()
     const ok = redis === 'up' && postgres === 'up';
     if (!ok) c.header('retry-after', '2');
     return c.json({ status: ok ? 'ready' : 'degraded', redis, postgres }, ok ? 200 : 503);
-  })
-  .get('/metrics', async (c) => {
-    const { registry } = c.var.deps.metrics;
-    return c.body(await registry.metrics(), 200, { 'content-type': registry.contentType });
   });
+// /metrics is not here: it is served on METRICS_PORT (platform/metrics-server.ts), never on the public port.

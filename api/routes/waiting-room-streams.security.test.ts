@@ -104,7 +104,7 @@ describe('waiting-room status streams and reads are capped (one user held 300 st
       ...gaEvent(10), salesOpenAt: new Date(T0 + 10 * 3600_000).toISOString(),
       queue: { enabled: true, opensAt: new Date(T0).toISOString(), admissionRatePerSecond: 5, passTtlSeconds: 60 },
     });
-    const api = await startApi(engine, { rateLimit: { perUser: 3, perIp: 0, windowSeconds: 60, trustProxy: false } });
+    const api = await startApi(engine, { rateLimit: { perUser: 3, perIp: 0, windowSeconds: 60, trustProxyHops: 0 } });
     onTestFinished(() => api.close());
     const eve = await token('eve');
     const { queueId } = (await engine.waitingRoom.join(ev.id, 'eve' as UserId)).status;

@@ -3,7 +3,7 @@ import { streamSSE } from 'hono/streaming';
 import type { EventId } from '../../engine/ids.js';
 import type { QueueStatus as Status } from '../../engine/index.js';
 import type { AppDeps, AppEnv } from '../env.js';
-import { clientIp } from '../middleware/rate-limit.js';
+import { clientIp } from '../middleware/client-ip.js';
 import { createStreamSlots, tooManyStreams, type StreamSlots } from '../middleware/stream-slots.js';
 import { EventIdParam, Fairness, QueueIdParam, QueueSettingsOut, QueueStatus, UpdateQueue, problemResponses } from '../schemas.js';
 import { validationHook } from '../validate.js';
@@ -120,7 +120,7 @@ waitingRoom.get('/api/queue/:queueId/events', async (c) => {
   const first = await engine.waitingRoom.status(queueId, user); // 404 before the stream starts
   let slots = slotsOf.get(deps);
   if (!slots) slotsOf.set(deps, (slots = createStreamSlots(deps, deps.config.streams)));
-  const slot = await slots.open(user, clientIp(c, deps.config.rateLimit?.trustProxy ?? false));
+  const slot = await slots.open(user, clientIp(c, deps.config.rateLimit?.trustProxyHops ?? 0));
   if (!slot.ok) return tooManyStreams(c, slot.cap, slots.leaseMs);
   const renewEveryMs = slots.leaseMs / 3;
   return streamSSE(c, async (stream) => {

@@ -97,30 +97,31 @@ export async function benchStack(o: { redisUrl?: string; databaseUrl?: string } 
 }
 
 /** Starts `bench/server.ts <mode>` in its own process; resolves with its port once it listens. */
-export async function startServer(mode: string, env: Record<string, string>): Promise<{ port: number; child: ChildProcess; stop(): Promise<void> }> {
+export async function startServer(mode: string, env: Record<string, string>): Promise<{ port: number; metricsPort: number | undefined; child: ChildProcess; stop(): Promise<void> }> {
   const child = track(spawn(process.execPath, [...API_NODE_FLAGS, '--import', 'tsx', join(ROOT, 'bench', 'server.ts'), mode], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   }));
-  const port = await new Promise<number>((resolve, reject) => {
+  const [port, metricsPort] = await new Promise<[number, number | undefined]>((resolve, reject) => {
     let out = '';
     let listening = false;
     child.stdout!.on('data', (d: Buffer) => {
       // after the port line, the server's own output (its pino log: warnings, errors) goes to this run's stderr
       if (listening) return void process.stderr.write(d);
       out += d;
-      const m = /listening (\d+)/.exec(out);
+      const m = /listening (\d+)(?: metrics (\d+))?/.exec(out);
       if (m) {
         listening = true;
         const rest = out.slice(out.indexOf('\n', m.index) + 1);
         if (rest.trim()) process.stderr.write(rest);
-        resolve(Number(m[1]));
+        resolve([Number(m[1]), m[2] ? Number(m[2]) : undefined]);
       }
     });
     child.once('exit', (code) => reject(new Error(`bench server (${mode}) exited with ${code}`)));
   });
   return {
     port,
+    metricsPort,
     child,
     stop: () =>
       new Promise<void>((resolve) => {

@@ -119,7 +119,7 @@ export async function run(args: string[]): Promise<void> {
       cpuDrain = await m.stop();
       while ((await engine.outbox.backlog(eventId)).entries > 0) await sleep(200);
       workersMetrics = (await Promise.all([workers, ...notifiers].map((w) => w.metrics()))).join('\n');
-      apiMetrics = await (await fetch(`http://127.0.0.1:${api.port}/metrics`)).text();
+      apiMetrics = await (await fetch(`http://127.0.0.1:${api.metricsPort}/metrics`)).text();
     } finally {
       await api.stop();
       await Promise.all([workers.stop(), ...notifiers.map((n) => n.stop())]);

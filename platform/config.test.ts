@@ -1,0 +1,91 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, weakSecret } from './config.js';
+
+const STRONG = {
+  JWT_SECRET: '9f2c4e1a7b3d58e0c6a2f4b19d7e3c5a',
+  ADMISSION_SECRET: 'q7Lm2Xv9Rt4Kp8Zw1Ns6Hd3Fj5Gb0YeU2',
+  TICKET_SECRET: 'e83b1f6d0a9c27e4b5f8d1c3a6e09b7f42d8',
+};
+const PROD = { NODE_ENV: 'production', ...STRONG, PAYMENTS_PROVIDER: 'stripe', STRIPE_SECRET_KEY: 'sk_live_x', STRIPE_WEBHOOK_SECRET: 'whsec_Xk29fLq8Wn3Rz7Tb5Vm1Yc4Hd6Gj0Pa' };
+
+const problems = (env: Record<string, string>) => {
+  try {
+    loadConfig(env);
+    return [];
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    return e.problems;
+  }
+};
+
+describe('configuration guards in production', () => {
+  it('accepts strong secrets with Stripe', () => {
+    expect(problems(PROD)).toEqual([]);
+  });
+
+  it.each([
+    ['aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', /repeat|distinct/],
+    ['abcabcabcabcabcabcabcabcabcabcabcabc', /distinct|repeated/],
+    ['0123456789abcdefghijklmnopqrstuvwxyz', /consecutive/],
+    ['short-but-random-Q7x', /too short/],
+    ['x1x2x3x4x5x6x7x8x9x0xAxBxCxDxExFxGx', /repeats too often/],
+    ['floodgate-dev-secret-change-me-in-production', /must be set/],
+  ])('refuses JWT_SECRET %j', (secret, why) => {
+    const p = problems({ ...PROD, JWT_SECRET: secret });
+    expect(p).toHaveLength(1);
+    expect(p[0]).toMatch(/^JWT_SECRET: /);
+    expect(p[0]).toMatch(why);
+  });
+
+  it('lists every weak secret and the simulated provider at once', () => {
+    const p = problems({
+      NODE_ENV: 'production',
+      JWT_SECRET: 'aaaaaaaaaaaaaaaa',
+      ADMISSION_SECRET: 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb',
+      TICKET_SECRET: '1234567890123456789012345678901234567890',
+      PAYMENTS_PROVIDER: 'simulated',
+    });
+    expect(p.map((x) => x.split(':')[0])).toEqual(['JWT_SECRET', 'ADMISSION_SECRET', 'TICKET_SECRET', 'PAYMENTS_PROVIDER']);
+    expect(p[3]).toContain('ALLOW_SIMULATED_PAYMENTS=true');
+  });
+
+  it('refuses the development defaults of every secret', () => {
+    const p = problems({ NODE_ENV: 'production', PAYMENTS_PROVIDER: 'simulated', ALLOW_SIMULATED_PAYMENTS: 'true' });
+    expect(p).toEqual(['JWT_SECRET: must be set in production', 'ADMISSION_SECRET: must be set in production', 'TICKET_SECRET: must be set in production']);
+  });
+
+  it('refuses the simulated payment provider unless ALLOW_SIMULATED_PAYMENTS=true (staging)', () => {
+    const { STRIPE_SECRET_KEY: _k, STRIPE_WEBHOOK_SECRET: _w, ...base } = { ...PROD, PAYMENTS_PROVIDER: 'simulated' };
+    expect(problems(base)).toEqual([expect.stringMatching(/^PAYMENTS_PROVIDER: simulated payments take no money/)]);
+    expect(problems({ ...base, ALLOW_SIMULATED_PAYMENTS: 'false' })).toHaveLength(1);
+    expect(problems({ ...base, ALLOW_SIMULATED_PAYMENTS: 'true' })).toEqual([]);
+  });
+
+  it('refuses a weak Stripe webhook secret, each one of a rotation', () => {
+    expect(problems({ ...PROD, STRIPE_WEBHOOK_SECRET: `${PROD.STRIPE_WEBHOOK_SECRET},whsec_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa` })).toEqual([
+      expect.stringMatching(/^STRIPE_WEBHOOK_SECRET: /),
+    ]);
+    expect(problems({ ...PROD, STRIPE_WEBHOOK_SECRET: 'whsec_test' })).toEqual([expect.stringMatching(/^STRIPE_WEBHOOK_SECRET: too short/)]);
+  });
+
+  it('leaves development and tests alone', () => {
+    expect(problems({ JWT_SECRET: 'aaaaaaaaaaaaaaaa' })).toEqual([]);
+    expect(problems({ NODE_ENV: 'test', PAYMENTS_PROVIDER: 'simulated' })).toEqual([]);
+  });
+
+  it('weakSecret passes random values (openssl rand -hex 32, -base64 32)', () => {
+    expect(weakSecret('5b0c9e1f3a7d2846e1c0b9a8f7d6e5c4b3a29180f7e6d5c4b3a2918070f6e5d4')).toBeUndefined();
+    expect(weakSecret('mZ3q9Xo0v1Lr6YtB2pK8sW4dN7fH5jC+aE/gU1iQxRk=')).toBeUndefined();
+  });
+});
+
+describe('TRUST_PROXY_HOPS', () => {
+  it('defaults to 0, TRUST_PROXY=true means one hop, and an explicit count wins', () => {
+    expect(loadConfig({}).TRUST_PROXY_HOPS).toBe(0);
+    expect(loadConfig({ TRUST_PROXY: 'true' }).TRUST_PROXY_HOPS).toBe(1);
+    expect(loadConfig({ TRUST_PROXY_HOPS: '2' }).TRUST_PROXY_HOPS).toBe(2);
+    expect(loadConfig({ TRUST_PROXY: 'true', TRUST_PROXY_HOPS: '2' }).TRUST_PROXY_HOPS).toBe(2);
+    expect(problems({ TRUST_PROXY: 'true', TRUST_PROXY_HOPS: '0' })).toEqual([expect.stringMatching(/^TRUST_PROXY_HOPS: /)]);
+    expect(problems({ TRUST_PROXY_HOPS: '-1' })).toEqual([expect.stringMatching(/^TRUST_PROXY_HOPS: /)]);
+  });
+});
