@@ -135,8 +135,8 @@ export async function reachableRoot(base = tmpdir()): Promise<string> {
 
 /** Copies the folder holding bin/, lib/ and share/ of the binaries under `root`, once per copy of the package. */
 async function copyBinaries(bins: PgBinaries, root: string): Promise<PgBinaries> {
-  const native = dirname(dirname(bins.postgres));
-  const key = createHash('sha256').update(await realpath(native)).digest('hex').slice(0, 12);
+  const native = await realpath(dirname(dirname(bins.postgres)));
+  const key = createHash('sha256').update(native).digest('hex').slice(0, 12);
   const target = join(root, `native-${key}`);
   if (!existsSync(join(target, 'bin', 'postgres'))) {
     const tmp = `${target}.tmp-${process.pid}`;

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, mkdtemp, readFile, readdir, rm, stat, symlink } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, readdir, realpath, rm, stat, symlink } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -177,10 +177,13 @@ describe('npm start', () => {
     onTestFinished(stop);
     const c = new pg.Client({ connectionString: url });
     await c.connect();
-    const { rows } = await c.query<{ dir: string }>("SELECT current_setting('data_directory') AS dir");
+    const { rows } = await c.query<{ dir: string; pid: number }>("SELECT current_setting('data_directory') AS dir, pg_backend_pid() AS pid");
+    const exe = await realpath(`/proc/${rows[0]!.pid}/exe`); // while that backend runs
     await c.end();
     if (userInfo().uid === 0) {
       expect(said.join('\n')).toContain('cannot enter');
+      // the binaries that run and the data are copies the postgres user reaches, not links back into the private folder
+      expect(exe).toMatch(new RegExp(`^${join(reachable, 'floodgate-pg-0')}/native-\\w+/bin/postgres$`));
       expect(rows[0]!.dir.startsWith(join(reachable, 'floodgate-pg-0'))).toBe(true);
     } else {
       expect(rows[0]!.dir).toBe(join(priv, 'data', `pg-${pgPort}`));
