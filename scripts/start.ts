@@ -37,7 +37,8 @@ function stopAll(code: number): Promise<never> {
   return (stopping ??= (async () => {
     say('stopping...');
     for (const { child } of children) await stopChild(child);
-    for (const stop of stops.reverse()) await stop().catch((err: Error) => say(`stop failed: ${err.message}`));
+    // Last started first; one that start-up adds meanwhile is stopped too (the loop ends only when none is left).
+    for (let stop = stops.pop(); stop; stop = stops.pop()) await stop().catch((err: Error) => say(`stop failed: ${err.message}`));
     say('stopped');
     process.exit(code);
   })());
@@ -46,6 +47,14 @@ function stopAll(code: number): Promise<never> {
 // process (the default action) while it is stopping the others.
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(sig, () => void stopAll(0));
+}
+// A crash must not leave the services and processes it started behind (they run in process groups of their own);
+// while stopping, the errors of start-up steps whose Postgres or Redis just went away are expected.
+for (const ev of ['uncaughtException', 'unhandledRejection'] as const) {
+  process.on(ev, (err: unknown) => {
+    if (!stopping) console.error('[floodgate] crashed:', err);
+    void stopAll(1);
+  });
 }
 
 function run(name: string, entry: string): ChildProcess {
@@ -106,8 +115,14 @@ async function demoEvent(base: string, adminToken: string): Promise<EventOut | n
 try {
   const dataDir = resolve(ROOT, config.DATA_DIR);
   const track = (stop: Stop) => void stops.push(stop);
+  /** A Ctrl-C during start-up: start nothing more. */
+  const notStopping = () => {
+    if (stopping) throw new Error('stopping');
+  };
   await ensureRedis(config.REDIS_URL, dataDir, say, track);
+  notStopping();
   await ensurePostgres(config.DATABASE_URL, dataDir, say, track);
+  notStopping();
   await ensureDatabase(config.DATABASE_URL, say);
   const ran = await migrate({ databaseUrl: config.DATABASE_URL, schema: config.PG_SCHEMA });
   say(ran.length ? `applied migrations: ${ran.join(', ')}` : 'database schema is up to date');
