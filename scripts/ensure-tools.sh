@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
 # Makes the operations tools the tests need available, idempotently:
-#   promtool        -> .tools/bin/promtool (from Debian's `prometheus` package when none is on PATH)
+#   promtool        -> .tools/bin/promtool (from Debian's `prometheus` package when none is on PATH; needs no root)
 #   docker-compose  -> Debian's `docker-compose` (1.29.2; validates compose files offline, needs no engine)
 #   chromium        -> Debian's `chromium` (the waiting-room page test drives it with playwright-core)
 #   faketime        -> Debian's `faketime` (libfaketime: the clock-skew fault test runs an API process under it)
 #   nginx           -> .tools/bin/nginx (from Debian's `nginx` package; grafana/compose-run.test.ts runs the compose lb config)
 # Safe to run again: a tool that is already there is left alone. CI calls this before `npm test`.
+#
+#   bash scripts/ensure-tools.sh            all of them; the three system packages need root (or sudo) for apt-get
+#   bash scripts/ensure-tools.sh --no-root  what needs no root: promtool into .tools/bin (with a package list of
+#                                           its own under .tools/apt when the system has none); reports the
+#                                           missing system tools and never fails. `npm test` runs this first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 BIN="$ROOT/.tools/bin"
 mkdir -p "$BIN"
+
+NO_ROOT=0
+if [ "${1:-}" = "--no-root" ]; then NO_ROOT=1; fi
 
 say() { echo "ensure-tools: $*"; }
 
@@ -28,26 +36,58 @@ apt_update_once() {
   fi
 }
 
-# ---- promtool ---------------------------------------------------------------------------------------------
-if [ -x "$BIN/promtool" ] && "$BIN/promtool" --version >/dev/null 2>&1; then
-  say "promtool: already at .tools/bin/promtool ($("$BIN/promtool" --version 2>&1 | head -n1))"
-elif command -v promtool >/dev/null 2>&1; then
-  ln -sf "$(command -v promtool)" "$BIN/promtool"
-  say "promtool: found on PATH at $(command -v promtool); linked to .tools/bin/promtool"
-else
-  tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
-  # `apt-get download` writes into the current folder and needs no root; it does need a package list.
-  if ! (cd "$tmp" && apt-get download prometheus >/dev/null 2>&1); then
-    apt_update_once
-    (cd "$tmp" && apt-get download prometheus)
+# `apt-get download prometheus` into $1. It needs no root, but a package list: the system's, else (a fresh
+# machine or image without one, where only root could refresh it) one of our own under .tools/apt.
+download_prometheus() {
+  if (cd "$1" && apt-get download prometheus >/dev/null 2>&1); then return 0; fi
+  if [ "$NO_ROOT" -eq 0 ] && { [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; } && apt_update_once && (cd "$1" && apt-get download prometheus); then
+    return 0
   fi
-  deb=$(ls "$tmp"/prometheus_*.deb | head -n1)
-  dpkg -x "$deb" "$tmp/x"
-  cp "$tmp/x/usr/bin/promtool" "$BIN/promtool"
-  chmod +x "$BIN/promtool"
-  say "promtool: extracted from $(basename "$deb") to .tools/bin/promtool ($("$BIN/promtool" --version 2>&1 | head -n1))"
+  local apt_dir="$ROOT/.tools/apt"
+  local opts=(-o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache" -o "Debug::NoLocking=1")
+  mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
+  say "apt-get update into .tools/apt (a package list of our own; no root needed)"
+  apt-get -qq "${opts[@]}" update && (cd "$1" && apt-get "${opts[@]}" download prometheus)
+}
+
+# ---- promtool ---------------------------------------------------------------------------------------------
+ensure_promtool() {
+  if [ -x "$BIN/promtool" ] && "$BIN/promtool" --version >/dev/null 2>&1; then
+    say "promtool: already at .tools/bin/promtool ($("$BIN/promtool" --version 2>&1 | head -n1))"
+  elif command -v promtool >/dev/null 2>&1; then
+    ln -sf "$(command -v promtool)" "$BIN/promtool"
+    say "promtool: found on PATH at $(command -v promtool); linked to .tools/bin/promtool"
+  else
+    if ! command -v apt-get >/dev/null 2>&1; then
+      say "promtool: missing, and there is no apt-get to fetch Debian's prometheus package: put promtool (Prometheus 2.x) on PATH"
+      return 1
+    fi
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    download_prometheus "$tmp" || { say "promtool: could not download Debian's prometheus package"; return 1; }
+    deb=$(ls "$tmp"/prometheus_*.deb | head -n1)
+    dpkg-deb -x "$deb" "$tmp/x"
+    cp "$tmp/x/usr/bin/promtool" "$BIN/promtool"
+    chmod +x "$BIN/promtool"
+    say "promtool: extracted from $(basename "$deb") to .tools/bin/promtool ($("$BIN/promtool" --version 2>&1 | head -n1))"
+  fi
+}
+
+if [ "$NO_ROOT" -eq 1 ]; then
+  ensure_promtool || say "promtool: not provided; the tests that need it fail and say what to run"
+  missing=()
+  command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  command -v faketime >/dev/null 2>&1 || missing+=(faketime)
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  command -v redis-cli >/dev/null 2>&1 || missing+=(redis-cli)
+  [ -x "$BIN/nginx" ] || missing+=(nginx)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    say "missing: ${missing[*]}; the tests that need them fail. As root: bash scripts/ensure-tools.sh (redis-server and redis-cli: apt-get install redis-server)"
+  fi
+  exit 0
 fi
+ensure_promtool
 
 # ---- docker-compose ---------------------------------------------------------------------------------------
 if command -v docker-compose >/dev/null 2>&1; then

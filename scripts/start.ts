@@ -24,33 +24,52 @@ try {
 }
 
 const stops: Stop[] = [];
-const children: ChildProcess[] = [];
-let stopping = false;
+const children: { name: string; child: ChildProcess }[] = [];
+let stopping: Promise<never> | undefined;
 
-async function stopAll(code: number): Promise<never> {
-  if (!stopping) {
-    stopping = true;
+/**
+ * Stops what `npm start` started, in order: the API (no new requests), then the workers (they still reach Redis
+ * and Postgres while they finish), then the services it started, last started first. Each runs in its own
+ * process group, so a terminal's Ctrl-C (SIGINT to the whole foreground group) reaches only this process and the
+ * npm/tsx wrappers above it, never a service before the processes that use it.
+ */
+function stopAll(code: number): Promise<never> {
+  return (stopping ??= (async () => {
     say('stopping...');
-    await Promise.all(children.map((c) => stopChild(c)));
-    for (const stop of stops.reverse()) await stop().catch((err: Error) => say(`stop failed: ${err.message}`));
+    for (const { child } of children) await stopChild(child);
+    // Last started first; one that start-up adds meanwhile is stopped too (the loop ends only when none is left).
+    for (let stop = stops.pop(); stop; stop = stops.pop()) await stop().catch((err: Error) => say(`stop failed: ${err.message}`));
     say('stopped');
-  }
-  process.exit(code);
+    process.exit(code);
+  })());
 }
-process.once('SIGINT', () => void stopAll(0));
-process.once('SIGTERM', () => void stopAll(0));
+// `on`, not `once`: npm and tsx pass the terminal's SIGINT on as well, and a second SIGINT must not kill this
+// process (the default action) while it is stopping the others.
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => void stopAll(0));
+}
+// A crash must not leave the services and processes it started behind (they run in process groups of their own);
+// while stopping, the errors of start-up steps whose Postgres or Redis just went away are expected.
+for (const ev of ['uncaughtException', 'unhandledRejection'] as const) {
+  process.on(ev, (err: unknown) => {
+    if (!stopping) console.error('[floodgate] crashed:', err);
+    void stopAll(1);
+  });
+}
 
 function run(name: string, entry: string): ChildProcess {
+  if (stopping) throw new Error('stopping');
   const child = spawn(process.execPath, ['--max-semi-space-size=64', '--import', 'tsx', join(ROOT, entry)], {
     stdio: ['ignore', 'inherit', 'inherit'],
     env: process.env,
+    detached: true,
   });
   child.once('exit', (code, signal) => {
     if (stopping) return;
     say(`${name} exited (${signal ?? code}); stopping`);
     void stopAll(1);
   });
-  children.push(child);
+  children.push({ name, child });
   return child;
 }
 
@@ -95,10 +114,15 @@ async function demoEvent(base: string, adminToken: string): Promise<EventOut | n
 
 try {
   const dataDir = resolve(ROOT, config.DATA_DIR);
-  const r = await ensureRedis(config.REDIS_URL, dataDir, say);
-  if (r) stops.push(r);
-  const p = await ensurePostgres(config.DATABASE_URL, dataDir, say);
-  if (p) stops.push(p);
+  const track = (stop: Stop) => void stops.push(stop);
+  /** A Ctrl-C during start-up: start nothing more. */
+  const notStopping = () => {
+    if (stopping) throw new Error('stopping');
+  };
+  await ensureRedis(config.REDIS_URL, dataDir, say, track);
+  notStopping();
+  await ensurePostgres(config.DATABASE_URL, dataDir, say, track);
+  notStopping();
   await ensureDatabase(config.DATABASE_URL, say);
   const ran = await migrate({ databaseUrl: config.DATABASE_URL, schema: config.PG_SCHEMA });
   say(ran.length ? `applied migrations: ${ran.join(', ')}` : 'database schema is up to date');
@@ -133,6 +157,6 @@ Floodgate is running at ${base}   (API reference: ${base}/docs, health: ${base}/
 Ctrl-C stops everything.
 `);
 } catch (err) {
-  console.error(`[floodgate] could not start: ${(err as Error).message}`);
+  if (!stopping) console.error(`[floodgate] could not start: ${(err as Error).message}`);
   await stopAll(1);
 }

@@ -44,6 +44,9 @@ async function clusterPorts(): Promise<number[]> {
 /** Floodgate on a real 3-node Redis Cluster on spare loopback ports: every script call stays on one slot. */
 describe('Redis Cluster', () => {
   it('holds, payments, the outbox, the waiting room, reconcile and rebuild work with events spread over three nodes', async ({ ns, pg, clock, onTestFinished }) => {
+    for (const tool of ['redis-server', 'redis-cli']) {
+      expect(spawnSync(tool, ['--version']).error?.message, `${tool} is not on PATH: install Redis 7 (apt-get install redis-server)`).toBeUndefined();
+    }
     const dir = await mkdtemp(join(tmpdir(), 'fg-cluster-'));
     const ports = await clusterPorts();
     const nodes: ChildProcess[] = ports.map((p) =>
