@@ -56,10 +56,13 @@ const buildRoot = join(REPO_ROOT, '.tools', `compose-run-${randomBytes(4).toStri
 const database = `fg_compose_${randomBytes(4).toString('hex')}`;
 const DATABASE_URL = TEST_DATABASE_URL.replace(/\/[^/]*$/, `/${database}`);
 
-/** A free port in 20000-29999 (this machine's spare range). */
+/**
+ * A free port in 23000-29999: below the ephemeral range (so no client connection takes it before the service binds it),
+ * and apart from test/cluster.test.ts's nodes (20000-22700) and their bus ports (30000-32700).
+ */
 async function sparePort(): Promise<number> {
   for (;;) {
-    const port = 20000 + Math.floor(Math.random() * 10000);
+    const port = 23000 + Math.floor(Math.random() * 7000);
     const free = await new Promise<boolean>((resolve) => {
       const s = createServer();
       s.once('error', () => resolve(false));
