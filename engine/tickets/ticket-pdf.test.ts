@@ -69,8 +69,10 @@ async function readPdf(bytes: Uint8Array): Promise<{ doc: PDFDocument; pages: Pa
         .join(''),
     );
     const qrOps = /\/FloodgateQR BMC([\s\S]*?)EMC/.exec(content)?.[1] ?? '';
+    // the rectangles in page coordinates, through the `a 0 0 d e f cm` (scale and move) the QR block may set
+    const [a, , , d, e, f] = /((?:[\d.-]+ ){6})cm/.exec(qrOps)?.[1]!.trim().split(' ').map(Number) ?? [1, 0, 0, 1, 0, 0];
     const qr = [...qrOps.matchAll(/([\d.-]+) ([\d.-]+) ([\d.-]+) ([\d.-]+) re/g)].map((r) => ({
-      x: Number(r[1]), y: Number(r[2]), w: Number(r[3]), h: Number(r[4]),
+      x: a! * Number(r[1]) + e!, y: d! * Number(r[2]) + f!, w: a! * Number(r[3]), h: d! * Number(r[4]),
     }));
     const { width, height } = page.getSize();
     return { runs, lines, qr, width, height };

@@ -3,19 +3,26 @@ import { createRequire } from 'node:module';
 import { deflateSync } from 'node:zlib';
 import fontkit, { type Font } from '@pdf-lib/fontkit';
 import {
+  PDFContext,
+  PDFDict,
   PDFDocument,
   PDFFlateStream,
+  PDFObjectCopier,
   PDFName,
   PDFOperator,
   PDFOperatorNames,
   PDFRawStream,
+  type PDFRef,
   beginMarkedContent,
+  beginText,
+  endText,
+  concatTransformationMatrix,
   endMarkedContent,
   popGraphicsState,
   pushGraphicsState,
   rgb,
   setFillingGrayscaleColor,
-  type Color,
+  type RGB,
   type PDFFont,
   type PDFPage,
 } from 'pdf-lib';
@@ -33,6 +40,11 @@ import QRCode from 'qrcode';
  *
  * The QR code is drawn as vector rectangles from `qrMatrix(code)` (not an embedded PNG): it stays sharp at any zoom
  * and print resolution, adds no image codec, and the test can read the modules back out of the content stream.
+ *
+ * Cost: about 5 ms of CPU for a booking of three tickets (it was about 51 ms; `npm run bench:pdf`). What makes it
+ * cheap is what the process keeps between documents: the parsed fonts and their layouts (`shareFont`), the written
+ * font subsets, by glyph list (`embedCached`), and the QR mask tables (`maskLayers`); and within one document the
+ * text split into graphemes (`units`). The caches are bounded. Every thread has its own (`ticket-pdf-pool.ts`).
  */
 export type TicketPdfInput = {
   event: {
@@ -222,12 +234,12 @@ export async function renderTicketsPdf(input: TicketPdfInput, options: TicketPdf
   // font files and ToUnicode maps: node's zlib instead of pako (see `deflateStreams`)
   doc.context.flateStream = (contents, dict = {}) => 
     doc.context.stream(deflateSync(typeof contents === 'string' ? Buffer.from(contents, 'latin1') : contents, ZLIB), { ...dict, Filter: 'FlateDecode' });
-  const regular = await doc.embedFont(files.regular.bytes, { subset: true });
-  const bold = await doc.embedFont(files.bold.bytes, { subset: true });
+  const regular = await embedCached(doc, files.regular);
+  const bold = await embedCached(doc, files.bold);
   const strings = [event.name, event.venue, event.startsAt, booking.tierName, booking.holderName, booking.bookingId];
   const needed = files.fallback && [...strings, ...tickets.map((t) => t.seat ?? '')].some((s) => needsFallback(s, files));
   // Embedded only when some text needs it: a CJK font adds to the file even as a subset.
-  const extra: Face[] = files.fallback && needed ? [{ font: await doc.embedFont(files.fallback.bytes, { subset: true }), file: files.fallback }] : [];
+  const extra: Face[] = files.fallback && needed ? [{ font: await embedCached(doc, files.fallback), file: files.fallback }] : [];
   const faces = {
     regular: [{ font: regular, file: files.regular }, ...extra],
     bold: [{ font: bold, file: files.bold }, { font: regular, file: files.regular }, ...extra],
@@ -248,7 +260,7 @@ export async function renderTicketsPdf(input: TicketPdfInput, options: TicketPdf
     const page = doc.addPage([...PAGE]);
     const width = PAGE[0] - 2 * MARGIN;
     let y = PAGE[1] - MARGIN;
-    const text = (s: string, o: { size: number; bold?: boolean; color?: Color; maxLines?: number; minSize?: number; gap?: number }) => {
+    const text = (s: string, o: { size: number; bold?: boolean; color?: RGB; maxLines?: number; minSize?: number; gap?: number }) => {
       y = drawBlock(page, s, { ...o, faces: o.bold ? faces.bold : faces.regular, x: MARGIN, top: y, width });
       y -= o.gap ?? 4;
     };
@@ -301,13 +313,57 @@ export function seatLine(seat: string | null): string {
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
+// Embedded fonts: cached by glyph list.
+
+/**
+ * Writing a font subset into a PDF (fontkit encodes the TrueType subset, pdf-lib adds widths and a ToUnicode map,
+ * zlib compresses them) was half of what a ticket PDF cost. What pdf-lib writes depends only on the font file and
+ * the subset's glyphs in the order they were first used. So each DejaVu subset starts with every printable ASCII
+ * glyph in a fixed order (`PRESET`); only glyphs beyond ASCII (an accented letter of the venue or the holder's name,
+ * Cyrillic, ...) extend it, in the order the page uses them. Documents with the same glyph list (every all-ASCII
+ * booking of an event, and most others) then get a copy of the font objects written the first time, instead of
+ * writing them again. Costs a few KiB per PDF (about 95 glyphs per font instead of the 30-60 used).
+ */
+const PRESET = Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)).join(' '); // spaces: no ligatures
+const MAX_CACHED_SUBSETS = 300;
+
+type Embedder = { glyphs: { id: number }[]; embedIntoContext(context: PDFContext, ref?: PDFRef): Promise<PDFRef> };
+type CachedSubset = { context: PDFContext; dict: PDFDict };
+const subsetCache = new WeakMap<FontFile, Map<string, CachedSubset>>();
+
+async function embedCached(doc: PDFDocument, file: FontFile): Promise<PDFFont> {
+  const font = await doc.embedFont(file.bytes, { subset: true });
+  const embedder = (font as unknown as { embedder: Embedder }).embedder;
+  if (file.plainAscii) font.encodeText(PRESET);
+  let cache = subsetCache.get(file);
+  if (!cache) subsetCache.set(file, (cache = new Map()));
+  const subsets = cache;
+  const write = embedder.embedIntoContext.bind(embedder);
+  // pdf-lib calls this once, when the document is saved; the glyph list is complete then
+  embedder.embedIntoContext = async (context, ref) => {
+    const key = embedder.glyphs.map((g) => g.id).join(',');
+    const hit = subsets.get(key);
+    if (hit && ref) {
+      context.assign(ref, PDFObjectCopier.for(hit.context, context).copy(hit.dict));
+      return ref;
+    }
+    const out = await write(context, ref);
+    const store = PDFContext.create();
+    if (subsets.size >= MAX_CACHED_SUBSETS) subsets.delete(subsets.keys().next().value!);
+    subsets.set(key, { context: store, dict: PDFObjectCopier.for(context, store).copy(context.lookup(out, PDFDict)) });
+    return out;
+  };
+  return font;
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
 // Fonts: bytes and coverage are read once per process and shared by every document.
 
 /**
  * `kit`: the shared fontkit font (see `parsed`); `widths`: advance width at size 1 of each string measured so far
  * (a width depends on the font file only, so every document shares them).
  */
-type FontFile = { bytes: Uint8Array; cmap: ReadonlySet<number>; kit: Font; widths: Map<string, number | null> };
+type FontFile = { bytes: Uint8Array; cmap: ReadonlySet<number>; kit: Font; widths: Map<string, number | null>; plainAscii: boolean };
 /** A font file as embedded in one document (`font`). */
 type Face = { font: PDFFont; file: FontFile };
 type FontFiles = { regular: FontFile; bold: FontFile; fallback: FontFile | null };
@@ -373,7 +429,7 @@ function loadFontFile(path: string, plainAscii = false): Promise<FontFile | null
         try {
           const bytes = new Uint8Array(buf);
           const f = fontkit.create(bytes);
-          return { bytes, cmap: new Set(f.characterSet), kit: shareFont(bytes, f, plainAscii), widths: new Map() };
+          return { bytes, cmap: new Set(f.characterSet), kit: shareFont(bytes, f, plainAscii), widths: new Map(), plainAscii };
         } catch {
           return null;
         }
@@ -563,7 +619,7 @@ type Block = {
   width: number;
   maxLines?: number;
   minSize?: number;
-  color?: Color;
+  color?: RGB;
 };
 
 /** Draws `s` below `top`, shrinking down to `minSize` before wrapping; returns the new top. */
@@ -577,7 +633,7 @@ function drawBlock(page: PDFPage, s: string, o: Block): number {
     y -= size;
     let x = o.x;
     for (const r of runs(line)) {
-      page.drawText(r.text, { x, y, size, font: r.face.font, color: o.color ?? INK });
+      show(page, r.face.font, r.text, x, y, size, o.color ?? INK);
       x += r.w1 * size;
     }
     y -= size * 0.25;
@@ -585,11 +641,36 @@ function drawBlock(page: PDFPage, s: string, o: Block): number {
   return y;
 }
 
+/** Each page's resource name of each font it uses (pdf-lib's drawText adds a new name for every call). */
+const fontKeys = new WeakMap<PDFPage, Map<PDFFont, string>>();
+const num = (v: number) => String(Math.round(v * 1000) / 1000);
+
+/**
+ * One run of text at (x, y): the operators pdf-lib's `drawText` writes, built from strings (pdf-lib would make an
+ * object per number, and measure and split the text again), with one font resource name per page and font.
+ */
+function show(page: PDFPage, font: PDFFont, text: string, x: number, y: number, size: number, color: RGB) {
+  let keys = fontKeys.get(page);
+  if (!keys) fontKeys.set(page, (keys = new Map()));
+  let key = keys.get(font);
+  if (!key) keys.set(font, (key = page.node.newFontDictionary(font.name, font.ref).asString()));
+  page.pushOperators(
+    pushGraphicsState(),
+    beginText(),
+    PDFOperator.of(PDFOperatorNames.NonStrokingColorRgb, [`${num(color.red)} ${num(color.green)} ${num(color.blue)}`]),
+    PDFOperator.of(PDFOperatorNames.SetFontAndSize, [key, num(size)]),
+    PDFOperator.of(PDFOperatorNames.SetTextMatrix, [`1 0 0 1 ${num(x)} ${num(y)}`]),
+    PDFOperator.of(PDFOperatorNames.ShowText, [font.encodeText(text)]),
+    endText(),
+    popGraphicsState(),
+  );
+}
+
 function drawRight(page: PDFPage, s: string, faces: readonly Face[], size: number, right: number, y: number) {
   const rs = runs(units(s, faces));
   let x = right - rs.reduce((w, r) => w + r.w1 * size, 0);
   for (const r of rs) {
-    page.drawText(r.text, { x, y, size, font: r.face.font, color: MUTED });
+    show(page, r.face.font, r.text, x, y, size, MUTED);
     x += r.w1 * size;
   }
 }
@@ -610,12 +691,8 @@ function rule(page: PDFPage, y: number, width: number) {
  */
 function drawQr(page: PDFPage, m: boolean[][], x0: number, y0: number, size: number) {
   const n = m.length;
-  const cell = size / n;
-  // Edges come from the grid index, so neighbouring rectangles share exactly the same coordinates.
-  const num = (v: number) => String(Math.round(v * 1000) / 1000);
-  const xs = Array.from({ length: n + 1 }, (_, c) => num(x0 + c * cell));
-  const ys = Array.from({ length: n + 1 }, (_, r) => num(y0 + size - r * cell));
-  const ws = Array.from({ length: n + 1 }, (_, k) => `${num(k * cell)} ${num(cell)} re`);
+  // In module units (one module = 1 × 1, row 0 at the top, from `cm`): integer coordinates, so neighbouring rectangles
+  // share exact edges, and the path is short to write and to compress.
   const path: string[] = [];
   m.forEach((row, r) => {
     for (let c = 0; c < n; ) {
@@ -625,14 +702,16 @@ function drawQr(page: PDFPage, m: boolean[][], x0: number, y0: number, size: num
       }
       const start = c;
       while (c < n && row[c]) c++;
-      path.push(`${xs[start]} ${ys[r + 1]} ${ws[c - start]}`);
+      path.push(`${start} ${n - 1 - r} ${c - start} 1 re`);
     }
   });
-  // The path as one operand string: pdf-lib would otherwise build four number objects per rectangle.
+  const cell = size / n;
   page.pushOperators(
     beginMarkedContent(QR_MARKED_CONTENT_TAG),
     pushGraphicsState(),
+    concatTransformationMatrix(cell, 0, 0, cell, x0, y0),
     setFillingGrayscaleColor(0),
+    // the path as one operand string: pdf-lib would otherwise build four number objects per rectangle
     PDFOperator.of(PDFOperatorNames.FillNonZero, [path.join('\n')]),
     popGraphicsState(),
     endMarkedContent(),
