@@ -51,6 +51,22 @@ describe('createTicketPdfPool', () => {
     await expect(pool.render(input('D'))).rejects.toThrow(/closed/);
   });
 
+  it('fails the request whose thread died, and starts another thread', async () => {
+    // a thread that loads, then dies on every request it gets
+    const script = `const { parentPort } = require('node:worker_threads');
+      parentPort.postMessage({ ready: true });
+      parentPort.on('message', () => process.exit(7));`;
+    pool = createTicketPdfPool({ threads: 1, script });
+    await expect(pool.render(input('A'))).rejects.toThrow(/render thread died: exited with code 7/);
+    await expect(pool.render(input('B'))).rejects.toThrow(/render thread died/);
+  });
+
+  it('renders in the calling thread once threads keep dying without answering', async () => {
+    pool = createTicketPdfPool({ threads: 1, script: 'process.exit(1)' }); // dies before it is ready
+    const pdf = await pool.render(input('Zoë'));
+    expect((await PDFDocument.load(pdf)).getPageCount()).toBe(2);
+  });
+
   it('renders in the calling thread with threads: 0', async () => {
     pool = createTicketPdfPool({ threads: 0 });
     expect((await PDFDocument.load(await pool.render(input('A')))).getPageCount()).toBe(2);

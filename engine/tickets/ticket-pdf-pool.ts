@@ -8,7 +8,8 @@ import type { RenderReply, RenderRequest } from './ticket-pdf-worker.js';
  * Ticket PDFs rendered on worker threads, so several render at once (one per core) and the event loop of the caller
  * (a notify worker sending mail, waiting on Postgres) never stalls behind a render. Each thread renders one booking
  * at a time; further requests wait in a FIFO queue. A thread that dies fails only the booking it was rendering (the
- * notify job retries) and is replaced. `threads: 0` renders in the calling thread instead.
+ * notify job retries) and is replaced; if threads keep dying without answering (three in a row), the pool renders in
+ * the calling thread from then on. `threads: 0` renders in the calling thread instead.
  */
 export type TicketPdfPool = {
   render(input: TicketPdfInput, options?: TicketPdfOptions): Promise<Uint8Array>;
@@ -22,10 +23,18 @@ export type TicketPdfPool = {
 /** One thread per core, leaving one core for the caller's own event loop; at least one. */
 export const defaultRenderThreads = (): number => Math.max(1, availableParallelism() - 1);
 
-type Task = { req: RenderRequest; resolve: (pdf: Uint8Array) => void; reject: (err: Error) => void };
-type Slot = { worker: Worker; task: Task | null };
+const MAX_DEATHS_IN_A_ROW = 3;
 
-export function createTicketPdfPool(o: { threads?: number; log?: Logger } = {}): TicketPdfPool {
+type Task = { req: RenderRequest; resolve: (pdf: Uint8Array) => void; reject: (err: Error) => void };
+/** `ready`: the thread has loaded the renderer (it says so in a first message); only then is it given work. */
+type Slot = { worker: Worker; task: Task | null; ready: boolean };
+
+export function createTicketPdfPool(o: {
+  threads?: number;
+  log?: Logger;
+  /** The threads' code (CommonJS source), instead of loading ticket-pdf-worker: for the tests of dying threads. */
+  script?: string;
+} = {}): TicketPdfPool {
   const threads = o.threads ?? defaultRenderThreads();
   if (!Number.isInteger(threads) || threads < 0) throw new Error(`createTicketPdfPool: threads must be an integer >= 0, not ${threads}`);
   if (threads === 0) return { render: renderTicketsPdf, threads: 0, queued: 0, close: async () => {} };
@@ -42,16 +51,25 @@ export function createTicketPdfPool(o: { threads?: number; log?: Logger } = {}):
   const slots: Slot[] = [];
   let nextId = 1;
   let closed = false;
+  /** Threads that died since the last answer; past MAX_DEATHS_IN_A_ROW none is started again. */
+  let deaths = 0;
+  let inline = false;
 
   const spawn = (): Slot => {
     // a young generation larger than the default makes far fewer scavenges of a renderer's short-lived buffers
-    const worker = new Worker(source, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 48 } });
-    const slot: Slot = { worker, task: null };
+    const worker = new Worker(o.script ?? source, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 48 } });
+    const slot: Slot = { worker, task: null, ready: false };
     worker.unref(); // an idle pool never keeps the process alive; close() ends it
-    worker.on('message', (reply: RenderReply) => {
+    worker.on('message', (reply: RenderReply | { ready: true }) => {
+      if ('ready' in reply) {
+        slot.ready = true;
+        pump();
+        return;
+      }
       const task = slot.task;
       if (!task || task.req.id !== reply.id) return;
       slot.task = null;
+      deaths = 0;
       if ('pdf' in reply) task.resolve(reply.pdf);
       else task.reject(new Error(reply.error));
       pump();
@@ -62,11 +80,18 @@ export function createTicketPdfPool(o: { threads?: number; log?: Logger } = {}):
       slots.splice(i, 1);
       slot.task?.reject(new Error(`ticket PDF render thread died: ${err.message}`));
       slot.task = null;
-      if (!closed) {
+      if (closed) return;
+      deaths++;
+      if (deaths <= MAX_DEATHS_IN_A_ROW) {
         o.log?.warn({ err: { message: err.message } }, 'ticket PDF render thread died; starting another');
         slots.push(spawn());
-        pump();
+      } else if (slots.length === 0) {
+        // threads that die before rendering anything (a broken install, no memory): render here rather than not at all
+        o.log?.error({ err: { message: err.message } }, 'ticket PDF render threads keep dying; rendering in the calling thread');
+        inline = true;
+        for (const t of queue.splice(0)) renderTicketsPdf(t.req.input, t.req.options).then(t.resolve, t.reject);
       }
+      pump();
     };
     worker.on('error', died);
     worker.on('exit', (code) => died(new Error(`exited with code ${code}`)));
@@ -75,7 +100,7 @@ export function createTicketPdfPool(o: { threads?: number; log?: Logger } = {}):
 
   const pump = () => {
     for (const slot of slots) {
-      if (slot.task || queue.length === 0) continue;
+      if (!slot.ready || slot.task || queue.length === 0) continue;
       const task = queue.shift()!;
       slot.task = task;
       slot.worker.ref(); // keep the process alive while a render is in flight
@@ -93,6 +118,7 @@ export function createTicketPdfPool(o: { threads?: number; log?: Logger } = {}):
     },
     render(input, options) {
       if (closed) return Promise.reject(new Error('ticket PDF pool is closed'));
+      if (inline) return renderTicketsPdf(input, options);
       return new Promise<Uint8Array>((resolve, reject) => {
         queue.push({ req: { id: nextId++, input, ...(options ? { options } : {}) }, resolve, reject });
         pump();

@@ -2,8 +2,8 @@ import { parentPort } from 'node:worker_threads';
 import { renderTicketsPdf, type TicketPdfInput, type TicketPdfOptions } from './ticket-pdf.js';
 
 /**
- * A render thread of `createTicketPdfPool`: renders one booking's PDF per message and posts the bytes back
- * (transferred, not copied). Fonts, layouts and QR mask tables are cached per thread, so a thread gets faster after
+ * A render thread of `createTicketPdfPool`: says `{ ready: true }` once loaded, then renders one booking's PDF per
+ * message and posts the bytes back (transferred, not copied). Fonts, layouts and QR mask tables are cached per thread, so a thread gets faster after
  * its first tickets.
  */
 export type RenderRequest = { id: number; input: TicketPdfInput; options?: TicketPdfOptions };
@@ -17,3 +17,4 @@ port.on('message', (req: RenderRequest) => {
     (err: unknown) => port.postMessage({ id: req.id, error: err instanceof Error ? err.message : String(err) } satisfies RenderReply),
   );
 });
+port.postMessage({ ready: true });
