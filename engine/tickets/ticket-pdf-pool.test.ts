@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { PDFDocument } from 'pdf-lib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTicketPdfPool, defaultRenderThreads, type TicketPdfPool } from './ticket-pdf-pool.js';
@@ -65,6 +66,18 @@ describe('createTicketPdfPool', () => {
     pool = createTicketPdfPool({ threads: 1, script: 'process.exit(1)' }); // dies before it is ready
     const pdf = await pool.render(input('Zoë'));
     expect((await PDFDocument.load(pdf)).getPageCount()).toBe(2);
+  });
+
+  it('keeps the process alive while a render waits for its thread to load (a script awaiting it at top level)', async () => {
+    const pool = new URL('./ticket-pdf-pool.ts', import.meta.url).href;
+    const code = `const { createTicketPdfPool } = await import(${JSON.stringify(pool)});
+      const pool = createTicketPdfPool({ threads: 1 });
+      const pdf = await pool.render(${JSON.stringify(input('Zoë'))});
+      console.log(pdf.length);
+      await pool.close();`;
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { encoding: 'utf8', timeout: 60_000 });
+    expect({ status: child.status, stderr: child.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(Number(child.stdout.trim())).toBeGreaterThan(1000);
   });
 
   it('renders in the calling thread with threads: 0', async () => {

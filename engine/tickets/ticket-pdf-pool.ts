@@ -25,6 +25,15 @@ export const defaultRenderThreads = (): number => Math.max(1, availableParalleli
 
 const MAX_DEATHS_IN_A_ROW = 3;
 
+/** tsx's register API, resolved from here (an eval'd thread would resolve a bare name from the working directory). */
+function tsxApi(): string {
+  try {
+    return import.meta.resolve('tsx/esm/api');
+  } catch {
+    return 'tsx/esm/api';
+  }
+}
+
 type Task = { req: RenderRequest; resolve: (pdf: Uint8Array) => void; reject: (err: Error) => void };
 /** `ready`: the thread has loaded the renderer (it says so in a first message); only then is it given work. */
 type Slot = { worker: Worker; task: Task | null; ready: boolean };
@@ -44,7 +53,7 @@ export function createTicketPdfPool(o: {
   const ts = import.meta.url.endsWith('.ts');
   const entry = new URL(`./ticket-pdf-worker.${ts ? 'ts' : 'js'}`, import.meta.url);
   const source = ts
-    ? `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); })`
+    ? `import(${JSON.stringify(tsxApi())}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); })`
     : `import(${JSON.stringify(entry.href)})`;
 
   const queue: Task[] = [];
@@ -103,10 +112,13 @@ export function createTicketPdfPool(o: {
       if (!slot.ready || slot.task || queue.length === 0) continue;
       const task = queue.shift()!;
       slot.task = task;
-      slot.worker.ref(); // keep the process alive while a render is in flight
       slot.worker.postMessage(task.req);
     }
-    for (const slot of slots) if (!slot.task) slot.worker.unref();
+    // the threads keep the process alive while a render is in flight or waiting (for a thread that is still loading)
+    for (const slot of slots) {
+      if (slot.task || queue.length > 0) slot.worker.ref();
+      else slot.worker.unref();
+    }
   };
 
   for (let i = 0; i < threads; i++) slots.push(spawn());
