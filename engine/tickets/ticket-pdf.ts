@@ -41,7 +41,7 @@ import QRCode from 'qrcode';
  * The QR code is drawn as vector rectangles from `qrMatrix(code)` (not an embedded PNG): it stays sharp at any zoom
  * and print resolution, adds no image codec, and the test can read the modules back out of the content stream.
  *
- * Cost: about 5 ms of CPU for a booking of three tickets (it was about 51 ms; `npm run bench:pdf`). What makes it
+ * Cost: about 4 ms of CPU for a booking of three tickets (it was about 50 ms; `npm run bench:pdf`). What makes it
  * cheap is what the process keeps between documents: the parsed fonts and their layouts (`shareFont`), the written
  * font subsets, by glyph list (`embedCached`), and the QR mask tables (`maskLayers`); and within one document the
  * text split into graphemes (`units`). The caches are bounded. Every thread has its own (`ticket-pdf-pool.ts`).
@@ -232,7 +232,7 @@ export async function renderTicketsPdf(input: TicketPdfInput, options: TicketPdf
   const doc = await PDFDocument.create({ updateMetadata: false });
   doc.registerFontkit(sharedFontkit);
   // font files and ToUnicode maps: node's zlib instead of pako (see `deflateStreams`); written once per glyph list
-  doc.context.flateStream = (contents, dict = {}) => 
+  doc.context.flateStream = (contents, dict = {}) =>
     doc.context.stream(deflateSync(typeof contents === 'string' ? Buffer.from(contents, 'latin1') : contents, FONT_ZLIB), { ...dict, Filter: 'FlateDecode' });
   const regular = await embedCached(doc, files.regular);
   const bold = await embedCached(doc, files.bold);
