@@ -67,6 +67,10 @@ const Env = z
     RECONCILE_INTERVAL_MS: int(5_000),
     SWEEP_INTERVAL_MS: int(2000),
     PERSIST_BATCH_SIZE: int(500),
+    /** Worker threads rendering ticket PDFs in the notify worker; unset: one per core less one (at least 1); 0: none. */
+    PDF_RENDER_THREADS: optional(z.coerce.number().int().min(0)),
+    /** notify jobs one workers process runs at once; unset: 4 per render thread, at least 8. */
+    NOTIFY_CONCURRENCY: optional(z.coerce.number().int().min(1)),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     DEMO_EVENT: bool.default(true),
     /** "redis" (Floodgate) or "pg-lock" (the seed's SELECT ... FOR UPDATE design, for benchmark comparisons only). */

@@ -2,7 +2,8 @@ import { boot, runMain } from '../platform/boot.js';
 import { createMetrics } from '../platform/metrics.js';
 import { serveMetrics } from '../platform/metrics-server.js';
 import { createMailer, createSms } from './providers.js';
-import { startJobWorkers } from './processors.js';
+import { createTicketPdfPool, defaultRenderThreads } from '../engine/tickets/ticket-pdf-pool.js';
+import { DEFAULT_CONCURRENCY, startJobWorkers } from './processors.js';
 import { createReconcileWorker } from './reconcile/reconcile.js';
 import { createAdmissionWorker } from './admission/admission.js';
 import { createPersistWorker } from './persist/persist.js';
@@ -41,12 +42,23 @@ runMain(async () => {
   }
   const jobQueues = (['payment', 'notify', 'refund'] as const).filter((q) => wanted.includes(q));
   if (jobQueues.length) {
+    // notify draws each booking's PDF on a pool of render threads (one per core less one by default) and runs enough
+    // jobs at once to keep them busy while other jobs wait on Postgres or the mail transport
+    const pdfPool = wanted.includes('notify') ? createTicketPdfPool({ threads: config.PDF_RENDER_THREADS ?? defaultRenderThreads(), log }) : undefined;
+    // shutdown runs in reverse order: the threads close after the job workers finished their jobs
+    if (pdfPool) shutdown.add('ticket PDF render threads', () => pdfPool.close());
+    const notifyConcurrency = config.NOTIFY_CONCURRENCY ?? Math.max(DEFAULT_CONCURRENCY.notify, 4 * (pdfPool?.threads ?? 0));
     const jobWorkers = startJobWorkers(
-      { engine, log: log.child({ worker: 'jobs' }), metrics, mailer: createMailer(config), sms: createSms(config, log), mailFrom: config.MAIL_FROM },
+      {
+        engine, log: log.child({ worker: 'jobs' }), metrics, mailer: createMailer(config), sms: createSms(config, log), mailFrom: config.MAIL_FROM,
+        ...(pdfPool ? { renderPdf: pdfPool.render } : {}),
+      },
       rt.bull,
       rt.bullPrefix,
       jobQueues,
+      { concurrency: { notify: notifyConcurrency } },
     );
+    if (pdfPool) log.info({ renderThreads: pdfPool.threads, notifyConcurrency }, 'ticket PDF render threads started');
     shutdown.add('job workers', () => jobWorkers.stop());
   }
   if (wanted.includes('reconcile')) {

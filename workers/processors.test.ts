@@ -10,6 +10,7 @@ import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../test/env.js';
 import { drain, waitFor } from '../test/wait.js';
 import { createEngine } from '../engine/index.js';
 import type { UserId } from '../engine/ids.js';
+import { createTicketPdfPool, type TicketPdfPool } from '../engine/tickets/ticket-pdf-pool.js';
 import { createMetrics } from '../platform/metrics.js';
 import { createOutboxMailer } from './notify/mailers/outbox.js';
 import { listSimulatedPayments } from './payment/providers/simulated.js';
@@ -19,6 +20,41 @@ import { createJobSink } from './queues.js';
 
 /** The BullMQ stages for real: payment settle, notify, refund; and a payer killed with SIGKILL mid-payment. */
 describe('job workers', () => {
+  it('notify draws the ticket PDFs on the render threads it is given, several bookings at once', async ({ engine, ns, onTestFinished }) => {
+    const outbox = await mkdtemp(join(tmpdir(), 'fg-jobs-'));
+    const bull = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
+    const sink = createJobSink(bull, `${ns}:bull`, { sms: false });
+    const e = createEngine({ ...engine.deps, jobs: sink });
+    const pool = createTicketPdfPool({ threads: 1 });
+    const rendered: number[] = [];
+    const renderPdf: TicketPdfPool['render'] = async (input) => {
+      const pdf = await pool.render(input);
+      rendered.push(input.tickets.length);
+      return pdf;
+    };
+    const workers = startJobWorkers(
+      { engine: e, log: pino({ level: 'silent' }), mailer: createOutboxMailer({ dir: outbox }), mailFrom: 'tickets@floodgate.test', renderPdf },
+      bull, `${ns}:bull`, ['payment', 'notify'], { concurrency: { notify: 4 } },
+    );
+    onTestFinished(async () => {
+      await workers.stop();
+      await pool.close();
+      await sink.close();
+      bull.disconnect();
+      await rm(outbox, { recursive: true, force: true });
+    });
+    const ev = await createGaEvent(engine, 12);
+    const users = ['ann', 'bob', 'cy'] as UserId[];
+    const ids = await Promise.all(users.map(async (userId, i) => (await e.bookings.create({ userId, eventId: ev.id, ticketCount: i + 1 })).reservation.bookingId));
+    await drain(e, ev.id);
+    await Promise.all(ids.map((bookingId, i) => e.payments.pay({ bookingId, userId: users[i]!, paymentMethodId: 'pm_card_visa' })));
+    for (const [i, id] of ids.entries()) {
+      await waitFor(`booking ${i} delivered`, async () => (await e.bookings.get(id, { userId: users[i]! })).status === 'TICKETS_DELIVERED');
+    }
+    expect(rendered.sort()).toEqual([1, 2, 3]);
+    expect((await readdir(outbox)).filter((f) => !f.startsWith('.'))).toHaveLength(3);
+  });
+
   it('a paid booking is delivered by the notify worker: one e-mail, TICKETS_DELIVERED; a refund job refunds', async ({ engine, ns, onTestFinished }) => {
     const outbox = await mkdtemp(join(tmpdir(), 'fg-jobs-'));
     const bull = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });

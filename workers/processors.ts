@@ -4,6 +4,7 @@ import { getBooking } from '../engine/booking/bookings-repo.js';
 import type { Engine } from '../engine/index.js';
 import { formatStartsAt } from '../engine/tickets/ticket-pdf.js';
 import type { BookingId } from '../engine/ids.js';
+import type { TicketPdfPool } from '../engine/tickets/ticket-pdf-pool.js';
 import type { Metrics } from '../platform/metrics.js';
 import type { Mailer, SmsSender } from './notify/mailer.js';
 import { QUEUES, type QueueName } from './queues.js';
@@ -15,6 +16,8 @@ export type ProcessorDeps = {
   mailer: Mailer;
   sms?: SmsSender | undefined;
   mailFrom: string;
+  /** Where ticket PDFs are drawn (a `createTicketPdfPool`); default: in this thread. */
+  renderPdf?: TicketPdfPool['render'];
 };
 
 /** payment: finish (or give up on) an attempt its request left open. Idempotent: every step is keyed or guarded. */
@@ -128,7 +131,7 @@ export const notifyProcessor = (d: ProcessorDeps) => async (job: Job) => {
   let messageId: string;
   try {
     if (channel === 'email') {
-      const { pdf } = await engine.tickets.pdf(id);
+      const { pdf } = await engine.tickets.pdf(id, undefined, d.renderPdf);
       const event = (await engine.catalog.cached(b.eventId))!;
       const to = holder.holder_email ?? `${b.userId}@users.floodgate.invalid`;
       const seats = b.seats.length ? ` (${b.seats.join(', ')})` : '';
@@ -161,11 +164,20 @@ export const notifyProcessor = (d: ProcessorDeps) => async (job: Job) => {
 };
 
 /** Starts the BullMQ workers for the given queues; counts stalled jobs and failures. */
-export function startJobWorkers(d: ProcessorDeps, connection: ConnectionOptions, prefix: string, which: QueueName[], o: { stalledIntervalMs?: number } = {}) {
+/** Jobs one worker process runs at once per queue. notify: mostly waiting on Postgres and the mail transport. */
+export const DEFAULT_CONCURRENCY = { payment: 16, notify: 8, refund: 16 } as const satisfies Record<QueueName, number>;
+
+export function startJobWorkers(
+  d: ProcessorDeps,
+  connection: ConnectionOptions,
+  prefix: string,
+  which: QueueName[],
+  o: { stalledIntervalMs?: number; concurrency?: Partial<Record<QueueName, number>> } = {},
+) {
   const processors = { payment: paymentProcessor(d), notify: notifyProcessor(d), refund: refundProcessor(d) };
   const workers = which.map((q) => {
     const w = new Worker(QUEUES[q].name, processors[q], {
-      connection, prefix, concurrency: q === 'notify' ? 8 : 16, ...(o.stalledIntervalMs ? { stalledInterval: o.stalledIntervalMs } : {}),
+      connection, prefix, concurrency: o.concurrency?.[q] ?? DEFAULT_CONCURRENCY[q], ...(o.stalledIntervalMs ? { stalledInterval: o.stalledIntervalMs } : {}),
       // a money job whose worker died is run again (every step is keyed or guarded), not failed for good after one stall
       maxStalledCount: q === 'notify' ? 1 : 10,
     });

@@ -6,7 +6,7 @@ import type { EngineDeps } from '../deps.js';
 import { DomainError } from '../errors.js';
 import type { BookingId, UserId } from '../ids.js';
 import { signTicketCode, ticketKey, verifyTicketCode } from './ticket-code.js';
-import { renderTicketsPdf } from './ticket-pdf.js';
+import { renderTicketsPdf, type TicketPdfInput } from './ticket-pdf.js';
 
 /** What a delivery claim is for: the tickets by e-mail or SMS, or the refund confirmation. */
 export type DeliveryChannel = 'email' | 'sms' | 'refund-email';
@@ -28,8 +28,15 @@ export function createTickets(d: EngineDeps, catalog: Catalog, bookings: Pick<Bo
   return {
     codes,
 
-    /** The booking's tickets as a PDF (one page each). Someone else's booking: not found; not paid yet: 409. */
-    async pdf(bookingId: BookingId, viewer?: { userId: UserId; admin?: boolean }): Promise<{ booking: Booking; pdf: Uint8Array }> {
+    /**
+     * The booking's tickets as a PDF (one page each). Someone else's booking: not found; not paid yet: 409.
+     * `render` is where the PDF is drawn: in this thread by default, or a `createTicketPdfPool` (the notify worker).
+     */
+    async pdf(
+      bookingId: BookingId,
+      viewer?: { userId: UserId; admin?: boolean },
+      render: (input: TicketPdfInput) => Promise<Uint8Array> = renderTicketsPdf,
+    ): Promise<{ booking: Booking; pdf: Uint8Array }> {
       // the owner (or an admin) sees their booking even before the persist worker recorded it
       const b = viewer ? await bookings.get(bookingId, viewer) : await getBooking(d.pg, bookingId);
       if (!b) throw new DomainError('BOOKING_NOT_FOUND', 'no such booking');
@@ -40,7 +47,7 @@ export function createTickets(d: EngineDeps, catalog: Catalog, bookings: Pick<Bo
         'SELECT holder_name, holder_email FROM bookings WHERE id = $1',
         [bookingId],
       );
-      const pdf = await renderTicketsPdf({
+      const pdf = await render({
         event: { name: event.name, venue: event.venue, startsAt: event.startsAt },
         booking: { bookingId: b.bookingId, tierName: tier?.name ?? 'Ticket', holderName: rows[0]?.holder_name ?? b.userId, holderEmail: rows[0]?.holder_email ?? undefined },
         tickets: codes(b).map((code, i) => ({ seat: b.seats[i] ?? null, code })),
