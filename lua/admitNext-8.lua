@@ -24,6 +24,7 @@
   same person twice.
 ]]
 --- @include "includes/validate"
+--- @include "includes/stockTotals"
 
 local nowMs = nowArg(ARGV[1], "nowMs")
 local maxAdmit = needInt(ARGV[2], "maxAdmit", 0, 10000)
@@ -40,13 +41,7 @@ for _, m in ipairs(expired) do
   redis.call("HSET", KEYS[6], m, "expired")
 end
 
-local free, held = 0, 0
-local inv = redis.call("HGETALL", KEYS[7])
-for i = 1, #inv, 2 do
-  local f = inv[i]
-  if string.sub(f, 1, 5) == "free:" then free = free + tonumber(inv[i + 1])
-  elseif string.sub(f, 1, 5) == "held:" then held = held + tonumber(inv[i + 1]) end
-end
+local free, held = stockTotals(KEYS[7])
 local outstanding = redis.call("ZCARD", KEYS[4]) - redis.call("HLEN", KEYS[5])
 local room = math.floor((free + held) / tpp) - outstanding
 local want = math.min(maxAdmit, math.max(room, 0))

@@ -21,19 +21,14 @@
   Idempotent: read-only.
 ]]
 --- @include "includes/validate"
+--- @include "includes/stockTotals"
 
 local member = ARGV[1]
 if not string.match(member or "", "^%x+$") then error("ERR bad argument member") end
 local nowMs = nowArg(ARGV[2], "nowMs")
 local c = redis.call("HMGET", KEYS[1], "enabled", "closed", "salesAt", "cursorPre", "cursorLine", "admitted", "lastTick", "rate",
   "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11")
-local free, held = 0, 0
-local inv = redis.call("HGETALL", KEYS[7])
-for i = 1, #inv, 2 do
-  local f = inv[i]
-  if string.sub(f, 1, 5) == "free:" then free = free + tonumber(inv[i + 1])
-  elseif string.sub(f, 1, 5) == "held:" then held = held + tonumber(inv[i + 1]) end
-end
+local free, held = stockTotals(KEYS[7])
 local function reply(status, ahead, passExp, lane)
   local out = {1, status, ahead, passExp or 0, c[3] or "0", free, held, c[6] or "0", c[7] or "0",
     redis.call("HGET", KEYS[5], member) or "", lane or "", c[8] or "0"}

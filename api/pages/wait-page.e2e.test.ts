@@ -14,18 +14,23 @@ import { waitPage } from './wait-page.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 
+/** Debian's headless Chromium, driven by playwright-core (never a downloaded browser). */
+const launchChromium = (): Promise<Browser> => {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run bash scripts/ensure-tools.sh (apt-get install chromium)`);
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+};
+
 /** The waiting-room page, end to end in headless Chromium (Debian's, driven by playwright-core; never a download). */
 describe('the waiting-room page in Chromium', () => {
   it('a buyer joins, watches their place fall, is admitted, books, and sees the booking', async ({ ns, redis, pg, onTestFinished }) => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run bash scripts/ensure-tools.sh (apt-get install chromium)`);
     // real time here: the page's own clock and the server's must agree
     const engine = createEngine({ ns, redis, pg, clock: systemClock, config: TEST_ENGINE_CONFIG });
     const api = await startApi(engine);
-    const browser: Browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'],
-    });
+    const browser = await launchChromium();
     onTestFinished(async () => {
       await browser.close();
       await api.close();
@@ -70,18 +75,13 @@ describe('the waiting-room page in Chromium', () => {
   });
 
   it('on an event without a waiting room (npm start\'s demo event): sign in, book, pay, see CONFIRMED', async ({ ns, redis, pg, onTestFinished }) => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run bash scripts/ensure-tools.sh (apt-get install chromium)`);
     const engine = createEngine({
       ns, redis, pg, clock: systemClock, config: TEST_ENGINE_CONFIG, jobs: recordingJobs().sink,
       provider: createSimulatedProvider({ redis, prefix: ns, timeoutMs: 300 }),
     });
     // a persist worker beside the API, as in production: the payment waits for the hold to be recorded
     const api = await startApi(engine, { persist: true });
-    const browser: Browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'],
-    });
+    const browser = await launchChromium();
     onTestFinished(async () => {
       await browser.close();
       await api.close();
