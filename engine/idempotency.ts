@@ -1,6 +1,35 @@
 import type { EngineDeps } from './deps.js';
 import { DomainError } from './errors.js';
 import type { UserId } from './ids.js';
+import { globalKeys } from './keys.js';
+
+/*
+ * Idempotency records: the two formats, written down here once (keys are built in engine/keys.ts).
+ *
+ * 1. The hold scripts' record, `eventKeys(ns, e).idem(userId, key)`, a STRING PX idempotencyTtlMs, written by
+ *    commitHold in lua/includes/holdCommon.lua (only when the request had an Idempotency-Key) and read by its
+ *    replayIdempotent; a rebuild writes it again from Postgres (holdIdempotencyRecord below):
+ *
+ *        <fingerprint> "\n" <bookingId> "|" <tierId> "|" <ticketCount> "|" <seats "a,b" or ""> "|" <expiresAtMs> "|" <createdAtMs>
+ *
+ *    The fields are the HELD reply of the hold scripts, replayed as {REPLAYED, fields...} when the fingerprint matches.
+ *    A fingerprint is hex (no newline); no field contains "|" (ids are [A-Za-z0-9_-], seats add "," only).
+ *    The BookingCreated outbox entry carries the Idempotency-Key (idemKey, passed to the script as an argument) and
+ *    the fingerprint (idemFp), so Postgres keeps them for a rebuild.
+ *
+ * 2. The request record of `createIdempotency` below, `globalKeys(ns).idempotency(scope, userId, key)`, a STRING of
+ *    JSON {@link Stored}: `{fp, state: "pending"}` PX 120 s while the first request runs, then
+ *    `{fp, state: "done", status, body}` PX idempotencyTtlMs (deleted instead when the answer is not to be kept).
+ */
+
+/** The hold scripts' idempotency record (format 1 above) for one booking's first reply. */
+export function holdIdempotencyRecord(
+  fingerprint: string,
+  r: { bookingId: string; tierId: string; ticketCount: number; seats: readonly string[]; expiresAtMs: number; createdAtMs: number },
+): string {
+  const fields = [r.bookingId, r.tierId, String(r.ticketCount), r.seats.join(','), String(r.expiresAtMs), String(r.createdAtMs)];
+  return `${fingerprint}\n${fields.join('|')}`;
+}
 
 type Stored = { fp: string; state: 'pending' | 'done'; status?: number; body?: unknown };
 
@@ -11,7 +40,7 @@ type Stored = { fp: string; state: 'pending' | 'done'; status?: number; body?: u
  * are not kept, so a retry with the key runs again. Keys are per buyer and kept 24 hours.
  */
 export function createIdempotency(d: Pick<EngineDeps, 'redis' | 'ns' | 'config'>) {
-  const keyOf = (scope: string, userId: UserId, key: string) => `${d.ns}:idem-${scope}:${userId}:${key}`;
+  const keyOf = globalKeys(d.ns).idempotency;
   return {
     async once<T>(
       scope: string,

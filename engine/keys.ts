@@ -1,7 +1,8 @@
 import type { BookingId, EventId, Namespace, UserId } from './ids.js';
 
 /**
- * Every Redis key Floodgate uses. All keys of one event share the hash tag {evt:<id>}, so each script runs
+ * Every Redis key Floodgate uses, and the only place that builds them (the Lua scripts get theirs through KEYS and
+ * never read data out of a key name). All keys of one event share the hash tag {evt:<id>}, so each script runs
  * on one Redis Cluster slot; `ns` and ids never contain braces (checked in ids.ts), so the tag is the
  * first braces of every key.
  */
@@ -25,8 +26,14 @@ export function eventKeys(ns: Namespace, id: EventId) {
     wrDone: `${p}:wr:done`,
     wrJoined: `${p}:wr:joined`,
     wrLease: `${p}:wr:lease`,
+    /** One booking's hold HASH (fields: engine/holds/hold-record.ts). */
     hold: (b: BookingId) => `${p}:hold:${b}`,
-    /** The first reply for one buyer's Idempotency-Key (keys are per buyer, so they cannot collide). */
+    /** Pattern matching every hold HASH of this event (SCAN, for a rebuild and tools). */
+    holdPattern: `${p}:hold:*`,
+    /**
+     * The first reply for one buyer's Idempotency-Key (keys are per buyer, so they cannot collide). Record format:
+     * engine/idempotency.ts (the hold scripts' record).
+     */
     idem: (u: UserId, key: string) => `${p}:idem:${u}:${key}`,
     /** Placeholder passed when a request has no Idempotency-Key (the script never touches it). */
     noIdem: `${p}:idem:-`,
@@ -39,6 +46,18 @@ export type EventKeys = ReturnType<typeof eventKeys>;
 /** Keys that are not per event (each on its own slot). */
 export function globalKeys(ns: Namespace) {
   return {
+    /**
+     * One request's Idempotency-Key record for calls that are not one Lua script (payments), per scope and buyer.
+     * Record format: engine/idempotency.ts.
+     */
+    idempotency: (scope: string, userId: UserId, key: string) => `${ns}:idem-${scope}:${userId}:${key}`,
+    /**
+     * The key prefix of one rate limit (rate-limiter-flexible's `keyPrefix`; the library appends `:<user id or IP>`
+     * and keeps a counter STRING there, PX the window).
+     */
+    rateLimit: (group: 'hold' | 'pay' | 'join' | 'status', who: 'u' | 'ip') => `${ns}:rl:${group}:${who}`,
+    /** BullMQ's key prefix: every queue's keys start with it (then `:<queue name>:…`, queue names carry their own hash tag). */
+    bullPrefix: `${ns}:bull`,
     /** SET of armed event ids: the sweeper's and persist worker's work list. */
     events: `${ns}:events`,
     /** SET of events whose waiting room is enabled: the admission worker's work list. */
@@ -47,3 +66,21 @@ export function globalKeys(ns: Namespace) {
     streams: (kind: 'user' | 'ip', who: string) => `${ns}:streams:${kind}:${who}`,
   } as const;
 }
+
+/**
+ * The simulated payment provider's keys (its layout is documented with the provider). The provider takes them as an
+ * option, so this module stays the only one that builds a key.
+ */
+export function simulatedPaymentKeys(ns: Namespace) {
+  return {
+    /** HASH one payment. */
+    payment: (ref: string) => `${ns}:simpay:${ref}`,
+    /** STRING JSON: the first result for one provider idempotency key. */
+    idem: (key: string) => `${ns}:simpay-key:${key}`,
+    /** STRING short lock around one payment's read-decide-write. */
+    lock: (ref: string) => `${ns}:simpay-lock:${ref}`,
+    /** Pattern matching every payment HASH (SCAN). */
+    paymentPattern: `${ns}:simpay:*`,
+  } as const;
+}
+export type SimulatedPaymentKeys = ReturnType<typeof simulatedPaymentKeys>;

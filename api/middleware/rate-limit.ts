@@ -1,4 +1,5 @@
 import { createMiddleware } from 'hono/factory';
+import { globalKeys } from '../../engine/keys.js';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { AppEnv, AppDeps } from '../env.js';
 import { problem } from '../problem.js';
@@ -15,10 +16,10 @@ export type RateLimitConfig = { perUser: number; perIp: number; windowSeconds: n
 export function rateLimit(deps: AppDeps, group: 'hold' | 'pay' | 'join' | 'status') {
   const cfg = deps.config.rateLimit;
   if (!cfg || (cfg.perUser === 0 && cfg.perIp === 0)) return createMiddleware<AppEnv>(async (_c, next) => next());
-  const ns = deps.engine.deps.ns;
-  const make = (who: string, points: number) =>
+  const keys = globalKeys(deps.engine.deps.ns);
+  const make = (who: 'u' | 'ip', points: number) =>
     points > 0
-      ? new RateLimiterRedis({ storeClient: deps.engine.deps.redis, keyPrefix: `${ns}:rl:${group}:${who}`, points, duration: cfg.windowSeconds })
+      ? new RateLimiterRedis({ storeClient: deps.engine.deps.redis, keyPrefix: keys.rateLimit(group, who), points, duration: cfg.windowSeconds })
       : null;
   const perUser = make('u', cfg.perUser);
   const perIp = make('ip', cfg.perIp);
