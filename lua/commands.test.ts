@@ -1,11 +1,33 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import calculateSlot from 'cluster-key-slot';
 import { describe, expect, it } from 'vitest';
-import { asNamespace, type BookingId, type EventId, type UserId } from '../engine/ids.js';
-import { eventKeys } from '../engine/keys.js';
-import { Reply } from './codes.js';
+import { HOLD_FIELDS } from '../engine/holds/hold-record.js';
+import { REPLIES, type ScriptName } from './codes.js';
 import { LUA_DIR, readScripts } from './commands.js';
+
+/** The codes an Output section documents, by name: every `{code, ...} NAME`. */
+export function documentedCodes(header: string): Record<string, number> {
+  const output = header.slice(header.indexOf('Output:'), header.indexOf('Idempotent:'));
+  const out: Record<string, number> = {};
+  for (const m of output.matchAll(/\{(-?\d+)[^{}]*\}\s+([A-Z][A-Z_]*)\b/g)) {
+    if (m[2]! in out && out[m[2]!] !== Number(m[1])) throw new Error(`${m[2]} documented as ${out[m[2]!]} and ${m[1]}`);
+    out[m[2]!] = Number(m[1]);
+  }
+  return out;
+}
+
+/** Hold fields a script reads or writes (HGET/HMGET/HSET on its hold key), as written in its body. */
+function holdFieldsUsed(name: string, body: string): string[] {
+  const holdKey = name === 'payHold' || name === 'restoreHold' ? 'KEYS\\[1\\]' : 'k\\.hold';
+  const call = new RegExp(`redis\\.call\\("(HGET|HMGET|HSET)",\\s*${holdKey}\\s*,((?:[^()]|\\([^()]*\\))*)\\)`, 'g');
+  const fields: string[] = [];
+  for (const m of body.matchAll(call)) {
+    const args = m[2]!.split(',').map((a) => a.trim());
+    const names = m[1] === 'HSET' ? args.filter((_, i) => i % 2 === 0) : args;
+    for (const n of names) fields.push(/^"([^"]*)"$/.exec(n)?.[1] ?? `<not a literal: ${n}>`);
+  }
+  return fields;
+}
 
 /** The header contract of every script, checked against its body (BullMQ's discipline). */
 describe('lua scripts', async () => {
@@ -49,34 +71,37 @@ describe('lua scripts', async () => {
         expect(body).not.toMatch(/redis\.call\("[A-Z]+",\s*[a-z_]+\s*\.\./);
       });
 
-      it('lists only reply codes that lua/codes.ts names', () => {
-        const output = header.slice(header.indexOf('Output:'), header.indexOf('Idempotent:'));
-        const codes = [...output.matchAll(/\{(-?\d+)[,}]/g)].map((m) => Number(m[1]));
-        expect(codes.length).toBeGreaterThan(0);
-        for (const c of codes) expect(Object.values(Reply) as number[]).toContain(c);
+      it('documents exactly the reply codes of its table in lua/codes.ts (same names, same values)', () => {
+        const table: Record<string, number> | undefined = REPLIES[s.name as ScriptName];
+        expect(table, `lua/codes.ts has no reply table for ${s.name}`).toBeDefined();
+        expect(documentedCodes(header)).toEqual({ ...table });
+      });
+
+      it('returns only the codes its header documents', () => {
+        const documented = new Set(Object.values(documentedCodes(header)));
+        // every literal reply of the body (and of its includes): `return {-4, …}`, `local reply = {2}`, `out = {1, …}`
+        for (const m of body.matchAll(/(?:return|=)\s*\{(-?\d+)[,}]/g)) expect(documented, `reply ${m[1]}`).toContain(Number(m[1]));
+      });
+
+      it('reads and writes only the hold fields of the codec (engine/holds/hold-record.ts)', () => {
+        const letters = new Set<string>(Object.values(HOLD_FIELDS));
+        for (const f of holdFieldsUsed(s.name, body)) expect(letters, `hold field ${f}`).toContain(f);
       });
     });
   }
 });
 
-describe('eventKeys', () => {
-  const k = eventKeys(asNamespace('fg'), 'ev_abcdefghijkl' as EventId);
-
-  it('puts every key of one event on one Redis Cluster slot', () => {
-    const keys = [k.meta, k.inv, k.sec, k.smap, k.expiry, k.buyers, k.outbox, k.persistLease, k.noIdem, k.wrCfg, k.wrPre, k.wrLine,
-      k.wrPasses, k.wrUsed, k.wrDone, k.wrJoined,
-      k.hold('bk_abcdefghijkl_0123456789abcdef' as BookingId), k.idem('user-1' as UserId, 'key:1.x')];
-    expect(new Set(keys.map((x) => calculateSlot(x))).size).toBe(1);
-    expect(calculateSlot(k.meta)).toBe(calculateSlot('{evt:ev_abcdefghijkl}'));
+describe('the hold codec', () => {
+  it('the field table in lua/includes/holdCommon.lua equals HOLD_FIELDS (one letter, one name)', async () => {
+    const raw = await readFile(join(LUA_DIR, 'includes/holdCommon.lua'), 'utf8');
+    const block = raw.slice(raw.indexOf('Its fields are'), raw.indexOf('-- The idempotency record'));
+    const documented = Object.fromEntries([...block.matchAll(/\s([a-z]{1,2}) {2,}([a-z][A-Za-z]+)\b/g)].map((m) => [m[2]!, m[1]!]));
+    expect(documented).toEqual({ ...HOLD_FIELDS });
   });
 
-  it('spreads different events over different slots', () => {
-    const slots = new Set(Array.from({ length: 50 }, (_, i) => calculateSlot(eventKeys(asNamespace('fg'), `ev_${String(i).padStart(12, '0')}` as EventId).inv)));
-    expect(slots.size).toBeGreaterThan(40);
-  });
-
-  it('refuses a namespace that could move the hash tag', () => {
-    expect(() => asNamespace('fg{x}')).toThrow(/namespace/);
-    expect(() => asNamespace('fg:x')).toThrow(/namespace/);
+  it('every script that touches a hold is checked (the scanner finds their fields)', async () => {
+    const scripts = await readScripts();
+    const used = new Set(scripts.flatMap((s) => holdFieldsUsed(s.name, s.lua.slice(s.lua.indexOf(']]')))));
+    expect(used).toEqual(new Set(Object.values(HOLD_FIELDS)));
   });
 });

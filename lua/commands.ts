@@ -2,7 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Cluster, Redis, Result } from 'ioredis';
-import type { ScriptReply } from './codes.js';
+import type * as C from './codes.js';
 
 /** Folder of the .lua sources (next to this file, in the source tree and in dist/). */
 export const LUA_DIR = dirname(fileURLToPath(import.meta.url));
@@ -55,33 +55,33 @@ type K = string;
 type A = string | number;
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    armEvent(meta: K, inv: K, sec: K, smap: K, buyers: K, eventId: A, specJson: A, mode: 'arm' | 'rebuild'): Result<ScriptReply, Context>;
+    armEvent(meta: K, inv: K, sec: K, smap: K, buyers: K, eventId: A, specJson: A, mode: 'arm' | 'rebuild'): Result<C.ReplyOf<typeof C.ArmEventReply>, Context>;
     holdGeneral(meta: K, inv: K, hold: K, expiry: K, buyers: K, idem: K, outbox: K, passes: K, used: K,
-      eventId: A, bookingId: A, userId: A, tierId: A, count: A, nowMs: A, ttlMs: A, fingerprint: A, idemTtlMs: A, pass: A): Result<ScriptReply, Context>;
+      eventId: A, bookingId: A, userId: A, tierId: A, count: A, nowMs: A, ttlMs: A, fingerprint: A, idemTtlMs: A, pass: A, idemKey: A): Result<C.ReplyOf<typeof C.HoldGeneralReply>, Context>;
     holdSeats(meta: K, inv: K, sec: K, smap: K, hold: K, expiry: K, buyers: K, idem: K, outbox: K, passes: K, used: K,
-      eventId: A, bookingId: A, userId: A, tierId: A, nowMs: A, ttlMs: A, fingerprint: A, idemTtlMs: A, pass: A, ...seatIds: A[]): Result<ScriptReply, Context>;
+      eventId: A, bookingId: A, userId: A, tierId: A, nowMs: A, ttlMs: A, fingerprint: A, idemTtlMs: A, pass: A, idemKey: A, ...seatIds: A[]): Result<C.ReplyOf<typeof C.HoldSeatsReply>, Context>;
     holdBest(meta: K, inv: K, sec: K, smap: K, hold: K, expiry: K, buyers: K, idem: K, outbox: K, passes: K, used: K,
       eventId: A, bookingId: A, userId: A, tierId: A, count: A, nowMs: A, ttlMs: A, fingerprint: A, idemTtlMs: A,
-      section: A, adjacent: '1' | '0', pass: A): Result<ScriptReply, Context>;
+      section: A, adjacent: '1' | '0', pass: A, idemKey: A): Result<C.ReplyOf<typeof C.HoldBestReply>, Context>;
     releaseHold(inv: K, sec: K, smap: K, hold: K, expiry: K, buyers: K, outbox: K, used: K,
-      eventId: A, bookingId: A, userId: A, nowMs: A, eventType: 'BookingCancelled' | 'BookingFailed', reason: A, allowedStates: A): Result<ScriptReply, Context>;
+      eventId: A, bookingId: A, userId: A, nowMs: A, eventType: 'BookingCancelled' | 'BookingFailed', reason: A, allowedStates: A): Result<C.ReplyOf<typeof C.ReleaseHoldReply>, Context>;
     expireHold(inv: K, sec: K, smap: K, hold: K, expiry: K, buyers: K, outbox: K, used: K,
-      eventId: A, bookingId: A, nowMs: A): Result<ScriptReply, Context>;
+      eventId: A, bookingId: A, nowMs: A): Result<C.ReplyOf<typeof C.ExpireHoldReply>, Context>;
     confirmHold(inv: K, sec: K, smap: K, hold: K, expiry: K, outbox: K,
-      eventId: A, bookingId: A, nowMs: A, paymentRef: A): Result<ScriptReply, Context>;
-    payHold(hold: K, expiry: K, bookingId: A, userId: A, nowMs: A, windowMs: A, mode: 'start' | 'decline'): Result<ScriptReply, Context>;
+      eventId: A, bookingId: A, nowMs: A, paymentRef: A): Result<C.ReplyOf<typeof C.ConfirmHoldReply>, Context>;
+    payHold(hold: K, expiry: K, bookingId: A, userId: A, nowMs: A, windowMs: A, mode: 'start' | 'decline'): Result<C.ReplyOf<typeof C.PayHoldReply>, Context>;
     retakeHold(inv: K, sec: K, smap: K, hold: K, expiry: K, buyers: K, outbox: K, eventId: A, bookingId: A, userId: A, tierId: A,
-      count: A, seats: A, nowMs: A, paymentRef: A): Result<ScriptReply, Context>;
-    refundHold(inv: K, sec: K, smap: K, hold: K, buyers: K, outbox: K, eventId: A, bookingId: A, nowMs: A, reason: A): Result<ScriptReply, Context>;
+      count: A, seats: A, nowMs: A, paymentRef: A): Result<C.ReplyOf<typeof C.RetakeHoldReply>, Context>;
+    refundHold(inv: K, sec: K, smap: K, hold: K, buyers: K, outbox: K, eventId: A, bookingId: A, nowMs: A, reason: A): Result<C.ReplyOf<typeof C.RefundHoldReply>, Context>;
     restoreHold(hold: K, expiry: K, bookingId: A, userId: A, tierId: A, count: A, seats: A, expiresAtMs: A, createdAtMs: A,
-      state: 'held' | 'paying' | 'sold'): Result<ScriptReply, Context>;
-    takeLease(lease: K, owner: A, ttlMs: A, mode: 'take' | 'drop'): Result<ScriptReply, Context>;
-    streamSlot(slots: K, streamId: A, nowMs: A, ttlMs: A, max: A, mode: 'take' | 'drop'): Result<[number, number], Context>;
+      state: 'held' | 'paying' | 'sold'): Result<C.ReplyOf<typeof C.RestoreHoldReply>, Context>;
+    takeLease(lease: K, owner: A, ttlMs: A, mode: 'take' | 'drop'): Result<C.ReplyOf<typeof C.TakeLeaseReply>, Context>;
+    streamSlot(slots: K, streamId: A, nowMs: A, ttlMs: A, max: A, mode: 'take' | 'drop'): Result<C.ReplyOf<typeof C.StreamSlotReply, number>, Context>;
     configureQueue(cfg: K, meta: K, enabled: '1' | '0', opensAtMs: A, salesAtMs: A, rate: A, passTtlMs: A, ticketsPerPass: A,
-      seed: A, seedHash: A): Result<ScriptReply, Context>;
-    joinQueue(cfg: K, pre: K, line: K, passes: K, done: K, joined: K, member: A, nowMs: A): Result<ScriptReply, Context>;
-    leaveQueue(pre: K, line: K, passes: K, done: K, member: A): Result<ScriptReply, Context>;
-    admitNext(cfg: K, pre: K, line: K, passes: K, used: K, done: K, inv: K, joined: K, nowMs: A, maxAdmit: A): Result<ScriptReply, Context>;
-    queueStatus(cfg: K, pre: K, line: K, passes: K, used: K, done: K, inv: K, member: A, nowMs: A): Result<ScriptReply, Context>;
+      seed: A, seedHash: A): Result<C.ReplyOf<typeof C.ConfigureQueueReply>, Context>;
+    joinQueue(cfg: K, pre: K, line: K, passes: K, done: K, joined: K, member: A, nowMs: A): Result<C.ReplyOf<typeof C.JoinQueueReply>, Context>;
+    leaveQueue(pre: K, line: K, passes: K, done: K, member: A): Result<C.ReplyOf<typeof C.LeaveQueueReply>, Context>;
+    admitNext(cfg: K, pre: K, line: K, passes: K, used: K, done: K, inv: K, joined: K, nowMs: A, maxAdmit: A): Result<C.ReplyOf<typeof C.AdmitNextReply>, Context>;
+    queueStatus(cfg: K, pre: K, line: K, passes: K, used: K, done: K, inv: K, member: A, nowMs: A): Result<C.ReplyOf<typeof C.QueueStatusReply>, Context>;
   }
 }

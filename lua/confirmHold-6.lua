@@ -8,7 +8,7 @@
   Input:  KEYS[1] inv      HASH  cap:/free:/held:/sold:<tier>
           KEYS[2] sec      HASH  section -> "tierId,rows,seatsPerRow"
           KEYS[3] smap     HASH  section -> seat characters
-          KEYS[4] hold     HASH  u, t, n, s, x, c, st of the booking
+          KEYS[4] hold     HASH  the booking's hold (fields: includes/holdCommon)
           KEYS[5] expiry   ZSET  bookingId scored by expiresAtMs
           KEYS[6] outbox   STREAM domain events of this event
           ARGV[1] eventId   ARGV[2] bookingId   ARGV[3] nowMs   ARGV[4] paymentRef ("" if none)

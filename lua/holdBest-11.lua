@@ -13,7 +13,7 @@
           KEYS[5] hold     HASH  of this booking (must not exist yet)
           KEYS[6] expiry   ZSET  bookingId scored by expiresAtMs
           KEYS[7] buyers   HASH  userId -> tickets held + bought
-          KEYS[8] idem     STRING first reply for this buyer's Idempotency-Key
+          KEYS[8] idem     STRING first reply for this buyer's Idempotency-Key (format: includes/holdCommon)
           KEYS[9] outbox   STREAM domain events of this event
           KEYS[10] passes  ZSET  waiting-room admission passes: member -> expiresAtMs
           KEYS[11] used    HASH  pass member -> bookingId of its live hold or sale
@@ -21,6 +21,7 @@
           ARGV[5] count (1..100)   ARGV[6] nowMs   ARGV[7] ttlMs   ARGV[8] fingerprint ("" = none)
           ARGV[9] idemTtlMs        ARGV[10] section ("" = any section of the tier, in their listed order)
           ARGV[11] adjacent "1" | "0"   ARGV[12] admission pass member ("" = none; required when meta.admission is "1")
+          ARGV[13] the Idempotency-Key itself ("" = none), kept in the BookingCreated entry so a rebuild can replay it
 
   Output: {1, bookingId, tierId, count, "seat,seat", expiresAtMs, createdAtMs}   HELD
           {2, <the same fields as the first reply>}                                REPLAYED
@@ -43,6 +44,7 @@ local a = {
   count = needInt(ARGV[5], "count", 1, 100), nowMs = nowArg(ARGV[6], "nowMs"),
   ttlMs = needInt(ARGV[7], "ttlMs", 1, 1e10), fingerprint = ARGV[8] or "",
   idemTtlMs = needInt(ARGV[9], "idemTtlMs", 1, 1e10), pass = ARGV[12] or "",
+  idemKey = ARGV[13] or "",
 }
 local section = optId(ARGV[10], "section")
 local adjacent = ARGV[11]

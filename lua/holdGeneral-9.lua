@@ -10,7 +10,7 @@
           KEYS[3] hold     HASH  of this booking (must not exist yet)
           KEYS[4] expiry   ZSET  bookingId scored by expiresAtMs (the sweeper's source of truth)
           KEYS[5] buyers   HASH  userId -> tickets held + bought
-          KEYS[6] idem     STRING first reply for this buyer's Idempotency-Key, "fingerprint\nfields"
+          KEYS[6] idem     STRING first reply for this buyer's Idempotency-Key (format: includes/holdCommon)
           KEYS[7] outbox   STREAM domain events of this event
           KEYS[8] passes   ZSET  waiting-room admission passes: member -> expiresAtMs
           KEYS[9] used     HASH  pass member -> bookingId of its live hold or sale (one pass, one live hold)
@@ -18,6 +18,7 @@
           ARGV[5] count (1..1000)                 ARGV[6] nowMs    ARGV[7] ttlMs
           ARGV[8] fingerprint of the request ("" = no Idempotency-Key)   ARGV[9] idemTtlMs
           ARGV[10] admission pass member ("" = none; required when meta.admission is "1")
+          ARGV[11] the Idempotency-Key itself ("" = none), kept in the BookingCreated entry so a rebuild can replay it
 
   Output: {1, bookingId, tierId, count, "", expiresAtMs, createdAtMs}   HELD
           {2, <the same fields as the first reply>}                       REPLAYED
@@ -37,6 +38,7 @@ local a = {
   count = needInt(ARGV[5], "count", 1, 1000), nowMs = nowArg(ARGV[6], "nowMs"),
   ttlMs = needInt(ARGV[7], "ttlMs", 1, 1e10), fingerprint = ARGV[8] or "",
   idemTtlMs = needInt(ARGV[9], "idemTtlMs", 1, 1e10), seats = "", pass = ARGV[10] or "",
+  idemKey = ARGV[11] or "",
 }
 local k = {meta = KEYS[1], inv = KEYS[2], hold = KEYS[3], expiry = KEYS[4], buyers = KEYS[5],
            idem = KEYS[6], outbox = KEYS[7], passes = KEYS[8], used = KEYS[9]}

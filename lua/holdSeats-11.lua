@@ -13,14 +13,15 @@
           KEYS[5] hold     HASH  of this booking (must not exist yet)
           KEYS[6] expiry   ZSET  bookingId scored by expiresAtMs
           KEYS[7] buyers   HASH  userId -> tickets held + bought
-          KEYS[8] idem     STRING first reply for this buyer's Idempotency-Key
+          KEYS[8] idem     STRING first reply for this buyer's Idempotency-Key (format: includes/holdCommon)
           KEYS[9] outbox   STREAM domain events of this event
           KEYS[10] passes  ZSET  waiting-room admission passes: member -> expiresAtMs
           KEYS[11] used    HASH  pass member -> bookingId of its live hold or sale
           ARGV[1] eventId   ARGV[2] bookingId   ARGV[3] userId   ARGV[4] tierId ("" = the seats' tier)
           ARGV[5] nowMs     ARGV[6] ttlMs       ARGV[7] fingerprint ("" = none)   ARGV[8] idemTtlMs
           ARGV[9] admission pass member ("" = none; required when meta.admission is "1")
-          ARGV[10..] seatIds "<section>-<row>-<number>", 1 to 100 distinct seats, each in its one canonical spelling
+          ARGV[10] the Idempotency-Key itself ("" = none), kept in the BookingCreated entry so a rebuild can replay it
+          ARGV[11..] seatIds "<section>-<row>-<number>", 1 to 100 distinct seats, each in its one canonical spelling
                     (row and number in decimal without sign, space or leading zero: "A-1-1", never "A-01-1")
 
   Output: {1, bookingId, tierId, count, "seat,seat", expiresAtMs, createdAtMs}   HELD
@@ -39,7 +40,7 @@
 --- @include "includes/seatMap"
 
 local seatIds = {}
-for i = 10, #ARGV do seatIds[#seatIds + 1] = ARGV[i] end
+for i = 11, #ARGV do seatIds[#seatIds + 1] = ARGV[i] end
 if #seatIds < 1 or #seatIds > 100 then error("ERR bad argument seatIds") end
 local a = {
   eventId = needId(ARGV[1], "eventId"), bookingId = needId(ARGV[2], "bookingId"),
@@ -47,6 +48,7 @@ local a = {
   nowMs = nowArg(ARGV[5], "nowMs"), ttlMs = needInt(ARGV[6], "ttlMs", 1, 1e10),
   fingerprint = ARGV[7] or "", idemTtlMs = needInt(ARGV[8], "idemTtlMs", 1, 1e10),
   count = #seatIds, seats = table.concat(seatIds, ","), pass = ARGV[9] or "",
+  idemKey = ARGV[10] or "",
 }
 local k = {meta = KEYS[1], inv = KEYS[2], sec = KEYS[3], smap = KEYS[4], hold = KEYS[5], expiry = KEYS[6],
            buyers = KEYS[7], idem = KEYS[8], outbox = KEYS[9], passes = KEYS[10], used = KEYS[11]}

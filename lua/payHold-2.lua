@@ -5,7 +5,7 @@
   Invariants: only the owner's live, unpaid hold starts a payment; a hold being paid cannot be cancelled by its
               buyer (releaseHold allows "held" only) but still expires at its (extended) deadline.
 
-  Input:  KEYS[1] hold     HASH  u, t, n, s, x, c, st, p of the booking
+  Input:  KEYS[1] hold     HASH  the booking's hold (fields: includes/holdCommon)
           KEYS[2] expiry   ZSET  bookingId scored by expiresAtMs
           ARGV[1] bookingId   ARGV[2] userId ("" = the system)   ARGV[3] nowMs   ARGV[4] windowMs
           ARGV[5] mode "start" | "decline"

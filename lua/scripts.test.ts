@@ -5,7 +5,16 @@ import { snapshotPg, snapshotRedis } from '../test/state.js';
 import { eventKeys } from '../engine/keys.js';
 import type { BookingId, EventId, UserId } from '../engine/ids.js';
 import { newBookingId } from '../engine/ids.js';
-import { Reply } from './codes.js';
+import {
+  ArmEventReply,
+  ConfirmHoldReply,
+  ExpireHoldReply,
+  HoldBestReply,
+  HoldGeneralReply,
+  HoldSeatsReply,
+  ReleaseHoldReply,
+  TakeLeaseReply,
+} from './codes.js';
 
 /**
  * Every documented reply code of every script, called directly (no engine in between). Every rejection
@@ -41,7 +50,7 @@ function holdGeneral(
   const b = (o.bookingId ?? newBookingId(eventId)) as BookingId;
   return fx.redis.holdGeneral(k.meta, k.inv, k.hold(b), k.expiry, k.buyers,
     o.idem ? k.idem(user, o.idem) : k.noIdem, k.outbox, k.wrPasses, k.wrUsed, eventId, b, user, o.tier ?? ga.tier,
-    o.count ?? 1, o.now ?? NOW, TTL, o.fp ?? '', 3_600_000, o.pass ?? '');
+    o.count ?? 1, o.now ?? NOW, TTL, o.fp ?? '', 3_600_000, o.pass ?? '', o.idem ?? '');
 }
 
 function holdSeats(fx: Ctx, seats: string[], o: { user?: string; tier?: string; idem?: string; fp?: string; now?: number } = {}) {
@@ -49,7 +58,7 @@ function holdSeats(fx: Ctx, seats: string[], o: { user?: string; tier?: string; 
   const user = (o.user ?? 'alice') as UserId;
   const b = newBookingId(seated.id);
   return fx.redis.holdSeats(k.meta, k.inv, k.sec, k.smap, k.hold(b), k.expiry, k.buyers, o.idem ? k.idem(user, o.idem) : k.noIdem,
-    k.outbox, k.wrPasses, k.wrUsed, seated.id, b, user, o.tier ?? '', o.now ?? NOW, TTL, o.fp ?? '', 3_600_000, '', ...seats);
+    k.outbox, k.wrPasses, k.wrUsed, seated.id, b, user, o.tier ?? '', o.now ?? NOW, TTL, o.fp ?? '', 3_600_000, '', o.idem ?? '', ...seats);
 }
 
 function holdBest(fx: Ctx, count: number, o: { user?: string; tier?: string; section?: string; adjacent?: '1' | '0'; idem?: string; fp?: string } = {}) {
@@ -58,7 +67,7 @@ function holdBest(fx: Ctx, count: number, o: { user?: string; tier?: string; sec
   const b = newBookingId(seated.id);
   return fx.redis.holdBest(k.meta, k.inv, k.sec, k.smap, k.hold(b), k.expiry, k.buyers, o.idem ? k.idem(user, o.idem) : k.noIdem,
     k.outbox, k.wrPasses, k.wrUsed, seated.id, b, user, o.tier ?? seated.tier, count, NOW, TTL, o.fp ?? '', 3_600_000,
-    o.section ?? '', o.adjacent ?? '1', '');
+    o.section ?? '', o.adjacent ?? '1', '', o.idem ?? '');
 }
 
 const releaseKeys = (fx: Ctx, eventId: EventId, b: string) => {
@@ -90,7 +99,7 @@ describe('Lua scripts', () => {
       const k = eventKeys(fx.ns, ga.id);
       const spec = JSON.stringify({ maxPerUser: 1, opensAtMs: 0, tiers: [{ id: ga.tier, kind: 'ga', cap: 1, free: 1, held: 0, sold: 0 }] });
       const [code] = await unchanged(fx, ga.id, () => fx.redis.armEvent(k.meta, k.inv, k.sec, k.smap, k.buyers, ga.id, spec, 'arm')) as [number];
-      expect(code).toBe(Reply.ALREADY_ARMED);
+      expect(code).toBe(ArmEventReply.ALREADY_ARMED);
     }));
     it.for([
       ['not JSON', '{'],
@@ -114,7 +123,7 @@ describe('Lua scripts', () => {
     it('HELD: takes stock, records the hold, its expiry, the buyer count and a BookingCreated entry', t(async (fx) => {
       const k = eventKeys(fx.ns, ga.id);
       const reply = await holdGeneral(fx, { count: 2, bookingId: 'bk_x' });
-      expect(reply).toEqual([Reply.OK, 'bk_x', ga.tier, '2', '', String(NOW + TTL), String(NOW)]);
+      expect(reply).toEqual([HoldGeneralReply.HELD, 'bk_x', ga.tier, '2', '', String(NOW + TTL), String(NOW)]);
       expect(await fx.redis.hget(k.inv, `free:${ga.tier}`)).toBe('3');
       expect(await fx.redis.hget(k.inv, `held:${ga.tier}`)).toBe('2');
       expect(await fx.redis.zscore(k.expiry, 'bk_x')).toBe(String(NOW + TTL));
@@ -124,33 +133,36 @@ describe('Lua scripts', () => {
     }));
     it('REPLAYED: the same key and fingerprint return the first reply and write nothing', t(async (fx) => {
       const first = await holdGeneral(fx, { user: 'bob', idem: 'k1', fp: 'f1' });
+      // the BookingCreated entry carries the key as the caller passed it (ARGV), so a rebuild can store the record again
+      const entry = (await fx.redis.xrange(eventKeys(fx.ns, ga.id).outbox, '-', '+')).at(-1)![1];
+      expect(entry.slice(entry.indexOf('idemKey'), entry.indexOf('idemKey') + 4)).toEqual(['idemKey', 'k1', 'idemFp', 'f1']);
       const again = (await unchanged(fx, ga.id, () => holdGeneral(fx, { user: 'bob', idem: 'k1', fp: 'f1' }))) as string[];
-      expect(again).toEqual([Reply.REPLAYED, ...first.slice(1)]);
+      expect(again).toEqual([HoldGeneralReply.REPLAYED, ...first.slice(1)]);
     }));
     it('IDEMPOTENCY_MISMATCH: the same key with another fingerprint', t(async (fx) => {
       const r = await unchanged(fx, ga.id, () => holdGeneral(fx, { user: 'bob', idem: 'k1', fp: 'other' }));
-      expect(r).toEqual([Reply.IDEMPOTENCY_MISMATCH]);
+      expect(r).toEqual([HoldGeneralReply.IDEMPOTENCY_MISMATCH]);
     }));
     it('INSUFFICIENT: more than the stock, with what is available', t(async (fx) => {
-      expect(await unchanged(fx, ga.id, () => holdGeneral(fx, { user: 'carol', count: 3 }))).toEqual([Reply.INSUFFICIENT, '2']);
+      expect(await unchanged(fx, ga.id, () => holdGeneral(fx, { user: 'carol', count: 3 }))).toEqual([HoldGeneralReply.INSUFFICIENT, '2']);
     }));
     it('TICKET_LIMIT: the buyer cap counts tickets already held', t(async (fx) => {
       // alice holds 2 of her 4
-      expect(await unchanged(fx, ga.id, () => holdGeneral(fx, { count: 3 }))).toEqual([Reply.INSUFFICIENT, '2']);
+      expect(await unchanged(fx, ga.id, () => holdGeneral(fx, { count: 3 }))).toEqual([HoldGeneralReply.INSUFFICIENT, '2']);
       await holdGeneral(fx, { count: 2 }); // alice now at 4, stock 0
       const k = eventKeys(fx.ns, ga.id);
       await fx.redis.hset(k.inv, `free:${ga.tier}`, 1, `cap:${ga.tier}`, 6); // (test-only: one more ticket exists)
-      expect(await unchanged(fx, ga.id, () => holdGeneral(fx, { count: 1 }))).toEqual([Reply.TICKET_LIMIT, '0']);
+      expect(await unchanged(fx, ga.id, () => holdGeneral(fx, { count: 1 }))).toEqual([HoldGeneralReply.TICKET_LIMIT, '0']);
       await fx.redis.hset(k.inv, `free:${ga.tier}`, 0, `cap:${ga.tier}`, 5);
     }));
     it('UNKNOWN_TIER, TIER_KIND, NOT_ARMED and SALES_NOT_OPEN', t(async (fx) => {
-      expect(await unchanged(fx, ga.id, () => holdGeneral(fx, { tier: 'tr_nosuchtier' }))).toEqual([Reply.UNKNOWN_TIER]);
-      expect(await unchanged(fx, seated.id, () => holdGeneral(fx, { eventId: seated.id, tier: seated.tier }))).toEqual([Reply.TIER_KIND]);
+      expect(await unchanged(fx, ga.id, () => holdGeneral(fx, { tier: 'tr_nosuchtier' }))).toEqual([HoldGeneralReply.UNKNOWN_TIER]);
+      expect(await unchanged(fx, seated.id, () => holdGeneral(fx, { eventId: seated.id, tier: seated.tier }))).toEqual([HoldGeneralReply.TIER_KIND]);
       const nowhere = 'ev_zzzzzzzzzzzz' as EventId;
-      expect(await unchanged(fx, nowhere, () => holdGeneral(fx, { eventId: nowhere }))).toEqual([Reply.NOT_ARMED]);
+      expect(await unchanged(fx, nowhere, () => holdGeneral(fx, { eventId: nowhere }))).toEqual([HoldGeneralReply.NOT_ARMED]);
       const early = Date.UTC(2028, 0, 1);
       expect(await unchanged(fx, seated.id, () => holdGeneral(fx, { eventId: seated.id, tier: seated.gaTier, now: early }))).toEqual([
-        Reply.SALES_NOT_OPEN,
+        HoldGeneralReply.SALES_NOT_OPEN,
         String(Date.UTC(2029, 0, 1)),
       ]);
     }));
@@ -166,43 +178,43 @@ describe('Lua scripts', () => {
   describe('holdSeats', () => {
     it('HELD: marks exactly those seats held in their sections', t(async (fx) => {
       const r = await holdSeats(fx, ['A-1-1', 'B-1-3']);
-      expect(r[0]).toBe(Reply.OK);
+      expect(r[0]).toBe(HoldSeatsReply.HELD);
       expect(r[4]).toBe('A-1-1,B-1-3');
       const maps = await fx.redis.hgetall(eventKeys(fx.ns, seated.id).smap);
       expect(maps).toEqual({ A: 'h.........', B: '..h' });
     }));
     it('SEAT_TAKEN names the first taken seat', t(async (fx) => {
-      expect(await unchanged(fx, seated.id, () => holdSeats(fx, ['A-1-2', 'A-1-1'], { user: 'bob' }))).toEqual([Reply.SEAT_TAKEN, 'A-1-1']);
+      expect(await unchanged(fx, seated.id, () => holdSeats(fx, ['A-1-2', 'A-1-1'], { user: 'bob' }))).toEqual([HoldSeatsReply.SEAT_TAKEN, 'A-1-1']);
     }));
     it('UNKNOWN_SEAT for a bad section, row or number', t(async (fx) => {
       for (const s of ['Z-1-1', 'A-3-1', 'A-1-6', 'A-0-1', 'nonsense']) {
-        expect(await unchanged(fx, seated.id, () => holdSeats(fx, [s], { user: 'bob' }))).toEqual([Reply.UNKNOWN_SEAT, s]);
+        expect(await unchanged(fx, seated.id, () => holdSeats(fx, [s], { user: 'bob' }))).toEqual([HoldSeatsReply.UNKNOWN_SEAT, s]);
       }
     }));
     it('UNKNOWN_SEAT for any spelling of a seat id but the canonical one, alone or beside the seat it spells', t(async (fx) => {
       const spellings = ['A-01-1', 'A-1-01', 'A-001-0001', 'A-+1-1', 'A--1-1', 'A- 1-1', ' A-1-1', 'A-1-1 ', 'A-1-1\n', 'A-\u0661-1',
         'A-\uff11-1', 'A-1.0-1', 'A-1e0-1', 'A-0x1-1', 'A-18446744073709551617-1', 'A-1-4294967297', 'A-0-1', 'A-1-0'];
       for (const s of spellings) {
-        expect(await unchanged(fx, seated.id, () => holdSeats(fx, [s], { user: 'bob' }))).toEqual([Reply.UNKNOWN_SEAT, s]);
+        expect(await unchanged(fx, seated.id, () => holdSeats(fx, [s], { user: 'bob' }))).toEqual([HoldSeatsReply.UNKNOWN_SEAT, s]);
       }
       // "A-2-4" and "A-02-4" are one seat read twice: the map must neither be held twice nor grow a character
-      expect(await unchanged(fx, seated.id, () => holdSeats(fx, ['A-2-4', 'A-02-4'], { user: 'bob' }))).toEqual([Reply.UNKNOWN_SEAT, 'A-02-4']);
-      expect(await unchanged(fx, seated.id, () => holdSeats(fx, ['A-2-4', 'A-2-04'], { user: 'bob' }))).toEqual([Reply.UNKNOWN_SEAT, 'A-2-04']);
+      expect(await unchanged(fx, seated.id, () => holdSeats(fx, ['A-2-4', 'A-02-4'], { user: 'bob' }))).toEqual([HoldSeatsReply.UNKNOWN_SEAT, 'A-02-4']);
+      expect(await unchanged(fx, seated.id, () => holdSeats(fx, ['A-2-4', 'A-2-04'], { user: 'bob' }))).toEqual([HoldSeatsReply.UNKNOWN_SEAT, 'A-2-04']);
     }));
     it('SEAT_TIER_MISMATCH when the seats are not in the requested tier', t(async (fx) => {
       expect(await unchanged(fx, seated.id, () => holdSeats(fx, ['A-2-1'], { user: 'bob', tier: seated.gaTier }))).toEqual([
-        Reply.SEAT_TIER_MISMATCH,
+        HoldSeatsReply.SEAT_TIER_MISMATCH,
         'A-2-1',
       ]);
     }));
     it('TICKET_LIMIT, REPLAYED and IDEMPOTENCY_MISMATCH', t(async (fx) => {
       expect(await unchanged(fx, seated.id, () => holdSeats(fx, ['A-2-1', 'A-2-2', 'A-2-3', 'A-2-4', 'A-2-5'], { user: 'alice' }))).toEqual([
-        Reply.TICKET_LIMIT,
+        HoldSeatsReply.TICKET_LIMIT,
         '4',
       ]);
       const first = await holdSeats(fx, ['A-2-1'], { user: 'dan', idem: 'i', fp: 'p' });
-      expect(await unchanged(fx, seated.id, () => holdSeats(fx, ['A-2-1'], { user: 'dan', idem: 'i', fp: 'p' }))).toEqual([Reply.REPLAYED, ...first.slice(1)]);
-      expect(await unchanged(fx, seated.id, () => holdSeats(fx, ['A-2-2'], { user: 'dan', idem: 'i', fp: 'q' }))).toEqual([Reply.IDEMPOTENCY_MISMATCH]);
+      expect(await unchanged(fx, seated.id, () => holdSeats(fx, ['A-2-1'], { user: 'dan', idem: 'i', fp: 'p' }))).toEqual([HoldSeatsReply.REPLAYED, ...first.slice(1)]);
+      expect(await unchanged(fx, seated.id, () => holdSeats(fx, ['A-2-2'], { user: 'dan', idem: 'i', fp: 'q' }))).toEqual([HoldSeatsReply.IDEMPOTENCY_MISMATCH]);
     }));
     it('raises a Redis error for duplicate seats and changes nothing', t(async (fx) => {
       await unchanged(fx, seated.id, () => expect(holdSeats(fx, ['A-2-5', 'A-2-5'])).rejects.toThrow(/duplicate/));
@@ -213,31 +225,31 @@ describe('Lua scripts', () => {
     it('HELD: the first row with N adjacent free seats, nearest the centre', t(async (fx) => {
       // A row 1: h......... ; row 2: h......... (A-2-1 held by dan)
       const r = await holdBest(fx, 3, { user: 'erin' });
-      expect(r[0]).toBe(Reply.OK);
+      expect(r[0]).toBe(HoldBestReply.HELD);
       expect(r[4]).toBe('A-1-2,A-1-3,A-1-4');
     }));
     it('NO_ADJACENT when seats exist but not together; adjacent "0" takes the best separate seats', t(async (fx) => {
       const k = eventKeys(fx.ns, seated.id);
       // section A is 2 rows of 5; leave only A-1-5 and A-2-2 free, in different rows
-      expect((await holdSeats(fx, ['A-2-3', 'A-2-4', 'A-2-5'], { user: 'p1' }))[0]).toBe(Reply.OK);
+      expect((await holdSeats(fx, ['A-2-3', 'A-2-4', 'A-2-5'], { user: 'p1' }))[0]).toBe(HoldSeatsReply.HELD);
       expect(await fx.redis.hget(k.smap, 'A')).toBe('hhhh.h.hhh');
       const free = Number(await fx.redis.hget(k.inv, `free:${seated.tier}`));
-      expect(await unchanged(fx, seated.id, () => holdBest(fx, 2, { user: 'fay', section: 'A' }))).toEqual([Reply.NO_ADJACENT, '2']);
+      expect(await unchanged(fx, seated.id, () => holdBest(fx, 2, { user: 'fay', section: 'A' }))).toEqual([HoldBestReply.NO_ADJACENT, '2']);
       const r = await holdBest(fx, 2, { user: 'fay', section: 'A', adjacent: '0' });
-      expect([r[0], r[4]]).toEqual([Reply.OK, 'A-1-5,A-2-2']);
+      expect([r[0], r[4]]).toEqual([HoldBestReply.HELD, 'A-1-5,A-2-2']);
       expect(await fx.redis.hget(k.smap, 'A')).toBe('h'.repeat(10));
       expect(Number(await fx.redis.hget(k.inv, `free:${seated.tier}`))).toBe(free - 2);
     }));
     it('INSUFFICIENT when the scope has fewer free seats than asked', t(async (fx) => {
-      expect(await unchanged(fx, seated.id, () => holdBest(fx, 3, { user: 'gus', section: 'A' }))).toEqual([Reply.INSUFFICIENT, '0']);
+      expect(await unchanged(fx, seated.id, () => holdBest(fx, 3, { user: 'gus', section: 'A' }))).toEqual([HoldBestReply.INSUFFICIENT, '0']);
       // the tier (A and B) has B-1-1 and B-1-2 left
-      expect(await unchanged(fx, seated.id, () => holdBest(fx, 3, { user: 'gus' }))).toEqual([Reply.INSUFFICIENT, '2']);
+      expect(await unchanged(fx, seated.id, () => holdBest(fx, 3, { user: 'gus' }))).toEqual([HoldBestReply.INSUFFICIENT, '2']);
     }));
     it('UNKNOWN_SECTION, SEAT_TIER_MISMATCH, UNKNOWN_TIER and TIER_KIND', t(async (fx) => {
-      expect(await unchanged(fx, seated.id, () => holdBest(fx, 1, { section: 'Q' }))).toEqual([Reply.UNKNOWN_SECTION]);
-      expect(await unchanged(fx, seated.id, () => holdBest(fx, 1, { section: 'A', tier: seated.gaTier }))).toEqual([Reply.SEAT_TIER_MISMATCH, 'A']);
-      expect(await unchanged(fx, seated.id, () => holdBest(fx, 1, { tier: 'tr_nosuchtier' }))).toEqual([Reply.UNKNOWN_TIER]);
-      expect(await unchanged(fx, seated.id, () => holdBest(fx, 1, { tier: seated.gaTier }))).toEqual([Reply.TIER_KIND]);
+      expect(await unchanged(fx, seated.id, () => holdBest(fx, 1, { section: 'Q' }))).toEqual([HoldBestReply.UNKNOWN_SECTION]);
+      expect(await unchanged(fx, seated.id, () => holdBest(fx, 1, { section: 'A', tier: seated.gaTier }))).toEqual([HoldBestReply.SEAT_TIER_MISMATCH, 'A']);
+      expect(await unchanged(fx, seated.id, () => holdBest(fx, 1, { tier: 'tr_nosuchtier' }))).toEqual([HoldBestReply.UNKNOWN_TIER]);
+      expect(await unchanged(fx, seated.id, () => holdBest(fx, 1, { tier: seated.gaTier }))).toEqual([HoldBestReply.TIER_KIND]);
     }));
   });
 
@@ -247,7 +259,7 @@ describe('Lua scripts', () => {
       const k = eventKeys(fx.ns, seated.id);
       const r = await holdSeats(fx, ['B-1-1'], { user: 'hal' });
       held = r[1]!;
-      expect(await release(fx, seated.id, held, 'hal')).toEqual([Reply.OK, seated.tier, '1', 'B-1-1']);
+      expect(await release(fx, seated.id, held, 'hal')).toEqual([ReleaseHoldReply.RELEASED, seated.tier, '1', 'B-1-1']);
       expect(await fx.redis.hget(k.smap, 'B')).toBe('..h');
       expect(await fx.redis.hget(k.buyers, 'hal')).toBeNull();
       expect(await fx.redis.exists(k.hold(held as BookingId))).toBe(0);
@@ -261,44 +273,44 @@ describe('Lua scripts', () => {
       expect(map[1]).toBe('h');
       // as the old hold script stored ["B-1-2", "B-01-2"]: one seat, spelled twice
       await fx.redis.hset(k.hold(b as BookingId), 's', 'B-1-2,B-01-2');
-      expect(await release(fx, seated.id, b, 'leo')).toEqual([Reply.OK, seated.tier, '1', 'B-1-2,B-01-2']);
+      expect(await release(fx, seated.id, b, 'leo')).toEqual([ReleaseHoldReply.RELEASED, seated.tier, '1', 'B-1-2,B-01-2']);
       expect(await fx.redis.hget(k.smap, 'B')).toBe(`${map[0]}.${map.slice(2)}`);
     }));
     it('HOLD_NOT_FOUND, NOT_OWNER, HOLD_EXPIRED and NOT_RELEASABLE', t(async (fx) => {
-      expect(await unchanged(fx, seated.id, () => release(fx, seated.id, held, 'hal'))).toEqual([Reply.HOLD_NOT_FOUND]);
+      expect(await unchanged(fx, seated.id, () => release(fx, seated.id, held, 'hal'))).toEqual([ReleaseHoldReply.HOLD_NOT_FOUND]);
       const b = (await holdSeats(fx, ['B-1-1'], { user: 'ivy' }))[1]!;
-      expect(await unchanged(fx, seated.id, () => release(fx, seated.id, b, 'mallory'))).toEqual([Reply.NOT_OWNER]);
-      expect(await unchanged(fx, seated.id, () => release(fx, seated.id, b, 'ivy', NOW + TTL))).toEqual([Reply.HOLD_EXPIRED, String(NOW + TTL)]);
-      expect(await confirm(fx, seated.id, b)).toEqual([Reply.OK, seated.tier, '1', 'B-1-1']);
-      expect(await unchanged(fx, seated.id, () => release(fx, seated.id, b, 'ivy'))).toEqual([Reply.NOT_RELEASABLE, 'sold']);
+      expect(await unchanged(fx, seated.id, () => release(fx, seated.id, b, 'mallory'))).toEqual([ReleaseHoldReply.NOT_OWNER]);
+      expect(await unchanged(fx, seated.id, () => release(fx, seated.id, b, 'ivy', NOW + TTL))).toEqual([ReleaseHoldReply.HOLD_EXPIRED, String(NOW + TTL)]);
+      expect(await confirm(fx, seated.id, b)).toEqual([ConfirmHoldReply.CONFIRMED, seated.tier, '1', 'B-1-1']);
+      expect(await unchanged(fx, seated.id, () => release(fx, seated.id, b, 'ivy'))).toEqual([ReleaseHoldReply.NOT_RELEASABLE, 'sold']);
     }));
     it('confirmHold: CONFIRMED (held -> sold), ALREADY_CONFIRMED, HOLD_NOT_FOUND, HOLD_EXPIRED', t(async (fx) => {
       const k = eventKeys(fx.ns, seated.id);
       const b = (await holdSeats(fx, ['B-1-2'], { user: 'jo' }))[1]!;
       const before = await fx.redis.hgetall(k.inv);
-      expect((await confirm(fx, seated.id, b))[0]).toBe(Reply.OK);
+      expect((await confirm(fx, seated.id, b))[0]).toBe(ConfirmHoldReply.CONFIRMED);
       const after = await fx.redis.hgetall(k.inv);
       expect(Number(after[`sold:${seated.tier}`])).toBe(Number(before[`sold:${seated.tier}`]) + 1);
       expect(Number(after[`held:${seated.tier}`])).toBe(Number(before[`held:${seated.tier}`]) - 1);
       expect(await fx.redis.hget(k.smap, 'B')).toBe('ssh'); // B-1-3 is still alice's hold
-      expect(await unchanged(fx, seated.id, () => confirm(fx, seated.id, b))).toEqual([Reply.ALREADY_CONFIRMED, seated.tier, '1', 'B-1-2']);
-      expect(await unchanged(fx, seated.id, () => confirm(fx, seated.id, 'bk_none'))).toEqual([Reply.HOLD_NOT_FOUND]);
+      expect(await unchanged(fx, seated.id, () => confirm(fx, seated.id, b))).toEqual([ConfirmHoldReply.ALREADY_CONFIRMED, seated.tier, '1', 'B-1-2']);
+      expect(await unchanged(fx, seated.id, () => confirm(fx, seated.id, 'bk_none'))).toEqual([ConfirmHoldReply.HOLD_NOT_FOUND]);
       const late = (await holdGeneral(fx, { eventId: seated.id, tier: seated.gaTier, user: 'kim' }))[1]!;
-      expect(await unchanged(fx, seated.id, () => confirm(fx, seated.id, late, NOW + TTL))).toEqual([Reply.HOLD_EXPIRED, String(NOW + TTL)]);
+      expect(await unchanged(fx, seated.id, () => confirm(fx, seated.id, late, NOW + TTL))).toEqual([ConfirmHoldReply.HOLD_EXPIRED, String(NOW + TTL)]);
     }));
     it('expireHold: NOT_DUE before the deadline, EXPIRED at it, HOLD_NOT_FOUND after; NOT_RELEASABLE for a sold hold', t(async (fx) => {
       const k = eventKeys(fx.ns, seated.id);
       const b = (await holdGeneral(fx, { eventId: seated.id, tier: seated.gaTier, user: 'lee', count: 2 }))[1]!;
-      expect(await unchanged(fx, seated.id, () => expire(fx, seated.id, b, NOW + TTL - 1))).toEqual([Reply.NOT_DUE, String(NOW + TTL)]);
+      expect(await unchanged(fx, seated.id, () => expire(fx, seated.id, b, NOW + TTL - 1))).toEqual([ExpireHoldReply.NOT_DUE, String(NOW + TTL)]);
       const free = Number(await fx.redis.hget(k.inv, `free:${seated.gaTier}`));
-      expect(await expire(fx, seated.id, b, NOW + TTL)).toEqual([Reply.OK, seated.gaTier, '2', '']);
+      expect(await expire(fx, seated.id, b, NOW + TTL)).toEqual([ExpireHoldReply.EXPIRED, seated.gaTier, '2', '']);
       expect(Number(await fx.redis.hget(k.inv, `free:${seated.gaTier}`))).toBe(free + 2);
       expect((await fx.redis.xrange(k.outbox, '-', '+')).at(-1)![1].slice(0, 2)).toEqual(['type', 'ReservationExpired']);
-      expect(await unchanged(fx, seated.id, () => expire(fx, seated.id, b, NOW + TTL))).toEqual([Reply.HOLD_NOT_FOUND]);
+      expect(await unchanged(fx, seated.id, () => expire(fx, seated.id, b, NOW + TTL))).toEqual([ExpireHoldReply.HOLD_NOT_FOUND]);
       const sold = (await holdGeneral(fx, { eventId: seated.id, tier: seated.gaTier, user: 'max' }))[1]!;
       await confirm(fx, seated.id, sold);
       await fx.redis.zadd(k.expiry, NOW, sold); // a stray expiry entry for a sold hold is removed, nothing else
-      expect(await expire(fx, seated.id, sold, NOW + TTL)).toEqual([Reply.NOT_RELEASABLE, 'sold']);
+      expect(await expire(fx, seated.id, sold, NOW + TTL)).toEqual([ExpireHoldReply.NOT_RELEASABLE, 'sold']);
       expect(await fx.redis.zscore(k.expiry, sold)).toBeNull();
     }));
   });
@@ -306,12 +318,12 @@ describe('Lua scripts', () => {
   describe('takeLease', () => {
     it('HELD for the owner, BUSY for anyone else; only the owner drops it', t(async (fx) => {
       const key = eventKeys(fx.ns, seated.id).persistLease;
-      expect(await fx.redis.takeLease(key, 'p1', 10_000, 'take')).toEqual([1]);
-      expect(await fx.redis.takeLease(key, 'p2', 10_000, 'take')).toEqual([0]);
-      expect(await fx.redis.takeLease(key, 'p2', 10_000, 'drop')).toEqual([0]);
+      expect(await fx.redis.takeLease(key, 'p1', 10_000, 'take')).toEqual([TakeLeaseReply.HELD]);
+      expect(await fx.redis.takeLease(key, 'p2', 10_000, 'take')).toEqual([TakeLeaseReply.BUSY]);
+      expect(await fx.redis.takeLease(key, 'p2', 10_000, 'drop')).toEqual([TakeLeaseReply.BUSY]);
       expect(await fx.redis.get(key)).toBe('p1');
-      expect(await fx.redis.takeLease(key, 'p1', 10_000, 'drop')).toEqual([1]);
-      expect(await fx.redis.takeLease(key, 'p2', 10_000, 'take')).toEqual([1]);
+      expect(await fx.redis.takeLease(key, 'p1', 10_000, 'drop')).toEqual([TakeLeaseReply.HELD]);
+      expect(await fx.redis.takeLease(key, 'p2', 10_000, 'take')).toEqual([TakeLeaseReply.HELD]);
     }));
   });
 

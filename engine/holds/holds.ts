@@ -1,9 +1,19 @@
-import { Reply, type ScriptReply } from '../../lua/codes.js';
+import {
+  assertNever,
+  ConfirmHoldReply,
+  ExpireHoldReply,
+  HoldBestReply,
+  HoldGeneralReply,
+  HoldSeatsReply,
+  ReleaseHoldReply,
+  type ReplyOf,
+} from '../../lua/codes.js';
 import { scriptNow } from '../clock.js';
 import type { EngineDeps } from '../deps.js';
 import { DomainError } from '../errors.js';
 import type { BookingId, EventId, TierId, UserId } from '../ids.js';
 import { eventKeys } from '../keys.js';
+import { decodeHold, type HoldRecord } from './hold-record.js';
 
 export type HoldMode =
   | { kind: 'ga' }
@@ -38,12 +48,15 @@ export type Released = { tierId: TierId; ticketCount: number; seats: string[] };
 
 const seatList = (csv: string | undefined) => (csv ? csv.split(',') : []);
 
-/** Maps a hold script's reply to a Hold or a DomainError (exhaustive over the codes the scripts document). */
-function holdResult(r: HoldRequest, reply: ScriptReply): Hold {
-  const [code, a, b] = reply;
+/** A reply of any of the three hold scripts (they share holdCommon's codes, which have the same values in each table). */
+type HoldScriptReply = ReplyOf<typeof HoldGeneralReply> | ReplyOf<typeof HoldSeatsReply> | ReplyOf<typeof HoldBestReply>;
+
+/** Maps a hold script's reply to a Hold or a DomainError (exhaustive over the three scripts' reply tables). */
+function holdResult(r: HoldRequest, reply: HoldScriptReply): Hold {
+  const [code, a] = reply;
   switch (code) {
-    case Reply.OK:
-    case Reply.REPLAYED: {
+    case HoldGeneralReply.HELD:
+    case HoldGeneralReply.REPLAYED: {
       const [, bookingId, tierId, count, seats, expiresAt, createdAt] = reply;
       return {
         bookingId: bookingId as BookingId,
@@ -53,55 +66,55 @@ function holdResult(r: HoldRequest, reply: ScriptReply): Hold {
         seats: seatList(seats),
         expiresAtMs: Number(expiresAt),
         createdAtMs: Number(createdAt),
-        replayed: code === Reply.REPLAYED,
+        replayed: code === HoldGeneralReply.REPLAYED,
       };
     }
-    case Reply.NOT_ARMED:
+    case HoldGeneralReply.NOT_ARMED:
       throw new DomainError('EVENT_CLOSED', 'this event is not on sale');
-    case Reply.SALES_NOT_OPEN:
+    case HoldGeneralReply.SALES_NOT_OPEN:
       throw new DomainError('SALES_NOT_OPEN', 'sales for this event have not opened yet', {
         salesOpenAt: new Date(Number(a)).toISOString(),
       });
-    case Reply.UNKNOWN_TIER:
+    case HoldGeneralReply.UNKNOWN_TIER:
       throw new DomainError('TIER_NOT_FOUND', 'this event has no such tier', { field: 'tierId' });
-    case Reply.TIER_KIND:
+    case HoldGeneralReply.TIER_KIND:
       throw new DomainError('TIER_KIND_MISMATCH', 'seat preferences do not match the tier (general admission vs assigned seating)', {
         field: 'seatPreferences',
       });
-    case Reply.INSUFFICIENT:
+    case HoldGeneralReply.INSUFFICIENT:
       throw new DomainError('INSUFFICIENT_INVENTORY', `only ${a} ticket(s) available`, { available: Number(a) });
-    case Reply.NO_ADJACENT:
+    case HoldBestReply.NO_ADJACENT:
       throw new DomainError('NO_ADJACENT_SEATS', `${a} seat(s) available, but not ${r.ticketCount} together`, {
         available: Number(a),
       });
-    case Reply.SEAT_TAKEN:
+    case HoldSeatsReply.SEAT_TAKEN:
       throw new DomainError('SEAT_UNAVAILABLE', `seat ${a} is not available`, { seatId: a });
-    case Reply.UNKNOWN_SEAT:
+    case HoldSeatsReply.UNKNOWN_SEAT:
       throw new DomainError('UNKNOWN_SEAT', `seat ${a} does not exist at this event`, {
         field: `seatPreferences.seatIds.${r.mode.kind === 'seats' ? r.mode.seatIds.indexOf(a!) : 0}`,
       });
-    case Reply.UNKNOWN_SECTION:
+    case HoldBestReply.UNKNOWN_SECTION:
       throw new DomainError('UNKNOWN_SECTION', 'this event has no such section', { field: 'seatPreferences.section' });
-    case Reply.SEAT_TIER_MISMATCH:
+    case HoldSeatsReply.SEAT_TIER_MISMATCH:
       throw new DomainError('SEAT_TIER_MISMATCH', `${a} is not in the requested tier (one booking is one tier)`, {
         field: 'seatPreferences',
       });
-    case Reply.TICKET_LIMIT:
+    case HoldGeneralReply.TICKET_LIMIT:
       throw new DomainError('TICKET_LIMIT', `you can hold at most ${a} more ticket(s) for this event`, { allowed: Number(a) });
-    case Reply.NOT_ADMITTED:
+    case HoldGeneralReply.NOT_ADMITTED:
       throw new DomainError('ADMISSION_REQUIRED', 'this event admits buyers through its waiting room: a live admission pass is required', {
         field: 'X-Admission-Token',
       });
-    case Reply.PASS_IN_USE:
+    case HoldGeneralReply.PASS_IN_USE:
       throw new DomainError('ADMISSION_REQUIRED', 'this admission pass already has a live hold or a booking (one pass, one live hold)', {
         field: 'X-Admission-Token',
       });
-    case Reply.IDEMPOTENCY_MISMATCH:
+    case HoldGeneralReply.IDEMPOTENCY_MISMATCH:
       throw new DomainError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with a different request', {
         field: 'Idempotency-Key',
       });
     default:
-      throw new Error(`hold: unexpected script reply ${code} ${b ?? ''}`);
+      return assertNever(code, 'hold');
   }
 }
 
@@ -127,21 +140,22 @@ export function createHolds(d: EngineDeps) {
       const now = scriptNow(d.clock);
       const tier = r.tierId ?? '';
       const pass = r.pass ?? '';
-      let reply: ScriptReply;
+      const idemKey = r.idempotency?.key ?? '';
+      let reply: HoldScriptReply;
       switch (r.mode.kind) {
         case 'ga':
           reply = await redis.holdGeneral(k.meta, k.inv, k.hold(r.bookingId), k.expiry, k.buyers, idem, k.outbox, k.wrPasses, k.wrUsed,
-            r.eventId, r.bookingId, r.userId, tier, r.ticketCount, now, config.holdTtlMs, fp, config.idempotencyTtlMs, pass);
+            r.eventId, r.bookingId, r.userId, tier, r.ticketCount, now, config.holdTtlMs, fp, config.idempotencyTtlMs, pass, idemKey);
           break;
         case 'seats':
           reply = await redis.holdSeats(k.meta, k.inv, k.sec, k.smap, k.hold(r.bookingId), k.expiry, k.buyers, idem, k.outbox,
             k.wrPasses, k.wrUsed, r.eventId, r.bookingId, r.userId, tier, now, config.holdTtlMs, fp, config.idempotencyTtlMs, pass,
-            ...r.mode.seatIds);
+            idemKey, ...r.mode.seatIds);
           break;
         case 'best':
           reply = await redis.holdBest(k.meta, k.inv, k.sec, k.smap, k.hold(r.bookingId), k.expiry, k.buyers, idem, k.outbox,
             k.wrPasses, k.wrUsed, r.eventId, r.bookingId, r.userId, tier, r.ticketCount, now, config.holdTtlMs, fp,
-            config.idempotencyTtlMs, r.mode.section ?? '', r.mode.adjacent ? '1' : '0', pass);
+            config.idempotencyTtlMs, r.mode.section ?? '', r.mode.adjacent ? '1' : '0', pass, idemKey);
           break;
       }
       return holdResult(r, reply);
@@ -160,17 +174,17 @@ export function createHolds(d: EngineDeps) {
       const [code, a, b, c] = await redis.releaseHold(...releaseKeys(eventId, bookingId), eventId, bookingId, user,
         scriptNow(d.clock), type, reason, states);
       switch (code) {
-        case Reply.OK:
+        case ReleaseHoldReply.RELEASED:
           return { tierId: a as TierId, ticketCount: Number(b), seats: seatList(c) };
-        case Reply.HOLD_NOT_FOUND:
-        case Reply.NOT_OWNER:
+        case ReleaseHoldReply.HOLD_NOT_FOUND:
+        case ReleaseHoldReply.NOT_OWNER:
           throw new DomainError('BOOKING_NOT_FOUND', 'no live hold for this booking');
-        case Reply.NOT_RELEASABLE:
+        case ReleaseHoldReply.NOT_RELEASABLE:
           throw new DomainError('BOOKING_NOT_CANCELLABLE', `the booking cannot be cancelled now (hold is ${a})`);
-        case Reply.HOLD_EXPIRED:
+        case ReleaseHoldReply.HOLD_EXPIRED:
           throw new DomainError('HOLD_EXPIRED', 'the reservation has expired');
         default:
-          throw new Error(`releaseHold: unexpected script reply ${code}`);
+          return assertNever(code, 'releaseHold');
       }
     },
 
@@ -178,15 +192,15 @@ export function createHolds(d: EngineDeps) {
     async expire(eventId: EventId, bookingId: BookingId): Promise<'expired' | 'not-due' | 'gone'> {
       const [code] = await redis.expireHold(...releaseKeys(eventId, bookingId), eventId, bookingId, scriptNow(d.clock));
       switch (code) {
-        case Reply.OK:
+        case ExpireHoldReply.EXPIRED:
           return 'expired';
-        case Reply.NOT_DUE:
+        case ExpireHoldReply.NOT_DUE:
           return 'not-due';
-        case Reply.HOLD_NOT_FOUND:
-        case Reply.NOT_RELEASABLE:
+        case ExpireHoldReply.HOLD_NOT_FOUND:
+        case ExpireHoldReply.NOT_RELEASABLE:
           return 'gone';
         default:
-          throw new Error(`expireHold: unexpected script reply ${code}`);
+          return assertNever(code, 'expireHold');
       }
     },
 
@@ -206,34 +220,22 @@ export function createHolds(d: EngineDeps) {
       const [code] = await redis.confirmHold(k.inv, k.sec, k.smap, k.hold(bookingId), k.expiry, k.outbox, eventId,
         bookingId, scriptNow(d.clock), paymentRef);
       switch (code) {
-        case Reply.OK:
+        case ConfirmHoldReply.CONFIRMED:
           return 'confirmed';
-        case Reply.ALREADY_CONFIRMED:
+        case ConfirmHoldReply.ALREADY_CONFIRMED:
           return 'already-confirmed';
-        case Reply.HOLD_NOT_FOUND:
+        case ConfirmHoldReply.HOLD_NOT_FOUND:
           throw new DomainError('BOOKING_NOT_FOUND', 'no hold for this booking');
-        case Reply.HOLD_EXPIRED:
+        case ConfirmHoldReply.HOLD_EXPIRED:
           throw new DomainError('HOLD_EXPIRED', 'the reservation has expired');
         default:
-          throw new Error(`confirmHold: unexpected script reply ${code}`);
+          return assertNever(code, 'confirmHold');
       }
     },
 
     /** The live hold of a booking, straight from Redis (before the persist worker has recorded it). */
-    async get(eventId: EventId, bookingId: BookingId) {
-      const h = await redis.hgetall(eventKeys(ns, eventId).hold(bookingId));
-      if (!h.u) return null;
-      return {
-        bookingId,
-        eventId,
-        userId: h.u as UserId,
-        tierId: h.t as TierId,
-        ticketCount: Number(h.n),
-        seats: seatList(h.s),
-        expiresAtMs: Number(h.x),
-        createdAtMs: Number(h.c),
-        state: h.st as 'held' | 'paying' | 'sold',
-      };
+    async get(eventId: EventId, bookingId: BookingId): Promise<HoldRecord | null> {
+      return decodeHold(eventId, bookingId, await redis.hgetall(eventKeys(ns, eventId).hold(bookingId)));
     },
   };
 }

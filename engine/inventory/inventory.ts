@@ -1,4 +1,4 @@
-import { Reply } from '../../lua/codes.js';
+import { ArmEventReply, assertNever } from '../../lua/codes.js';
 import type { EngineDeps } from '../deps.js';
 import { DomainError } from '../errors.js';
 import type { EventId } from '../ids.js';
@@ -90,7 +90,14 @@ export function createInventory(d: EngineDeps) {
     async arm(eventId: EventId): Promise<'armed' | 'already-armed'> {
       const [code] = await run(eventId, await specFromPostgres(d, eventId), 'arm');
       await d.redis.sadd(globalKeys(d.ns).events, eventId);
-      return code === Reply.OK ? 'armed' : 'already-armed';
+      switch (code) {
+        case ArmEventReply.ARMED:
+          return 'armed';
+        case ArmEventReply.ALREADY_ARMED:
+          return 'already-armed';
+        default:
+          return assertNever(code, 'armEvent');
+      }
     },
 
     /** Tier counters as Redis has them. */

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { Reply } from '../../lua/codes.js';
+import { ArmEventReply, assertNever } from '../../lua/codes.js';
 import { scanKeys } from '../../platform/redis.js';
 import type { EngineDeps } from '../deps.js';
 import { DomainError } from '../errors.js';
 import type { EventId } from '../ids.js';
+import { holdIdempotencyRecord } from '../idempotency.js';
 import { eventKeys, globalKeys } from '../keys.js';
 import type { Outbox } from '../outbox/outbox.js';
 import { applyOutbox } from '../booking/persist.js';
@@ -59,11 +60,18 @@ export async function rebuildEvent(
     const spec = await specFromPostgres(d, eventId);
     // holds of the old state go; the ones Postgres knows come back below
     // (one event's keys share a slot, so they are on one node and may go in one UNLINK)
-    const stale = await scanKeys(d.redis, `${k.pattern.slice(0, -1)}hold:*`);
+    const stale = await scanKeys(d.redis, k.holdPattern);
     for (let i = 0; i < stale.length; i += 500) await d.redis.unlink(...stale.slice(i, i + 500));
     await d.redis.unlink(k.expiry);
     const [code] = await d.redis.armEvent(k.meta, k.inv, k.sec, k.smap, k.buyers, eventId, JSON.stringify(spec), 'rebuild');
-    if (code !== Reply.OK) throw new Error(`armEvent rebuild: unexpected reply ${code}`);
+    switch (code) {
+      case ArmEventReply.ARMED:
+        break;
+      case ArmEventReply.ALREADY_ARMED: // "rebuild" always writes: this answer is a bug
+        throw new Error(`armEvent rebuild: unexpected reply ${code}`);
+      default:
+        assertNever(code, 'armEvent rebuild');
+    }
     await d.redis.sadd(globalKeys(d.ns).events, eventId);
 
     const { rows } = await d.pg.query<{ id: string; user_id: string; tier_id: string; ticket_count: number; state: string; holds: string; expires_at: Date | null; created_at: Date; seats: string[] }>(
@@ -90,9 +98,10 @@ export async function rebuildEvent(
       [eventId, d.config.idempotencyTtlMs],
     );
     for (const b of keyed.rows) {
-      const reply = [b.id, b.tier_id, String(b.ticket_count), b.seats.join(','), String(b.expires_at.getTime()), String(b.created_at.getTime())].join('|');
       const left = d.config.idempotencyTtlMs - (Date.now() - b.created_at.getTime());
-      if (left > 0) await d.redis.set(k.idem(b.user_id as never, b.idempotency_key), `${b.idempotency_fp}\n${reply}`, 'PX', left, 'NX');
+      const record = holdIdempotencyRecord(b.idempotency_fp, { bookingId: b.id, tierId: b.tier_id, ticketCount: b.ticket_count, seats: b.seats,
+        expiresAtMs: b.expires_at.getTime(), createdAtMs: b.created_at.getTime() });
+      if (left > 0) await d.redis.set(k.idem(b.user_id as never, b.idempotency_key), record, 'PX', left, 'NX');
     }
     await waitingRoom.restore(eventId);
     return { eventId, drained, tiers: spec.tiers, holdsRestored, soldRestored, idempotencyKeysRestored: keyed.rows.length, buyers: spec.buyers.length };

@@ -1,4 +1,4 @@
-import { Reply } from '../../lua/codes.js';
+import { assertNever, PayHoldReply, RetakeHoldReply } from '../../lua/codes.js';
 import { scriptNow } from '../clock.js';
 import { withTx, withTxRetrying, type Queryable } from '../../platform/pg.js';
 import { getBooking, transition, type Booking } from '../booking/bookings-repo.js';
@@ -185,7 +185,15 @@ export function createPayments(d: EngineDeps, holds: Holds) {
         if (rows[0]!.status !== 'authorized') return rows[0]!.status;
         const [code] = await d.redis.retakeHold(k.inv, k.sec, k.smap, k.hold(bookingId), k.expiry, k.buyers, k.outbox, eventId, bookingId,
           b.userId, b.tierId, b.ticketCount, b.seats.join(','), scriptNow(d.clock), paymentRef);
-        if (code !== Reply.GONE) return 'retaken';
+        switch (code) {
+          case RetakeHoldReply.RETAKEN:
+          case RetakeHoldReply.ALREADY_CONFIRMED:
+            return 'retaken';
+          case RetakeHoldReply.GONE:
+            break;
+          default:
+            assertNever(code, 'retakeHold');
+        }
         // write-ahead: a retry finishes the cancellation instead of re-taking seats that came free meanwhile
         await setAttempt(tx, bookingId, attempt, ['authorized'], 'cancelling', { note: gone });
         return 'gone';
@@ -278,9 +286,18 @@ export function createPayments(d: EngineDeps, holds: Holds) {
         );
         // the hold must be live and unpaid; it now outlives the charge (committed only if this succeeds)
         const [code, x] = await d.redis.payHold(k.hold(b.bookingId), k.expiry, b.bookingId, r.userId, scriptNow(d.clock), cfg.paymentWindowMs, 'start');
-        if (code === Reply.HOLD_EXPIRED) throw new DomainError('HOLD_EXPIRED', 'the reservation has expired');
-        if (code !== Reply.OK) throw new DomainError('BOOKING_NOT_PAYABLE', `the reservation cannot be paid now (${x ?? 'no hold'})`);
-        return n;
+        switch (code) {
+          case PayHoldReply.DONE:
+            return n;
+          case PayHoldReply.HOLD_EXPIRED:
+            throw new DomainError('HOLD_EXPIRED', 'the reservation has expired');
+          case PayHoldReply.HOLD_NOT_FOUND:
+          case PayHoldReply.NOT_OWNER:
+          case PayHoldReply.NOT_RELEASABLE:
+            throw new DomainError('BOOKING_NOT_PAYABLE', `the reservation cannot be paid now (${x ?? 'no hold'})`);
+          default:
+            return assertNever(code, 'payHold');
+        }
       });
       await jobs.settlePayment(b.bookingId, attempt, cfg.paymentWindowMs + 5_000);
       return authorizeAndAct({ ...b, status: 'PAYMENT_PENDING' }, attempt, r.paymentMethodId, async () => {

@@ -1,4 +1,4 @@
-import { Reply } from '../../lua/codes.js';
+import { assertNever, RefundHoldReply } from '../../lua/codes.js';
 import { scriptNow } from '../clock.js';
 import { withTx, type Queryable } from '../../platform/pg.js';
 import { getBooking, transition } from '../booking/bookings-repo.js';
@@ -145,7 +145,15 @@ export function createRefunds(d: EngineDeps) {
         // the payment's row lock: a late payment call re-taking seats (payments.complete) waits, then sees 'refunded'
         await tx.query('SELECT 1 FROM payments WHERE booking_id = $1 FOR UPDATE', [bookingId]);
         const [code] = await d.redis.refundHold(k.inv, k.sec, k.smap, k.hold(bookingId), k.buyers, k.outbox, b.eventId, bookingId, scriptNow(d.clock), 'refunded');
-        if (code !== Reply.OK && code !== Reply.HOLD_NOT_FOUND) throw new Error(`refundHold: unexpected reply ${code}`);
+        switch (code) {
+          case RefundHoldReply.RELEASED:
+          case RefundHoldReply.HOLD_NOT_FOUND: // released by an earlier try
+            break;
+          case RefundHoldReply.NOT_RELEASABLE: // only a sold hold is refunded here: this answer is a bug
+            throw new Error(`refundHold: unexpected reply ${code}`);
+          default:
+            assertNever(code, 'refundHold');
+        }
         if (paid) await tx.query(`UPDATE payments SET status = 'refunded', updated_at = now() WHERE booking_id = $1 AND attempt = $2 AND status = 'captured'`, [bookingId, paid.attempt]);
         await tx.query(`UPDATE refunds SET status = 'refunded', provider_ref = COALESCE($2, provider_ref) WHERE booking_id = $1`, [bookingId, refundRef]);
         await transition(tx, bookingId, ['REFUND_REQUESTED'], 'REFUNDED', 'refunded');

@@ -1,6 +1,13 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { scriptNow } from '../clock.js';
-import { Reply } from '../../lua/codes.js';
+import {
+  AdmitNextReply,
+  assertNever,
+  ConfigureQueueReply,
+  JoinQueueReply,
+  LeaveQueueReply,
+  QueueStatusReply,
+} from '../../lua/codes.js';
 import type { EngineDeps } from '../deps.js';
 import { withTx } from '../../platform/pg.js';
 import { DomainError } from '../errors.js';
@@ -91,7 +98,14 @@ export function createWaitingRoom(d: EngineDeps) {
     const k = keys(eventId);
     const [code] = await d.redis.configureQueue(k.wrCfg, k.meta, q.enabled ? '1' : '0', Date.parse(q.opensAt), salesOpenAtMs,
       q.admissionRatePerSecond, q.passTtlSeconds * 1000, ticketsPerPass, q.seed, q.seedHash);
-    if (code !== Reply.OK) throw new DomainError('EVENT_CLOSED', 'this event is not on sale');
+    switch (code) {
+      case ConfigureQueueReply.CONFIGURED:
+        break;
+      case ConfigureQueueReply.NOT_ARMED:
+        throw new DomainError('EVENT_CLOSED', 'this event is not on sale');
+      default:
+        assertNever(code, 'configureQueue');
+    }
     if (q.enabled) await d.redis.sadd(globalKeys(d.ns).queues, eventId);
     else await d.redis.srem(globalKeys(d.ns).queues, eventId);
   }
@@ -151,22 +165,22 @@ export function createWaitingRoom(d: EngineDeps) {
       const member = memberOf(d.config.admissionSecret, eventId, userId);
       const [code, a] = await d.redis.joinQueue(k.wrCfg, k.wrPre, k.wrLine, k.wrPasses, k.wrDone, k.wrJoined, member, scriptNow(d.clock));
       switch (code) {
-        case Reply.JOINED:
-        case Reply.ALREADY_IN:
-          return { created: code === Reply.JOINED, status: await this.status(queueIdOf(eventId, member), userId) };
-        case Reply.FINISHED:
+        case JoinQueueReply.JOINED:
+        case JoinQueueReply.ALREADY_IN:
+          return { created: code === JoinQueueReply.JOINED, status: await this.status(queueIdOf(eventId, member), userId) };
+        case JoinQueueReply.FINISHED:
           if (a === 'left') throw new DomainError('QUEUE_LEFT', 'you left this waiting room; your place is gone');
           return { created: false, status: await this.status(queueIdOf(eventId, member), userId) };
-        case Reply.QUEUE_NOT_ENABLED:
+        case JoinQueueReply.NOT_ENABLED:
           throw new DomainError('QUEUE_CLOSED', 'this event has no waiting room: book directly');
-        case Reply.QUEUE_CLOSED:
+        case JoinQueueReply.CLOSED:
           throw new DomainError('QUEUE_CLOSED', 'the waiting room is closed');
-        case Reply.QUEUE_NOT_OPEN_YET:
+        case JoinQueueReply.NOT_OPEN_YET:
           throw new DomainError('QUEUE_CLOSED', `the waiting room opens at ${new Date(Number(a)).toISOString()}`, {
             opensAt: new Date(Number(a)).toISOString(),
           });
         default:
-          throw new Error(`joinQueue: unexpected script reply ${code}`);
+          return assertNever(code, 'joinQueue');
       }
     },
 
@@ -178,7 +192,14 @@ export function createWaitingRoom(d: EngineDeps) {
       const k = keys(eventId);
       const now = d.clock.now();
       const r = await d.redis.queueStatus(k.wrCfg, k.wrPre, k.wrLine, k.wrPasses, k.wrUsed, k.wrDone, k.inv, member, scriptNow(d.clock));
-      if (r[0] === Reply.NOT_IN_QUEUE) throw new DomainError('QUEUE_NOT_FOUND', 'no such place in a waiting room');
+      switch (r[0]) {
+        case QueueStatusReply.FOUND:
+          break;
+        case QueueStatusReply.NOT_IN_QUEUE:
+          throw new DomainError('QUEUE_NOT_FOUND', 'no such place in a waiting room');
+        default:
+          assertNever(r[0], 'queueStatus');
+      }
       const [, rawStatus, aheadS, passExpS, salesAtS, freeS, , admittedS, , bookingId, , rateS, ...samples] = r;
       const ahead = Number(aheadS);
       const salesAt = Number(salesAtS);
@@ -228,7 +249,14 @@ export function createWaitingRoom(d: EngineDeps) {
       if (!place || place.member !== memberOf(d.config.admissionSecret, place.eventId, userId)) throw new DomainError('QUEUE_NOT_FOUND', 'no such place in a waiting room');
       const k = keys(place.eventId);
       const [code] = await d.redis.leaveQueue(k.wrPre, k.wrLine, k.wrPasses, k.wrDone, place.member);
-      if (code !== Reply.OK) throw new DomainError('QUEUE_NOT_FOUND', 'no such place in a waiting room');
+      switch (code) {
+        case LeaveQueueReply.LEFT:
+          return;
+        case LeaveQueueReply.NOT_IN_QUEUE:
+          throw new DomainError('QUEUE_NOT_FOUND', 'no such place in a waiting room');
+        default:
+          assertNever(code, 'leaveQueue');
+      }
     },
 
     /**
@@ -238,7 +266,14 @@ export function createWaitingRoom(d: EngineDeps) {
     async admit(eventId: EventId, maxAdmit: number) {
       const k = keys(eventId);
       const r = await d.redis.admitNext(k.wrCfg, k.wrPre, k.wrLine, k.wrPasses, k.wrUsed, k.wrDone, k.inv, k.wrJoined, scriptNow(d.clock), maxAdmit);
-      if (r[0] === Reply.IDLE) return null;
+      switch (r[0]) {
+        case AdmitNextReply.TICKED:
+          break;
+        case AdmitNextReply.IDLE:
+          return null;
+        default:
+          assertNever(r[0], 'admitNext');
+      }
       const [, admitted, expired, free, held, outstanding, waiting, ...waitsMs] = r.map(Number) as number[];
       return { admitted: admitted!, expired: expired!, free: free!, held: held!, outstanding: outstanding!, waiting: waiting!, waitsMs };
     },

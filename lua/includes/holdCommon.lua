@@ -1,4 +1,17 @@
 -- holdCommon: the steps every hold script shares (needs includes/validate).
+--
+-- The hold HASH ({evt:E}:hold:<bookingId>), written here and by restoreHold/retakeHold, read by every hold script.
+-- Its fields are one letter each (they are stored once per live hold and read on the hot path); the codec
+-- engine/holds/hold-record.ts is the only TypeScript that maps them to names, and lua/commands.test.ts checks that
+-- this table and that codec agree and that no script uses another field:
+--   u  userId        t  tierId        n  ticketCount   s  seats ("A-1-1,A-1-2"; "" for general admission)
+--   x  expiresAtMs   c  createdAtMs   st  state ("held" | "paying" | "sold")
+--   p  pass (the admission pass member; "" = none)
+--
+-- The idempotency record (KEYS idem, one per buyer and Idempotency-Key): its format is written down once, in
+-- engine/idempotency.ts ("hold scripts' record"); replayIdempotent reads it and commitHold writes it.
+--
+-- Functions:
 --   replayIdempotent: a stored first reply for this key -> {2, fields...} if the fingerprint matches,
 --                     {-8} (IDEMPOTENCY_MISMATCH) if not, nil if the key is new or the caller sent none.
 --   checkSale:        {-1} NOT_ARMED | {-2, opensAtMs} SALES_NOT_OPEN | nil, maxPerUser, admissionRequired
@@ -58,9 +71,8 @@ local function commitHold(k, a)
   local entry = {"type", "BookingCreated", "eventId", a.eventId, "bookingId", a.bookingId, "userId", a.userId,
     "tierId", a.tierId, "count", a.count, "seats", a.seats, "expiresAtMs", ms(expiresAt), "atMs", ms(a.nowMs)}
   if a.fingerprint ~= "" then
-    -- the record keeps the key (the part after ":idem:<user>:") and fingerprint, so a rebuild can replay it too
-    local key = string.match(k.idem, ":idem:[^:]+:(.+)$") or ""
-    table.insert(entry, "idemKey"); table.insert(entry, key)
+    -- the entry keeps the key (passed in as ARGV, never read out of a key name) and fingerprint, so a rebuild can replay it
+    table.insert(entry, "idemKey"); table.insert(entry, a.idemKey)
     table.insert(entry, "idemFp"); table.insert(entry, a.fingerprint)
   end
   redis.call("XADD", k.outbox, "*", unpack(entry))
