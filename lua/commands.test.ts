@@ -67,6 +67,10 @@ describe('lua scripts', async () => {
         for (const m of body.matchAll(/ARGV\[(\d+)\]/g)) expect(documented, `ARGV[${m[1]}]`).toContain(Number(m[1]));
       });
 
+      it('reads no data out of a key name (what a script needs comes in through ARGV)', () => {
+        expect(body).not.toMatch(/string\.(match|find|sub|gmatch|gsub)\(\s*(KEYS\[|k\.)/);
+      });
+
       it('builds no key names from strings (every key comes in through KEYS)', () => {
         expect(body).not.toMatch(/redis\.call\("[A-Z]+",\s*[a-z_]+\s*\.\./);
       });
