@@ -127,6 +127,11 @@ describe('npm start', () => {
     const booked = await bookAsTheBannerSays(s.output());
     expect(booked.status).toBe(201);
     expect(booked.json).toMatchObject({ status: 'RESERVED', ticketCount: 2 });
+    // the browser line opens the demo event's page with the same token in the fragment, and the page is there
+    const page = /(http:\/\/\S+\/wait\/(ev_\w+))#token=(\S+)/.exec(s.output());
+    expect(page?.[2]).toBe(booked.json.eventId);
+    expect(page?.[3]).toBe(/export TOKEN=(\S+)/.exec(s.output())![1]);
+    expect((await fetch(page![1]!)).status).toBe(200);
     s.child.kill('SIGINT');
     expect(await s.exited).toBe(0);
     expect(await listening(port)).toBe(false);

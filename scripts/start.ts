@@ -154,6 +154,9 @@ Floodgate is running at ${base}   (API reference: ${base}/docs, health: ${base}/
 
   Your bookings:  curl -s ${base}/api/bookings -H "authorization: Bearer $TOKEN"
 
+  Or in a browser (sign in, book, pay with the test card; the part after # never leaves the browser):
+    ${base}/wait/${ev?.id ?? '<eventId>'}#token=${token}
+
 Ctrl-C stops everything.
 `);
 } catch (err) {
