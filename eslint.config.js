@@ -31,8 +31,7 @@ export default tseslint.config(
   },
   {
     files: ['lua/**/*.ts', 'platform/**/*.ts'],
-    // boot.ts is the composition root that wires config, clients and the engine for api/ and workers/.
-    ignores: ['**/*.test.ts', 'platform/boot.ts'],
+    ignores: ['**/*.test.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [{ group: ['**/engine/**', '**/api/**', '**/workers/**'], message: 'lower layers do not import upper ones' }] }],
     },

@@ -7,7 +7,7 @@
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { createApp } from '../api/app.js';
-import { boot, runMain } from '../platform/boot.js';
+import { boot, runMain } from '../wiring/boot.js';
 import { createMetrics } from '../platform/metrics.js';
 import { serveMetrics } from '../platform/metrics-server.js';
 
