@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventKeys } from '../engine/keys.js';
-import { pgLockHold } from '../engine/holds/pg-lock.js';
+import { pgLockHold } from './lib/pg-lock.js';
 import { newBookingId, type EventId, type TierId, type UserId } from '../engine/ids.js';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../test/env.js';
 import { createPersistWorker } from '../workers/persist/persist.js';

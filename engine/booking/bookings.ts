@@ -5,7 +5,7 @@ import { DomainError } from '../errors.js';
 import type { Holds, HoldMode } from '../holds/holds.js';
 import { eventOfBooking, newBookingId, type BookingId, type EventId, type TierId, type UserId } from '../ids.js';
 import { verifyAdmission } from '../waiting-room/admission-token.js';
-import { pgLockHold } from '../holds/pg-lock.js';
+import { pgLockHold } from '../../bench/lib/pg-lock.js';
 import { getBooking, listBookings, type Booking } from './bookings-repo.js';
 
 export type SeatPreferences = { seatIds?: string[] | undefined; section?: string | undefined; adjacent?: boolean | undefined };

@@ -1,8 +1,8 @@
 import { withTx } from '../../platform/pg.js';
-import type { EngineDeps } from '../deps.js';
-import { DomainError } from '../errors.js';
-import type { BookingId, EventId, TierId, UserId } from '../ids.js';
-import type { Hold } from './holds.js';
+import type { EngineDeps } from '../../engine/deps.js';
+import { DomainError } from '../../engine/errors.js';
+import type { BookingId, EventId, TierId, UserId } from '../../engine/ids.js';
+import type { Hold } from '../../engine/holds/holds.js';
 
 /**
  * The seed's own design, kept only as the benchmark's baseline (INVENTORY_MODE=pg-lock): inventory in Postgres, taken
