@@ -58,7 +58,6 @@ export async function boot(service: 'api' | 'workers', role: RedisRole, env?: Re
       paymentMaxAttempts: config.PAYMENT_MAX_ATTEMPTS,
       paymentWindowMs: config.PAYMENT_WINDOW_MS,
       refundCutoffHours: config.REFUND_CUTOFF_HOURS,
-      inventoryMode: config.INVENTORY_MODE,
     },
   });
   return { config, log, redis, pg, engine, bull, jobs, bullPrefix, shutdown };
