@@ -6,7 +6,8 @@ import { createStripeProvider } from './payments/stripe.js';
 import { createOutboxMailer } from './mail/outbox.js';
 import { createSendgridMailer } from './mail/sendgrid.js';
 import { createSmtpMailer } from './mail/smtp.js';
-import type { Mailer, SmsSender } from './mail/mailer.js';
+import type { Mailer } from './mail/mailer.js';
+import type { SmsSender } from './sms/sender.js';
 import { createLogSms } from './sms/log.js';
 import type { Logger } from '../platform/logger.js';
 
