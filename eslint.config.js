@@ -6,8 +6,8 @@ const folder = (dir, message, extra = {}) => ({ regex: `^(\\.\\./)+${dir}/`, cas
 
 function layers() {
   const bench = folder('bench', 'bench/ is the benchmark: nothing else imports it');
-  const tests = folder('test', 'test/ helpers are for tests only');
-  const scripts = folder('scripts', 'scripts/ are entry points: nothing imports them');
+  const tests = folder('test', 'test/ is test code: the product does not import it');
+  const scripts = folder('scripts', 'scripts/ are entry points and tools: the product does not import them');
   const rule = (files, patterns) => ({
     files,
     ignores: ['**/*.test.ts'],
