@@ -8,7 +8,7 @@ import {
 import { TEST_REDIS_URL } from '../test/env.js';
 import { memoryLogger, startApi, TEST_JWT_SECRET, token, type TestApi } from '../test/http.js';
 import { drain } from '../test/wait.js';
-import { createJobSink } from '../workers/queues.js';
+import { createJobSink } from '../integrations/queues.js';
 
 /**
  * Who may do what, per endpoint: authentication (every bad JWT is 401 everywhere), object-level authorization (someone

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { describe, expect, it } from '../test/fixtures.js';
 import { TEST_REDIS_URL } from '../test/env.js';
 import { startApi, token } from '../test/http.js';
-import { createJobSink } from '../workers/queues.js';
+import { createJobSink } from '../integrations/queues.js';
 
 describe('bull-board at /admin/queues', () => {
   it('admins only: a token in the link becomes a path-scoped HttpOnly cookie; others get 401', async ({ engine, ns, onTestFinished }) => {

@@ -1,10 +1,21 @@
 import type { Queue } from 'bullmq';
-import type { RateLimitConfig } from './middleware/rate-limit.js';
-import type { StreamCapConfig } from './middleware/stream-slots.js';
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/index.js';
 import type { UserId } from '../engine/ids.js';
 import type { Metrics } from '../platform/metrics.js';
+
+/** `trustProxyHops`: how many reverse proxies stand in front of the API (see clientIp). Used by middleware/rate-limit.ts. */
+export type RateLimitConfig = { perUser: number; perIp: number; windowSeconds: number; trustProxyHops: number };
+
+/** Used by middleware/stream-slots.ts. */
+export type StreamCapConfig = {
+  /** Open status streams one user may hold at once, over all API processes; 0 = no cap. */
+  perUser: number;
+  /** Open status streams one client IP may hold at once; 0 = no cap. */
+  perIp: number;
+  /** A slot's lease: a stream renews it every leaseMs / 3; a process that dies frees its slots after this. */
+  leaseMs?: number;
+};
 
 export type ApiConfig = {
   jwtSecret: string;

@@ -1,7 +1,7 @@
 import { serve } from '@hono/node-server';
 import { Queue } from 'bullmq';
-import { SWEEPER_QUEUE } from '../workers/sweeper/sweeper.js';
-import { boot, runMain } from '../platform/boot.js';
+import { SWEEPER_QUEUE } from '../integrations/queues.js';
+import { boot, runMain } from '../wiring/boot.js';
 import { createMetrics } from '../platform/metrics.js';
 import { serveMetrics } from '../platform/metrics-server.js';
 import { createApp } from './app.js';

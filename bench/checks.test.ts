@@ -10,12 +10,13 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventKeys } from '../engine/keys.js';
-import { pgLockHold } from '../engine/holds/pg-lock.js';
-import { newBookingId, type EventId, type TierId, type UserId } from '../engine/ids.js';
+import { pgLockHold, withPgLockBookings } from './lib/pg-lock.js';
+import { newBookingId, type BookingId, type EventId, type TierId, type UserId } from '../engine/ids.js';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../test/env.js';
 import { createPersistWorker } from '../workers/persist/persist.js';
 import { floodgateEventChecks, oversellCheck, pgLockEventChecks, reportChecks, type Check } from './lib/checks.js';
-import { benchStack, runLoad, type BenchStack } from './lib/stack.js';
+import { benchStack, runLoad, startServer, type BenchStack } from './lib/stack.js';
+import { signToken } from './lib/common.js';
 
 /** A booking endpoint that takes `stock` tickets and then answers 409, or (broken) answers 201 to everything. */
 function fakeBookingServer(stock: number, broken: boolean): Promise<Server> {
@@ -157,5 +158,49 @@ describe('the store checks against real Redis and Postgres', () => {
     const broken = await pgLockEventChecks(engine, 'pg', eventId, { acknowledgedTickets: 7, sentTicketsMax: 7, capacity: 10 });
     expect(broken.checks.filter((c) => !c.ok).map((c) => c.name)).toContain('pg: Postgres counters equal its bookings, within capacity');
     expect(verdict(broken.checks).exitCode).toBe(1);
+  });
+
+  it('pg-lock: the injected engine books in Postgres (tier row counters, RESERVED at once), not in Redis, and stops at the stock', async () => {
+    const { engine } = stack;
+    const baseline = withPgLockBookings(engine, engine.deps);
+    const ev = await engine.createEvent({
+      name: 'pg-lock bookings', category: 'bench', venue: 'Bench', startsAt: new Date(Date.now() + 86400_000).toISOString(), maxTicketsPerUser: 10,
+      tiers: [{ name: 'General', price: 100, currency: 'EUR', capacity: 5 }],
+    });
+    const eventId = ev.id as EventId;
+    const { reservation } = await baseline.bookings.create({ userId: 'b0' as UserId, eventId, ticketCount: 3 });
+    expect(reservation).toMatchObject({ status: 'RESERVED', eventId, ticketCount: 3, amount: 300, currency: 'EUR', seats: [] });
+    const booked = await stack.pool.query<{ state: string }>('SELECT state FROM bookings WHERE id = $1', [reservation.bookingId]);
+    expect(booked.rows).toEqual([{ state: 'RESERVED' }]);
+    const tier = await stack.pool.query<{ reserved: number }>('SELECT reserved FROM tiers WHERE id = $1', [ev.tiers[0]!.id]);
+    expect(tier.rows).toEqual([{ reserved: 3 }]);
+    expect(await engine.holds.get(eventId, reservation.bookingId)).toBeNull();
+    await expect(baseline.bookings.create({ userId: 'b1' as UserId, eventId, ticketCount: 3 })).rejects.toMatchObject({ code: 'INSUFFICIENT_INVENTORY' });
+    // the engine it was given is unchanged: its bookings still go to Redis
+    const { reservation: viaRedis } = await engine.bookings.create({ userId: 'b2' as UserId, eventId, ticketCount: 1 });
+    expect(await engine.holds.get(eventId, viaRedis.bookingId)).not.toBeNull();
+  });
+
+  it('pg-lock: `bench/server.ts pg-lock` (the booking benchmark\'s baseline server) books through Postgres', async () => {
+    const { engine } = stack;
+    const ev = await engine.createEvent({
+      name: 'pg-lock server', category: 'bench', venue: 'Bench', startsAt: new Date(Date.now() + 86400_000).toISOString(), maxTicketsPerUser: 10,
+      tiers: [{ name: 'General', price: 100, currency: 'EUR', capacity: 4 }],
+    });
+    const server = await startServer('pg-lock', stack.env);
+    try {
+      const res = await fetch(`http://127.0.0.1:${server.port}/api/bookings`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${signToken(stack.jwtSecret, 'srv0')}`, 'content-type': 'application/json', 'idempotency-key': 'pg-lock-1' },
+        body: JSON.stringify({ eventId: ev.id, ticketCount: 2 }),
+      });
+      expect(res.status).toBe(201);
+      const { bookingId } = (await res.json()) as { bookingId: string };
+      const booked = await stack.pool.query<{ state: string }>('SELECT state FROM bookings WHERE id = $1', [bookingId]);
+      expect(booked.rows).toEqual([{ state: 'RESERVED' }]);
+      expect(await engine.holds.get(ev.id as EventId, bookingId as BookingId)).toBeNull();
+    } finally {
+      await server.stop();
+    }
   });
 });

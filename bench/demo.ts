@@ -30,7 +30,7 @@ import { eventKeys } from '../engine/keys.js';
 import { drawScore } from '../engine/waiting-room/waiting-room.js';
 import { loadConfig } from '../platform/config.js';
 import { ensurePostgres, ensureRedis, type Stop } from '../scripts/infra.js';
-import { listSimulatedPayments } from '../workers/payment/providers/simulated.js';
+import { listSimulatedPayments } from '../integrations/payments/simulated.js';
 import { floodgateEventChecks, type Check } from './lib/checks.js';
 import { countOutbox, cpuLine, cpuMeter, flags, fmt, machineLoad, onInterrupt, pgDeadlocks, progressLine, readOutbox, RESULTS_DIR, sleep, spearman, startCrowd, startWorkers, stopAll, summarize, today, type CrowdProgress, publish } from './lib/common.js';
 import { benchStack, machineFacts, ROOT, say, startServer } from './lib/stack.js';

@@ -1,15 +1,19 @@
 /**
- * A benchmark server process. BENCH_MODE=hello serves a bare Hono "hello" route (the framework ceiling);
- * BENCH_MODE=floodgate serves the real API (createApp) wired to Redis and Postgres from the environment.
- * Same layout for both: one Node process, @hono/node-server. Prints "listening <port>" when ready (floodgate mode:
+ * A benchmark server process; its argument picks what it serves. `hello`: a bare Hono "hello" route (the framework
+ * ceiling). `floodgate`: the real API (createApp) wired to Redis and Postgres from the environment. `pg-lock`: the same
+ * API with bookings taken by the seed's SELECT ... FOR UPDATE design (bench/lib/pg-lock.ts, the baseline; Floodgate's
+ * own code does not know it).
+ * Same layout for all: one Node process, @hono/node-server. Prints "listening <port>" when ready (floodgate and pg-lock:
  * "listening <port> metrics <metrics port>").
  */
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { createApp } from '../api/app.js';
-import { boot, runMain } from '../platform/boot.js';
+import { boot, runMain } from '../wiring/boot.js';
+import { systemClock } from '../engine/clock.js';
 import { createMetrics } from '../platform/metrics.js';
 import { serveMetrics } from '../platform/metrics-server.js';
+import { withPgLockBookings } from './lib/pg-lock.js';
 
 runMain(async () => {
   const mode = process.argv[2] ?? 'floodgate';
@@ -19,15 +23,16 @@ runMain(async () => {
   if (mode === 'hello') {
     const app = new Hono().post('/hello', (c) => c.json({ hello: 'world' }, 201)).get('/hello', (c) => c.json({ hello: 'world' }));
     fetch = app.fetch;
-  } else if (mode === 'floodgate') {
+  } else if (mode === 'floodgate' || mode === 'pg-lock') {
     const rt = await boot('api', 'api');
+    const engine = mode === 'pg-lock' ? withPgLockBookings(rt.engine, { pg: rt.pg, clock: systemClock, config: { holdTtlMs: rt.config.HOLD_TTL_MS } }) : rt.engine;
     const metrics = createMetrics('api');
     // as api/main.ts: /metrics on a port of its own
     const metricsServer = await serveMetrics(metrics, '127.0.0.1', 0);
     metricsPort = (metricsServer.address() as { port: number }).port;
     rt.shutdown.add('metrics server', () => new Promise<void>((r) => metricsServer.close(() => r())));
     const app = createApp({
-      engine: rt.engine,
+      engine,
       log: rt.log,
       metrics,
       config: {

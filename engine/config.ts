@@ -17,8 +17,6 @@ export type EngineConfig = {
   recordWaitMs?: number;
   /** Refunds are automatic until this many hours before the event; later an admin decides. */
   refundCutoffHours: number;
-  /** "redis" (Floodgate's hot path) or "pg-lock" (the seed's design, kept as the benchmark baseline). */
-  inventoryMode?: 'redis' | 'pg-lock';
 };
 
 export const DEFAULT_ENGINE_CONFIG: EngineConfig = {

@@ -73,8 +73,6 @@ const Env = z
     NOTIFY_CONCURRENCY: optional(z.coerce.number().int().min(1)),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     DEMO_EVENT: bool.default(true),
-    /** "redis" (Floodgate) or "pg-lock" (the seed's SELECT ... FOR UPDATE design, for benchmark comparisons only). */
-    INVENTORY_MODE: z.enum(['redis', 'pg-lock']).default('redis'),
     /** Requests per user and per route group (hold, pay, join) in RATE_LIMIT_WINDOW_SECONDS; 0 = no limit. */
     RATE_LIMIT_PER_USER: int(20, 0),
     /** Requests per client IP and per route group in the same window; 0 = no limit. */

@@ -6,7 +6,7 @@
  */
 import { isDomainError } from '../engine/errors.js';
 import { isEventId } from '../engine/ids.js';
-import { boot } from '../platform/boot.js';
+import { boot } from '../wiring/boot.js';
 
 const USAGE = 'usage: npm run floodgate -- reconcile <eventId> | rebuild <eventId> [--force]';
 const [command, eventId, ...rest] = process.argv.slice(2);

@@ -14,7 +14,7 @@ import { createEngine } from '../engine/index.js';
 import type { UserId } from '../engine/ids.js';
 import { eventKeys } from '../engine/keys.js';
 import { loadCommands } from '../lua/commands.js';
-import { listSimulatedPayments, createSimulatedProvider } from '../workers/payment/providers/simulated.js';
+import { listSimulatedPayments, createSimulatedProvider } from '../integrations/payments/simulated.js';
 
 const free = (port: number) =>
   new Promise<boolean>((resolve) => {

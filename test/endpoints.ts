@@ -5,7 +5,7 @@ import { DOMAIN_HTTP, problemType } from '../api/problem.js';
 import { createEngine, type BookingId, type Engine, type EventWithAvailability, type Namespace, type UserId } from '../engine/index.js';
 import type { FakeClock } from '../engine/clock.js';
 import { loadCommands } from '../lua/commands.js';
-import { createSimulatedProvider } from '../workers/payment/providers/simulated.js';
+import { createSimulatedProvider } from '../integrations/payments/simulated.js';
 import { TEST_ENGINE_CONFIG } from './config.js';
 import { TEST_REDIS_URL } from './env.js';
 import type { RecordingJobs } from './jobs.js';

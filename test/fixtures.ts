@@ -8,7 +8,7 @@ import { asNamespace, type Namespace } from '../engine/ids.js';
 import { createEngine, type Engine } from '../engine/index.js';
 import { loadCommands } from '../lua/commands.js';
 import { createPool, type Pool } from '../platform/pg.js';
-import { createSimulatedProvider } from '../workers/payment/providers/simulated.js';
+import { createSimulatedProvider } from '../integrations/payments/simulated.js';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from './env.js';
 import { TEST_ENGINE_CONFIG } from './config.js';
 import { recordingJobs, type RecordingJobs } from './jobs.js';

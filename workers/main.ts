@@ -1,7 +1,7 @@
-import { boot, runMain } from '../platform/boot.js';
+import { boot, runMain } from '../wiring/boot.js';
 import { createMetrics } from '../platform/metrics.js';
 import { serveMetrics } from '../platform/metrics-server.js';
-import { createMailer, createSms } from './providers.js';
+import { createMailer, createSms } from '../integrations/providers.js';
 import { createTicketPdfPool, defaultRenderThreads } from '../engine/tickets/ticket-pdf-pool.js';
 import { DEFAULT_CONCURRENCY, startJobWorkers } from './processors.js';
 import { createReconcileWorker } from './reconcile/reconcile.js';

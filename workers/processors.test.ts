@@ -12,11 +12,11 @@ import { createEngine } from '../engine/index.js';
 import type { UserId } from '../engine/ids.js';
 import { createTicketPdfPool, type TicketPdfPool } from '../engine/tickets/ticket-pdf-pool.js';
 import { createMetrics } from '../platform/metrics.js';
-import { createOutboxMailer } from './notify/mailers/outbox.js';
-import { listSimulatedPayments } from './payment/providers/simulated.js';
+import { createOutboxMailer } from '../integrations/mail/outbox.js';
+import { listSimulatedPayments } from '../integrations/payments/simulated.js';
 import { createPersistWorker } from './persist/persist.js';
 import { startJobWorkers } from './processors.js';
-import { createJobSink } from './queues.js';
+import { createJobSink } from '../integrations/queues.js';
 
 /** The BullMQ stages for real: payment settle, notify, refund; and a payer killed with SIGKILL mid-payment. */
 describe('job workers', () => {

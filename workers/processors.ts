@@ -6,8 +6,9 @@ import { formatStartsAt } from '../engine/tickets/ticket-pdf.js';
 import type { BookingId } from '../engine/ids.js';
 import type { TicketPdfPool } from '../engine/tickets/ticket-pdf-pool.js';
 import type { Metrics } from '../platform/metrics.js';
-import type { Mailer, SmsSender } from './notify/mailer.js';
-import { QUEUES, type QueueName } from './queues.js';
+import type { Mailer } from '../integrations/mail/mailer.js';
+import type { SmsSender } from '../integrations/sms/sender.js';
+import { QUEUES, type QueueName } from '../integrations/queues.js';
 
 export type ProcessorDeps = {
   engine: Engine;

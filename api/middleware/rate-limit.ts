@@ -5,9 +5,6 @@ import type { AppEnv, AppDeps } from '../env.js';
 import { problem } from '../problem.js';
 import { clientIp } from './client-ip.js';
 
-/** `trustProxyHops`: how many reverse proxies stand in front of the API (see clientIp). */
-export type RateLimitConfig = { perUser: number; perIp: number; windowSeconds: number; trustProxyHops: number };
-
 /**
  * Per-user and per-IP request limits for one route group (hold, pay, join, status reads), counted in Redis so every API process
  * shares them (rate-limiter-flexible's atomic Redis limiter). Over the limit: 429 rate-limited with Retry-After and

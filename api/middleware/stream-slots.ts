@@ -2,17 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { Context } from 'hono';
 import { scriptNow } from '../../engine/clock.js';
 import { globalKeys } from '../../engine/keys.js';
-import type { AppDeps, AppEnv } from '../env.js';
+import type { AppDeps, AppEnv, StreamCapConfig } from '../env.js';
 import { problem } from '../problem.js';
-
-export type StreamCapConfig = {
-  /** Open status streams one user may hold at once, over all API processes; 0 = no cap. */
-  perUser: number;
-  /** Open status streams one client IP may hold at once; 0 = no cap. */
-  perIp: number;
-  /** A slot's lease: a stream renews it every leaseMs / 3; a process that dies frees its slots after this. */
-  leaseMs?: number;
-};
 
 const DEFAULT_LEASE_MS = 30_000;
 

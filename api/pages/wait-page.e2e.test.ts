@@ -9,7 +9,7 @@ import { systemClock } from '../../engine/clock.js';
 import { createEngine } from '../../engine/index.js';
 import type { UserId } from '../../engine/ids.js';
 import { recordingJobs } from '../../test/jobs.js';
-import { createSimulatedProvider } from '../../workers/payment/providers/simulated.js';
+import { createSimulatedProvider } from '../../integrations/payments/simulated.js';
 import { waitPage } from './wait-page.js';
 
 const CHROMIUM = '/usr/bin/chromium';

@@ -7,8 +7,8 @@ import { describe, expect, it } from '../../test/fixtures.js';
 import { createGaEvent, gaEvent } from '../../test/events.js';
 import { dumpEverything } from '../../test/dump.js';
 import { memoryLogger, startApi, token } from '../../test/http.js';
-import { listSimulatedPayments } from '../../workers/payment/providers/simulated.js';
-import { createOutboxMailer } from '../../workers/notify/mailers/outbox.js';
+import { listSimulatedPayments } from '../../integrations/payments/simulated.js';
+import { createOutboxMailer } from '../../integrations/mail/outbox.js';
 import { notifyProcessor } from '../../workers/processors.js';
 import type { Job } from 'bullmq';
 

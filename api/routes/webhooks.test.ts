@@ -3,7 +3,7 @@ import { createGaEvent } from '../../test/events.js';
 import { startStripeDouble } from '../../test/doubles/stripe.js';
 import { startApi, token } from '../../test/http.js';
 import { snapshotPg, snapshotRedis } from '../../test/state.js';
-import { createStripeProvider } from '../../workers/payment/providers/stripe.js';
+import { createStripeProvider } from '../../integrations/payments/stripe.js';
 import { createEngine } from '../../engine/index.js';
 import type { PaymentProvider } from '../../engine/payments/provider.js';
 import type { BookingId, UserId } from '../../engine/ids.js';

@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { WebhookSignatureError, verifyStripeWebhook } from '../../workers/payment/providers/stripe.js';
+import { WebhookSignatureError, verifyStripeWebhook } from '../../integrations/payments/stripe.js';
 import type { BookingId } from '../../engine/ids.js';
 import type { AppEnv } from '../env.js';
 import { problem } from '../problem.js';

@@ -2,8 +2,8 @@
  * `npm run bench -- booking`: the seed's scenario, 1,000 connections booking the same event, side by side in one run
  * on the same server layout (one API process, plus the workers process where the design needs one):
  *   1. the framework ceiling: bench/server.ts hello (a bare Hono route, same body and headers);
- *   2. the seed's design: INVENTORY_MODE=pg-lock (SELECT ... FOR UPDATE on the tier row, booking written in the
- *      same transaction);
+ *   2. the seed's design: bench/server.ts pg-lock (SELECT ... FOR UPDATE on the tier row, booking written in the
+ *      same transaction; bench/lib/pg-lock.ts);
  *   3. Floodgate's hot path: one Lua call, the persist worker draining the outbox into Postgres *during* the run.
  * Load shape: the k6 script's stages (0 -> 1,000 connections in 10 s, 10 s at 1,000, back to 0 in 10 s) by autocannon
  * instances started and stopped in steps of 100 (see bench/load.ts); no think time (each connection sends its next
@@ -72,8 +72,8 @@ export async function run(args: string[]): Promise<void> {
     }
 
     // 2. pg-lock: the seed's design, same layout (API process + workers process)
-    say(`2/3 the seed's design: INVENTORY_MODE=pg-lock, POST /api/bookings (${shape})`);
-    const pgApi = await startServer('floodgate', { ...stack.env, INVENTORY_MODE: 'pg-lock' });
+    say(`2/3 the seed's design: bench/server.ts pg-lock, POST /api/bookings (${shape})`);
+    const pgApi = await startServer('pg-lock', stack.env);
     const pgWorkers = await startWorkers('persist', stack.env);
     let pgLock: LoadResult;
     let pgLockScarce: LoadResult;

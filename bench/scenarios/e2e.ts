@@ -19,7 +19,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EventId } from '../../engine/ids.js';
-import { listSimulatedPayments } from '../../workers/payment/providers/simulated.js';
+import { listSimulatedPayments } from '../../integrations/payments/simulated.js';
 import { benchStack, machineFacts, say, startServer } from '../lib/stack.js';
 import { floodgateEventChecks, type Check } from '../lib/checks.js';
 import { commandLine, countOutbox, cpuLine, cpuMeter, flags, fmt, histogramQuantile, machineLoad, ms, onInterrupt, pgDeadlocks, progressLine, readOutbox, sleep, startCrowd, startWorkers, stopAll, summarize, type CrowdResult, publish, sampleWhile } from '../lib/common.js';

@@ -5,7 +5,6 @@ import { DomainError } from '../errors.js';
 import type { Holds, HoldMode } from '../holds/holds.js';
 import { eventOfBooking, newBookingId, type BookingId, type EventId, type TierId, type UserId } from '../ids.js';
 import { verifyAdmission } from '../waiting-room/admission-token.js';
-import { pgLockHold } from '../holds/pg-lock.js';
 import { getBooking, listBookings, type Booking } from './bookings-repo.js';
 
 export type SeatPreferences = { seatIds?: string[] | undefined; section?: string | undefined; adjacent?: boolean | undefined };
@@ -71,16 +70,6 @@ export function createBookings(d: EngineDeps, catalog: Catalog, holds: Holds) {
       const check = r.admissionToken
         ? verifyAdmission(d.config.admissionSecret, r.admissionToken, { eventId: r.eventId, userId: r.userId, nowMs: d.clock.now() })
         : null;
-      if (d.config.inventoryMode === 'pg-lock') {
-        if (mode.kind !== 'ga') throw new DomainError('TIER_KIND_MISMATCH', 'the pg-lock baseline sells general admission only', { field: 'seatPreferences' });
-        const h = await pgLockHold(d, { eventId: r.eventId, bookingId: newBookingId(r.eventId), userId: r.userId, tierId: tierId!, ticketCount: r.ticketCount, maxPerUser: event.maxTicketsPerUser });
-        const t = event.tiers.find((x) => x.id === h.tierId)!;
-        return {
-          replayed: false,
-          reservation: { bookingId: h.bookingId, status: 'RESERVED', eventId: r.eventId, tierId: h.tierId, ticketCount: h.ticketCount, seats: [],
-            amount: t.price * h.ticketCount, currency: t.currency, expiresAt: new Date(h.expiresAtMs).toISOString(), createdAt: new Date(h.createdAtMs).toISOString() },
-        };
-      }
       const hold = await holds.hold({
         eventId: r.eventId,
         bookingId: newBookingId(r.eventId),

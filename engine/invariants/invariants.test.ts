@@ -1,7 +1,7 @@
 import { describe, expect, it } from '../../test/fixtures.js';
 import { createGaEvent } from '../../test/events.js';
 import { drain } from '../../test/wait.js';
-import { listSimulatedPayments } from '../../workers/payment/providers/simulated.js';
+import { listSimulatedPayments } from '../../integrations/payments/simulated.js';
 import type { UserId } from '../ids.js';
 import { eventKeys } from '../keys.js';
 import { checkInvariants } from './invariants.js';

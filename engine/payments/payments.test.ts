@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from '../../test/fixtures.js';
 import { createGaEvent, seatedEvent } from '../../test/events.js';
 import { drain } from '../../test/wait.js';
-import { listSimulatedPayments } from '../../workers/payment/providers/simulated.js';
+import { listSimulatedPayments } from '../../integrations/payments/simulated.js';
 import { getBooking } from '../booking/bookings-repo.js';
 import { isDomainError } from '../errors.js';
 import type { UserId } from '../ids.js';

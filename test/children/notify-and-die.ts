@@ -12,10 +12,10 @@ import { asNamespace } from '../../engine/ids.js';
 import { createEngine } from '../../engine/index.js';
 import { loadCommands } from '../../lua/commands.js';
 import { createPool } from '../../platform/pg.js';
-import type { Mailer } from '../../workers/notify/mailer.js';
-import { createOutboxMailer } from '../../workers/notify/mailers/outbox.js';
+import type { Mailer } from '../../integrations/mail/mailer.js';
+import { createOutboxMailer } from '../../integrations/mail/outbox.js';
 import { notifyProcessor } from '../../workers/processors.js';
-import { QUEUES } from '../../workers/queues.js';
+import { QUEUES } from '../../integrations/queues.js';
 import { TEST_ENGINE_CONFIG } from '../config.js';
 
 const env = (k: string) => process.env[k] ?? (() => { throw new Error(`${k} missing`); })();

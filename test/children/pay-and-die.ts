@@ -9,8 +9,8 @@ import { createEngine } from '../../engine/index.js';
 import type { PaymentProvider } from '../../engine/payments/provider.js';
 import { loadCommands } from '../../lua/commands.js';
 import { createPool } from '../../platform/pg.js';
-import { createSimulatedProvider } from '../../workers/payment/providers/simulated.js';
-import { createJobSink } from '../../workers/queues.js';
+import { createSimulatedProvider } from '../../integrations/payments/simulated.js';
+import { createJobSink } from '../../integrations/queues.js';
 import { TEST_ENGINE_CONFIG } from '../config.js';
 
 const env = (k: string) => process.env[k] ?? (() => { throw new Error(`${k} missing`); })();

@@ -7,7 +7,7 @@ import { redisNow } from '../../engine/holds/holds.js';
 import { type EventId, type UserId } from '../../engine/ids.js';
 import { eventKeys } from '../../engine/keys.js';
 import { memberOf } from '../../engine/waiting-room/waiting-room.js';
-import { SWEEPER_QUEUE } from '../../workers/sweeper/sweeper.js';
+import { SWEEPER_QUEUE } from '../../integrations/queues.js';
 import { gaEvent } from '../events.js';
 import { TEST_JWT_SECRET, token } from '../http.js';
 import { waitFor } from '../wait.js';

@@ -21,7 +21,7 @@ import { createEngine, type Engine, type EngineConfig } from '../../engine/index
 import { checkInvariants, type InvariantReport } from '../../engine/invariants/invariants.js';
 import { createPool, type Pool } from '../../platform/pg.js';
 import { createRedis, type RedisClient } from '../../platform/redis.js';
-import { createSimulatedProvider } from '../../workers/payment/providers/simulated.js';
+import { createSimulatedProvider } from '../../integrations/payments/simulated.js';
 import { createPersistWorker, type PersistWorker } from '../../workers/persist/persist.js';
 import { TEST_ENGINE_CONFIG } from '../config.js';
 import { TEST_DATABASE_URL } from '../env.js';

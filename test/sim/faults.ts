@@ -126,7 +126,7 @@ export type SimJob = {
 };
 
 /**
- * The job queues as BullMQ keeps them (workers/queues.ts): one job per job id, and asking again for an id that exists
+ * The job queues as BullMQ keeps them (integrations/queues.ts): one job per job id, and asking again for an id that exists
  * (waiting, delayed, active, or kept after completing or failing) adds nothing; a delayed job runs no earlier than its
  * delay. The simulator runs the jobs (see runJob/finishJob there: retries with exponential backoff up to the queue's
  * attempts, a job whose worker died runs again). Delivery jobs are only recorded (no e-mails are sent here).

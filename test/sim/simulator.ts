@@ -5,7 +5,7 @@ import { createEngine, type Engine, type EventWithAvailability } from '../../eng
 import { checkInvariants, type InvariantReport } from '../../engine/invariants/invariants.js';
 import { eventKeys } from '../../engine/keys.js';
 import type { OutboxEntry } from '../../engine/outbox/outbox.js';
-import { createSimulatedProvider, listSimulatedPayments } from '../../workers/payment/providers/simulated.js';
+import { createSimulatedProvider, listSimulatedPayments } from '../../integrations/payments/simulated.js';
 import { TEST_ENGINE_CONFIG } from '../config.js';
 import { faultyProvider, jobModel, SimCrash, type AuthorizedRef, type FaultControl, type SimJob } from './faults.js';
 import { streamOf } from './prng.js';
@@ -262,7 +262,7 @@ export async function simulate(world: World, o: SimOptions): Promise<SimResult> 
     const work = job.kind === 'settle' ? () => engine.payments.settle(job.bookingId, job.attempt) : () => engine.refunds.process(job.bookingId);
     return runOp(name, job.bookingId, work, (s) => finishJob(job, s, stallAfter));
   }
-  /** BullMQ's bookkeeping (workers/queues.ts: 30 attempts, exponential backoff from 2 s; a job whose worker died runs
+  /** BullMQ's bookkeeping (integrations/queues.ts: 30 attempts, exponential backoff from 2 s; a job whose worker died runs
    *  again once the stall is noticed, ~30 s). */
   function finishJob(job: SimJob, s: Settled, stallAfter: boolean) {
     const isCrash = !s.ok && s.error instanceof SimCrash;

@@ -7,7 +7,7 @@ import { CreateEvent } from '../../api/schemas.js';
 import type { Engine } from '../../engine/index.js';
 import type { BookingId, UserId } from '../../engine/ids.js';
 import { formatAmount, notifyProcessor, refundProcessor } from '../processors.js';
-import type { Mail, Mailer } from './mailer.js';
+import type { Mail, Mailer } from '../../integrations/mail/mailer.js';
 
 const job = (data: unknown) => ({ id: 'test', data }) as Job;
 

@@ -2,6 +2,7 @@ import { Queue, Worker, type ConnectionOptions } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Engine } from '../../engine/index.js';
 import type { Metrics } from '../../platform/metrics.js';
+import { SWEEPER_QUEUE } from '../../integrations/queues.js';
 
 /** Expires every due hold of every armed event; each expiry is re-checked inside its script. */
 export async function sweepAll(engine: Engine): Promise<number> {
@@ -18,8 +19,6 @@ export type SweeperOptions = {
   log: Logger;
   metrics?: Metrics;
 };
-
-export const SWEEPER_QUEUE = '{sweeper}';
 
 /**
  * The sweeper as a BullMQ job scheduler: one "sweep" job every intervalMs across all worker processes

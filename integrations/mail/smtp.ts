@@ -1,5 +1,5 @@
 import nodemailer from 'nodemailer';
-import type { Mail, Mailer } from '../mailer.js';
+import type { Mail, Mailer } from './mailer.js';
 import { buildMessage } from './outbox.js';
 
 /**

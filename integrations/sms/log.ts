@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { Logger } from '../../../platform/logger.js';
-import type { Sms, SmsSender } from '../mailer.js';
+import type { Logger } from '../../platform/logger.js';
+import type { Sms, SmsSender } from './sender.js';
 
 /**
  * The development SMS transport: one structured log line per message (`msg: 'sms sent'`), nothing leaves the

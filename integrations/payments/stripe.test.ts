@@ -4,9 +4,9 @@ import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import Stripe from 'stripe';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { signStripeWebhook, startStripeDouble, type StripeDouble } from '../../../test/doubles/stripe.js';
-import { waitFor } from '../../../test/wait.js';
-import type { AuthorizeInput, PaymentProvider } from '../provider.js';
+import { signStripeWebhook, startStripeDouble, type StripeDouble } from '../../test/doubles/stripe.js';
+import { waitFor } from '../../test/wait.js';
+import type { AuthorizeInput, PaymentProvider } from './provider.js';
 import { createStripeProvider, verifyStripeWebhook, WebhookSignatureError, type StripeProviderOptions } from './stripe.js';
 
 const SECRET_KEY = 'sk_test_floodgate';

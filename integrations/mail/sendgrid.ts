@@ -1,5 +1,5 @@
 import { MailService } from '@sendgrid/mail';
-import type { Mail, Mailer } from '../mailer.js';
+import type { Mail, Mailer } from './mailer.js';
 
 /**
  * The production mail transport: SendGrid's v3 Mail Send API through `@sendgrid/mail`, on a dedicated `MailService`

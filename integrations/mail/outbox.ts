@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { link, mkdir, mkdtemp, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Mail, Mailer } from '../mailer.js';
+import type { Mail, Mailer } from './mailer.js';
 
 /**
  * The development mail transport: every message becomes a folder `<dir>/<timestamp>-<idempotencyKey>-<random>/` with

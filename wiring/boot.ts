@@ -2,13 +2,13 @@ import type { Logger } from 'pino';
 import { systemClock } from '../engine/clock.js';
 import { asNamespace } from '../engine/ids.js';
 import { createEngine, type Engine } from '../engine/index.js';
-import { loadConfig, type Config } from './config.js';
-import { createLogger } from './logger.js';
-import { createPool, type Pool } from './pg.js';
-import { createBullConnection, createRedis, type RedisClient, type RedisRole } from './redis.js';
-import { createPaymentProvider } from '../workers/providers.js';
-import { createJobSink } from '../workers/queues.js';
-import { createShutdown } from './shutdown.js';
+import { loadConfig, type Config } from '../platform/config.js';
+import { createLogger } from '../platform/logger.js';
+import { createPool, type Pool } from '../platform/pg.js';
+import { createBullConnection, createRedis, type RedisClient, type RedisRole } from '../platform/redis.js';
+import { createPaymentProvider } from '../integrations/providers.js';
+import { createJobSink } from '../integrations/queues.js';
+import { createShutdown } from '../platform/shutdown.js';
 
 export type Runtime = {
   config: Config;
@@ -58,7 +58,6 @@ export async function boot(service: 'api' | 'workers', role: RedisRole, env?: Re
       paymentMaxAttempts: config.PAYMENT_MAX_ATTEMPTS,
       paymentWindowMs: config.PAYMENT_WINDOW_MS,
       refundCutoffHours: config.REFUND_CUTOFF_HOURS,
-      inventoryMode: config.INVENTORY_MODE,
     },
   });
   return { config, log, redis, pg, engine, bull, jobs, bullPrefix, shutdown };

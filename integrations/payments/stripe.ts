@@ -1,5 +1,5 @@
 import Stripe from 'stripe';
-import type { AuthorizeInput, AuthorizeResult, CancelResult, CaptureResult, PaymentProvider, RefundResult } from '../provider.js';
+import type { AuthorizeInput, AuthorizeResult, CancelResult, CaptureResult, PaymentProvider, RefundResult } from './provider.js';
 
 /**
  * The Stripe payment provider (production), on the official SDK. Authorize = a PaymentIntent created and confirmed

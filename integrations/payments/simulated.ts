@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { Cluster } from 'ioredis';
 import type { Redis } from 'ioredis';
-import type { RedisClient } from '../../../platform/redis.js';
-import type { AuthorizeInput, AuthorizeResult, CancelResult, CaptureResult, PaymentProvider, RefundResult } from '../provider.js';
+import type { RedisClient } from '../../platform/redis.js';
+import type { AuthorizeInput, AuthorizeResult, CancelResult, CaptureResult, PaymentProvider, RefundResult } from './provider.js';
 
 /**
  * The simulated payment provider: the default for development and tests. It behaves like Stripe with its test

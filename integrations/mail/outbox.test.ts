@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Mail } from '../mailer.js';
+import type { Mail } from './mailer.js';
 import { MailRejectedError, createOutboxMailer, encodeQuotedPrintable, encodedWords, type OutboxSummary } from './outbox.js';
 
 // A small MIME reader, enough to check that message.eml is what a mail client would see.

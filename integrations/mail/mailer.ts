@@ -19,9 +19,3 @@ export type Mailer = {
   /** Resolves when the transport accepted the message; throws on failure (the caller retries). */
   send(mail: Mail): Promise<{ messageId: string }>;
 };
-
-export type Sms = { to: string; body: string; idempotencyKey: string };
-export type SmsSender = {
-  readonly name: 'log';
-  send(sms: Sms): Promise<{ messageId: string }>;
-};

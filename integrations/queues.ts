@@ -31,6 +31,9 @@ export const QUEUES = {
 } as const;
 export type QueueName = keyof typeof QUEUES;
 
+/** The sweeper's BullMQ queue (a job scheduler: workers/sweeper/sweeper.ts); the API shows it on /admin/queues. */
+export const SWEEPER_QUEUE = '{sweeper}';
+
 /** The engine's JobSink on BullMQ queues (used by the API and the workers alike). */
 export function createJobSink(connection: ConnectionOptions, prefix: string, o: { sms: boolean }): JobSink & { queues: Record<QueueName, Queue>; close(): Promise<void> } {
   const queues = {

@@ -1,8 +1,8 @@
 import { createServer } from 'node:net';
 import { inspect } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startSendgridDouble, type SendgridDouble } from '../../../test/doubles/sendgrid.js';
-import type { Mail } from '../mailer.js';
+import { startSendgridDouble, type SendgridDouble } from '../../test/doubles/sendgrid.js';
+import type { Mail } from './mailer.js';
 import { SendgridError, createSendgridMailer } from './sendgrid.js';
 
 const API_KEY = 'SG.test-key.0123456789abcdefghijklmnopqrstuvwxyz';

@@ -1,13 +1,14 @@
 import type { Config } from '../platform/config.js';
 import type { RedisClient } from '../platform/redis.js';
 import type { PaymentProvider } from '../engine/payments/provider.js';
-import { createSimulatedProvider } from './payment/providers/simulated.js';
-import { createStripeProvider } from './payment/providers/stripe.js';
-import { createOutboxMailer } from './notify/mailers/outbox.js';
-import { createSendgridMailer } from './notify/mailers/sendgrid.js';
-import { createSmtpMailer } from './notify/mailers/smtp.js';
-import type { Mailer, SmsSender } from './notify/mailer.js';
-import { createLogSms } from './notify/sms/log.js';
+import { createSimulatedProvider } from './payments/simulated.js';
+import { createStripeProvider } from './payments/stripe.js';
+import { createOutboxMailer } from './mail/outbox.js';
+import { createSendgridMailer } from './mail/sendgrid.js';
+import { createSmtpMailer } from './mail/smtp.js';
+import type { Mailer } from './mail/mailer.js';
+import type { SmsSender } from './sms/sender.js';
+import { createLogSms } from './sms/log.js';
 import type { Logger } from '../platform/logger.js';
 
 /** The payment provider the configuration names (simulated by default; Stripe with STRIPE_SECRET_KEY). */

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { describe, expect, it } from '../../../test/fixtures.js';
-import { TEST_REDIS_URL } from '../../../test/env.js';
-import type { AuthorizeInput } from '../provider.js';
+import { describe, expect, it } from '../../test/fixtures.js';
+import { TEST_REDIS_URL } from '../../test/env.js';
+import type { AuthorizeInput } from './provider.js';
 import { createSimulatedProvider, listSimulatedPayments, SimulatedPaymentError, simulatedKeys } from './simulated.js';
 
 const key = (step: string) => `bk_${randomUUID()}:a1:${step}`;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { Mail } from '../mailer.js';
+import type { Mail } from './mailer.js';
 import { createOutboxMailer, type OutboxSummary } from './outbox.js';
 
 // Keys that share a folder-name fragment ('a/b', 'a:b' and 'a_b' all become 'a_b…'), sent at one of two instants so
