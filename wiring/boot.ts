@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { systemClock } from '../engine/clock.js';
 import { asNamespace } from '../engine/ids.js';
 import { createEngine, type Engine } from '../engine/index.js';
+import { globalKeys } from '../engine/keys.js';
 import { loadConfig, type Config } from '../platform/config.js';
 import { createLogger } from '../platform/logger.js';
 import { createPool, type Pool } from '../platform/pg.js';
@@ -37,7 +38,7 @@ export async function boot(service: 'api' | 'workers', role: RedisRole, env?: Re
   shutdown.add('postgres', () => pg.end());
   const bull = createBullConnection({ url: config.REDIS_URL, clusterNodes: config.REDIS_CLUSTER_NODES });
   shutdown.add('bullmq connection', () => bull.quit());
-  const bullPrefix = `${config.KEY_NAMESPACE}:bull`;
+  const bullPrefix = globalKeys(asNamespace(config.KEY_NAMESPACE)).bullPrefix;
   const jobs = createJobSink(bull, bullPrefix, { sms: config.SMS_PROVIDER !== 'none' });
   shutdown.add('queues', () => jobs.close());
   const engine = createEngine({
