@@ -8,7 +8,7 @@
 # Safe to run again: a tool that is already there is left alone. CI calls this before `npm test`.
 #
 #   bash scripts/ensure-tools.sh            all of them; the three system packages need root (or sudo) for apt-get
-#   bash scripts/ensure-tools.sh --no-root  what needs no root: promtool into .tools/bin (with a package list of
+#   bash scripts/ensure-tools.sh --no-root  what needs no root: promtool and nginx into .tools/bin (with a package list of
 #                                           its own under .tools/apt when the system has none); reports the
 #                                           missing system tools and never fails. `npm test` runs this first.
 set -euo pipefail
@@ -36,18 +36,18 @@ apt_update_once() {
   fi
 }
 
-# `apt-get download prometheus` into $1. It needs no root, but a package list: the system's, else (a fresh
+# `apt-get download $2` into $1. It needs no root, but a package list: the system's, else (a fresh
 # machine or image without one, where only root could refresh it) one of our own under .tools/apt.
-download_prometheus() {
-  if (cd "$1" && apt-get download prometheus >/dev/null 2>&1); then return 0; fi
-  if [ "$NO_ROOT" -eq 0 ] && { [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; } && apt_update_once && (cd "$1" && apt-get download prometheus); then
+download_deb() {
+  if (cd "$1" && apt-get download "$2" >/dev/null 2>&1); then return 0; fi
+  if [ "$NO_ROOT" -eq 0 ] && { [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; } && apt_update_once && (cd "$1" && apt-get download "$2"); then
     return 0
   fi
   local apt_dir="$ROOT/.tools/apt"
   local opts=(-o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache" -o "Debug::NoLocking=1")
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
   say "apt-get update into .tools/apt (a package list of our own; no root needed)"
-  apt-get -qq "${opts[@]}" update && (cd "$1" && apt-get "${opts[@]}" download prometheus)
+  apt-get -qq "${opts[@]}" update && (cd "$1" && apt-get "${opts[@]}" download "$2")
 }
 
 # ---- promtool ---------------------------------------------------------------------------------------------
@@ -64,7 +64,7 @@ ensure_promtool() {
     fi
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
-    download_prometheus "$tmp" || { say "promtool: could not download Debian's prometheus package"; return 1; }
+    download_deb "$tmp" prometheus || { say "promtool: could not download Debian's prometheus package"; return 1; }
     deb=$(ls "$tmp"/prometheus_*.deb | head -n1)
     dpkg-deb -x "$deb" "$tmp/x"
     cp "$tmp/x/usr/bin/promtool" "$BIN/promtool"
@@ -73,21 +73,40 @@ ensure_promtool() {
   fi
 }
 
+# ---- nginx (the compose stack's load balancer config is run for real by grafana/compose-run.test.ts) ----------
+# Extracted from Debian's package like promtool (no root): installing it would start a system service on port 80.
+ensure_nginx() {
+  if [ -x "$BIN/nginx" ] && "$BIN/nginx" -v >/dev/null 2>&1; then
+    say "nginx: already at .tools/bin/nginx ($("$BIN/nginx" -v 2>&1 | head -n1))"
+    return 0
+  fi
+  command -v apt-get >/dev/null 2>&1 || { say "nginx: missing, and there is no apt-get to fetch Debian's nginx package"; return 1; }
+  local ntmp
+  ntmp=$(mktemp -d)
+  download_deb "$ntmp" nginx || { rm -rf "$ntmp"; say "nginx: could not download Debian's nginx package"; return 1; }
+  dpkg-deb -x "$(ls "$ntmp"/nginx_*.deb | head -n1)" "$ntmp/x"
+  cp "$ntmp/x/usr/sbin/nginx" "$BIN/nginx"
+  chmod +x "$BIN/nginx"
+  rm -rf "$ntmp"
+  say "nginx: extracted from Debian's package to .tools/bin/nginx ($("$BIN/nginx" -v 2>&1 | head -n1))"
+}
+
 if [ "$NO_ROOT" -eq 1 ]; then
   ensure_promtool || say "promtool: not provided; the tests that need it fail and say what to run"
+  ensure_nginx || say "nginx: not provided; grafana/compose-run.test.ts fails and says what to run"
   missing=()
   command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   command -v faketime >/dev/null 2>&1 || missing+=(faketime)
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   command -v redis-cli >/dev/null 2>&1 || missing+=(redis-cli)
-  [ -x "$BIN/nginx" ] || missing+=(nginx)
   if [ "${#missing[@]}" -gt 0 ]; then
     say "missing: ${missing[*]}; the tests that need them fail. As root: bash scripts/ensure-tools.sh (redis-server and redis-cli: apt-get install redis-server)"
   fi
   exit 0
 fi
 ensure_promtool
+ensure_nginx
 
 # ---- docker-compose ---------------------------------------------------------------------------------------
 if command -v docker-compose >/dev/null 2>&1; then
@@ -125,19 +144,3 @@ else
   say "faketime: installed with apt-get ($(command -v faketime))"
 fi
 
-# ---- nginx (the compose stack's load balancer config is run for real by grafana/compose-run.test.ts) ----------
-# Extracted from Debian's package like promtool: installing it would start a system service on port 80.
-if [ -x "$BIN/nginx" ] && "$BIN/nginx" -v >/dev/null 2>&1; then
-  say "nginx: already at .tools/bin/nginx ($("$BIN/nginx" -v 2>&1 | head -n1))"
-else
-  ntmp=$(mktemp -d)
-  if ! (cd "$ntmp" && apt-get download nginx >/dev/null 2>&1); then
-    apt_update_once
-    (cd "$ntmp" && apt-get download nginx)
-  fi
-  dpkg -x "$(ls "$ntmp"/nginx_*.deb | head -n1)" "$ntmp/x"
-  cp "$ntmp/x/usr/sbin/nginx" "$BIN/nginx"
-  chmod +x "$BIN/nginx"
-  rm -rf "$ntmp"
-  say "nginx: extracted from Debian's package to .tools/bin/nginx ($("$BIN/nginx" -v 2>&1 | head -n1))"
-fi
