@@ -5,6 +5,7 @@ import type { EngineDeps } from './deps.js';
 import { createHolds } from './holds/holds.js';
 import { createInventory } from './inventory/inventory.js';
 import { createOutbox } from './outbox/outbox.js';
+import { createOutboxDrain } from './outbox/drain.js';
 import { createWaitingRoom, type QueueSettings } from './waiting-room/waiting-room.js';
 import { createPayments } from './payments/payments.js';
 import { createRefunds } from './payments/refunds.js';
@@ -22,7 +23,8 @@ export function createEngine(d: EngineDeps) {
   const inventory = createInventory(d);
   const holds = createHolds(d);
   const bookings = createBookings(d, catalog, holds);
-  const outbox = createOutbox(d);
+  const stream = createOutbox(d);
+  const outbox = { ...stream, ...createOutboxDrain(d, stream, holds) };
   const waitingRoom = createWaitingRoom(d);
   const payments = createPayments(d, holds);
   const refunds = createRefunds(d);

@@ -125,11 +125,54 @@ export async function insertBooking(db: Queryable, b: NewBooking, state: 'RESERV
   return (await insertBookings(db, [b], state, reason)).size === 1;
 }
 
+/** One booking of a `moveMany`: its cause (the audit row's), and the columns the move sets (absent = kept). */
+export type BookingMove = {
+  id: BookingId;
+  cause: string;
+  paymentAttempts?: number | undefined;
+  /** A string sets the failure reason, null clears it, absent keeps it. */
+  failureReason?: string | null | undefined;
+  /** Holder fields: a value replaces the recorded one, absent keeps it. */
+  holderName?: string | undefined;
+  holderEmail?: string | undefined;
+  holderPhone?: string | undefined;
+};
+
 /**
- * Moves many bookings from one of `from` to `to` in one guarded statement; the audit trigger writes a row each, with
- * the cause this statement sets in `floodgate.cause`. Returns the ids
- * that moved (the others were not in any of `from`).
+ * Moves many bookings from one of `from` to `to` in one guarded statement, each with its own cause and columns (per-row
+ * arrays, unnested): the audit trigger writes a row each with its booking's cause (`floodgate.causes`, set by this
+ * statement), and the inventory trigger moves each tier's counters once for the whole statement. Returns the ids that
+ * moved (the others were not in any of `from`).
  */
+export async function moveMany(db: Queryable, moves: readonly BookingMove[], from: readonly BookingState[], to: BookingState): Promise<Set<string>> {
+  for (const f of from) if (!canTransition(f, to)) throw new Error(`illegal booking transition ${f} -> ${to}`);
+  if (moves.length === 0) return new Set();
+  const { rows } = await db.query<{ booking_id: string }>(
+    `WITH input AS (
+       SELECT * FROM unnest($1::text[], $4::text[], $5::int[], $6::boolean[], $7::text[], $8::text[], $9::text[], $10::text[])
+         AS u(id, cause, attempts, set_failure, failure, holder_name, holder_email, holder_phone)),
+     why AS (SELECT set_config('floodgate.causes', (SELECT jsonb_object_agg(id, cause) FROM input)::text, true),
+                    set_config('floodgate.cause', '', true)),
+     cur AS (SELECT b.id, i.attempts, i.set_failure, i.failure, i.holder_name, i.holder_email, i.holder_phone
+               FROM why, bookings b JOIN input i ON i.id = b.id
+              WHERE b.state = ANY($2::text[]) ORDER BY b.id FOR UPDATE OF b)
+     UPDATE bookings b SET state = $3, updated_at = now(),
+            payment_attempts = COALESCE(cur.attempts, b.payment_attempts),
+            failure_reason = CASE WHEN cur.set_failure THEN cur.failure ELSE b.failure_reason END,
+            holder_name = COALESCE(cur.holder_name, b.holder_name),
+            holder_email = COALESCE(cur.holder_email, b.holder_email),
+            holder_phone = COALESCE(cur.holder_phone, b.holder_phone)
+       FROM cur WHERE b.id = cur.id RETURNING b.id AS booking_id`,
+    [
+      moves.map((m) => m.id), from, to, moves.map((m) => m.cause), moves.map((m) => m.paymentAttempts ?? null),
+      moves.map((m) => m.failureReason !== undefined), moves.map((m) => m.failureReason ?? null),
+      moves.map((m) => m.holderName ?? null), moves.map((m) => m.holderEmail ?? null), moves.map((m) => m.holderPhone ?? null),
+    ],
+  );
+  return new Set(rows.map((r) => r.booking_id));
+}
+
+/** moveMany with one cause for all and no other column. */
 export async function transitionMany(
   db: Queryable,
   ids: readonly BookingId[],
@@ -137,15 +180,7 @@ export async function transitionMany(
   to: BookingState,
   cause: string,
 ): Promise<Set<string>> {
-  for (const f of from) if (!canTransition(f, to)) throw new Error(`illegal booking transition ${f} -> ${to}`);
-  if (ids.length === 0) return new Set();
-  const { rows } = await db.query<{ booking_id: string }>(
-    `WITH why AS (SELECT set_config('floodgate.cause', $4, true)),
-          cur AS (SELECT id, state FROM why, bookings WHERE id = ANY($1::text[]) AND state = ANY($2::text[]) ORDER BY id FOR UPDATE OF bookings)
-     UPDATE bookings b SET state = $3, updated_at = now() FROM cur WHERE b.id = cur.id RETURNING b.id AS booking_id`,
-    [ids, from, to, cause],
-  );
-  return new Set(rows.map((r) => r.booking_id));
+  return moveMany(db, ids.map((id) => ({ id, cause })), from, to);
 }
 
 /**
@@ -164,7 +199,7 @@ export async function transition(
 ): Promise<BookingState | null> {
   for (const f of from) if (!canTransition(f, to)) throw new Error(`illegal booking transition ${f} -> ${to}`);
   const { rows } = await db.query<{ from_state: BookingState }>(
-    `WITH why AS (SELECT set_config('floodgate.cause', $4, true)),
+    `WITH why AS (SELECT set_config('floodgate.cause', $4, true), set_config('floodgate.causes', '', true)),
           cur AS (SELECT id, state FROM why, bookings WHERE id = $1 AND state = ANY($2::text[]) FOR UPDATE OF bookings)
      UPDATE bookings b SET state = $3, updated_at = now(), failure_reason = COALESCE($5, b.failure_reason)
        FROM cur WHERE b.id = cur.id RETURNING cur.state AS from_state`,

@@ -1,7 +1,6 @@
 import type { Pool, PoolClient } from '../../platform/pg.js';
-import type { BookingId } from '../ids.js';
 import type { OutboxEntry, OutboxType } from '../outbox/outbox.js';
-import { insertBooking, insertBookings, transitionMany, type NewBooking } from './bookings-repo.js';
+import { insertBooking, insertBookings, moveMany, type BookingMove, type NewBooking } from './bookings-repo.js';
 import type { BookingState } from './states.js';
 
 export type ApplyResult = {
@@ -42,8 +41,12 @@ const quarantineReason = (err: unknown) => {
   return `quarantined: postgres refused the entry (${e.code ?? '?'} ${e.constraint ?? e.message ?? ''})`.slice(0, 300);
 };
 
-/** The marker of an applied entry: each kind of domain event happens at most once per booking. */
-export const markerOf = (e: OutboxEntry) => `${e.bookingId}:${e.type}`;
+/**
+ * The marker of an applied entry: each kind of domain event happens at most once per booking, except a payment's start
+ * and decline, which happen once per attempt.
+ */
+export const markerOf = (e: OutboxEntry) =>
+  e.type === 'PaymentStarted' || e.type === 'PaymentDeclined' ? `${e.bookingId}:${e.type}:a${e.attempt ?? 0}` : `${e.bookingId}:${e.type}`;
 
 const toNewBooking = (e: OutboxEntry): NewBooking => ({
   bookingId: e.bookingId, eventId: e.eventId, tierId: e.tierId, userId: e.userId, ticketCount: e.count, seats: e.seats,
@@ -77,41 +80,59 @@ async function applyCreated(tx: PoolClient, entries: OutboxEntry[], out: ApplyRe
 }
 
 /**
- * The guarded move each domain event makes (a BookingConfirmed walks RESERVED/PAYMENT_FAILED -> PAYMENT_PENDING first;
- * a late payment's re-take confirms an EXPIRED booking). `done`: states meaning the move was already made (by the
- * API, which records payments and refunds at once, or by a replay); anything else is an anomaly.
+ * The guarded move each domain event makes (a BookingConfirmed walks RESERVED/PAYMENT_FAILED -> PAYMENT_PENDING first
+ * when no PaymentStarted did; a late payment's re-take confirms an EXPIRED booking), and the columns it sets. `done`:
+ * states meaning the move was already made (by a replay, or by a later entry's effect seen first); anything else is an
+ * anomaly.
  */
-type Move = { from: BookingState[]; to: BookingState; cause: (e: OutboxEntry) => string };
+type Step = { from: BookingState[]; to: BookingState; move: (e: OutboxEntry) => BookingMove };
 const SOLD_OR_LATER: BookingState[] = ['CONFIRMED', 'TICKETS_DELIVERED', 'REFUND_REQUESTED', 'REFUND_DENIED', 'REFUNDED'];
-const MOVES: Record<Exclude<OutboxType, 'BookingCreated' | 'BookingFailed'>, { steps: Move[]; done: BookingState[] }> = {
-  BookingCancelled: { steps: [{ from: ['RESERVED', 'PAYMENT_FAILED'], to: 'CANCELLED', cause: (e) => e.reason ?? 'cancelled' }], done: ['CANCELLED'] },
+const MOVES: Record<Exclude<OutboxType, 'BookingCreated' | 'BookingFailed'>, { steps: Step[]; done: BookingState[] }> = {
+  BookingCancelled: {
+    steps: [{ from: ['RESERVED', 'PAYMENT_FAILED'], to: 'CANCELLED', move: (e) => ({ id: e.bookingId, cause: e.reason ?? 'cancelled' }) }],
+    done: ['CANCELLED'],
+  },
   ReservationExpired: {
-    steps: [{ from: ['RESERVED', 'PAYMENT_PENDING', 'PAYMENT_FAILED'], to: 'EXPIRED', cause: () => 'hold expired' }],
+    steps: [{ from: ['RESERVED', 'PAYMENT_PENDING', 'PAYMENT_FAILED'], to: 'EXPIRED', move: (e) => ({ id: e.bookingId, cause: 'hold expired' }) }],
     done: ['EXPIRED', 'CANCELLED', ...SOLD_OR_LATER],
   },
   BookingConfirmed: {
     steps: [
-      { from: ['RESERVED', 'PAYMENT_FAILED'], to: 'PAYMENT_PENDING', cause: () => 'payment' },
-      { from: ['PAYMENT_PENDING', 'EXPIRED'], to: 'CONFIRMED', cause: (e) => `payment ${e.paymentRef ?? ''}`.trim() },
+      { from: ['RESERVED', 'PAYMENT_FAILED'], to: 'PAYMENT_PENDING', move: (e) => ({ id: e.bookingId, cause: 'payment' }) },
+      { from: ['PAYMENT_PENDING', 'EXPIRED'], to: 'CONFIRMED', move: (e) => ({ id: e.bookingId, cause: `payment ${e.paymentRef ?? ''}`.trim() }) },
     ],
     done: SOLD_OR_LATER,
   },
-  BookingRefunded: { steps: [{ from: ['REFUND_REQUESTED'], to: 'REFUNDED', cause: (e) => e.reason ?? 'refunded' }], done: ['REFUNDED'] },
+  BookingRefunded: {
+    steps: [{ from: ['REFUND_REQUESTED'], to: 'REFUNDED', move: (e) => ({ id: e.bookingId, cause: e.reason ?? 'refunded' }) }],
+    done: ['REFUNDED'],
+  },
+  PaymentStarted: {
+    steps: [{
+      from: ['RESERVED', 'PAYMENT_FAILED'],
+      to: 'PAYMENT_PENDING',
+      move: (e) => ({
+        id: e.bookingId, cause: `payment started (attempt ${e.attempt ?? '?'})`, paymentAttempts: e.attempt, failureReason: null,
+        holderName: e.holderName, holderEmail: e.holderEmail, holderPhone: e.holderPhone,
+      }),
+    }],
+    done: ['PAYMENT_PENDING', 'EXPIRED', 'CANCELLED', ...SOLD_OR_LATER],
+  },
+  PaymentDeclined: {
+    steps: [{
+      from: ['PAYMENT_PENDING'],
+      to: 'PAYMENT_FAILED',
+      move: (e) => ({ id: e.bookingId, cause: e.reason ?? 'payment declined', failureReason: e.reason ?? 'payment declined' }),
+    }],
+    done: ['PAYMENT_FAILED', 'CANCELLED', 'EXPIRED', ...SOLD_OR_LATER],
+  },
 };
 
+/** Each step of a run of one type is one statement for the whole run, every booking with its own cause and columns. */
 async function applyMoves(tx: PoolClient, type: keyof typeof MOVES, entries: OutboxEntry[], out: ApplyResult): Promise<void> {
   const { steps, done } = MOVES[type];
   let moved = new Set<string>();
-  for (const step of steps) {
-    // entries sharing a cause move in one statement
-    const byCause = new Map<string, BookingId[]>();
-    for (const e of entries) {
-      const c = step.cause(e);
-      byCause.set(c, [...(byCause.get(c) ?? []), e.bookingId]);
-    }
-    moved = new Set();
-    for (const [cause, ids] of byCause) for (const id of await transitionMany(tx, ids, step.from, step.to, cause)) moved.add(id);
-  }
+  for (const step of steps) moved = await moveMany(tx, entries.map(step.move), step.from, step.to);
   const rest = entries.filter((e) => !moved.has(e.bookingId));
   if (rest.length === 0) return;
   const { rows } = await tx.query<{ id: string; state: BookingState }>('SELECT id, state FROM bookings WHERE id = ANY($1::text[])', [
@@ -160,6 +181,8 @@ async function applyRun(tx: PoolClient, type: OutboxType, run: OutboxEntry[], ou
     case 'ReservationExpired':
     case 'BookingConfirmed':
     case 'BookingRefunded':
+    case 'PaymentStarted':
+    case 'PaymentDeclined':
       return applyMoves(tx, type, run, out);
   }
 }
@@ -169,9 +192,14 @@ export type OnRelease = (refused: OutboxEntry[], quarantined: OutboxEntry[]) => 
 
 /**
  * Applies a batch of outbox entries to Postgres in one transaction, in stream order. Each entry is applied
- * at most once (a processed_events marker per booking and event type), so a replayed batch changes nothing.
+ * at most once (a processed_events marker per booking and event type, per attempt for a payment's start and decline),
+ * so a replayed batch changes nothing.
+ * Each run of consecutive entries of one type is one statement per step, and each tier's counters are updated once for
+ * the whole batch, before the commit (the inventory trigger defers them, migration 0009): the batch's end state is
+ * what Redis reached after the same entries, so it fits the tiers whenever Redis and Postgres agree.
  * Throws on infrastructure errors: nothing is committed and the caller retries the same batch.
- * A hold Postgres refuses (it would oversell) is recorded FAILED and handed to onRefused.
+ * When the batch's counters do not fit a tier (Postgres refuses an oversell), the batch is applied again with counters
+ * moved statement by statement, so the refused hold is found: recorded FAILED and handed to onRefused.
  * When the batch fails on its data, the batch is applied again one entry at a time, each in a savepoint: the
  * entries that fail on their data are quarantined (see ApplyResult.quarantined) and the others apply, so one poison
  * entry never stalls its event's outbox.
@@ -184,24 +212,43 @@ export async function applyOutbox(
   onRefused: OnRelease = async () => {},
 ): Promise<ApplyResult> {
   try {
-    return await applyBatch(pool, entries, onRefused, false);
+    return await applyBatch(pool, entries, onRefused, 'batch');
   } catch (err) {
-    if (!isDataError(err)) throw err;
-    return applyBatch(pool, entries, onRefused, true);
+    if (err instanceof CountersRefused) {
+      try {
+        return await applyBatch(pool, entries, onRefused, 'statement');
+      } catch (again) {
+        if (!isDataError(again)) throw again;
+      }
+    } else if (!isDataError(err)) throw err;
+    return applyBatch(pool, entries, onRefused, 'entry');
   }
 }
 
-async function applyBatch(pool: Pool, entries: OutboxEntry[], onRefused: OnRelease, oneByOne: boolean): Promise<ApplyResult> {
+/** The batch's counters, moved at its end, do not fit a tier: the batch is applied again statement by statement. */
+class CountersRefused extends Error {
+  constructor(readonly refusal: unknown) {
+    super(`the batch's tier counters were refused: ${(refusal as Error).message}`);
+  }
+}
+
+/**
+ * How a batch moves tier counters: once per tier at the end ('batch'); per statement, so the refused hold is found
+ * ('statement'); or one entry at a time in savepoints, quarantining the entries that fail on their data ('entry').
+ */
+type Mode = 'batch' | 'statement' | 'entry';
+
+async function applyBatch(pool: Pool, entries: OutboxEntry[], onRefused: OnRelease, mode: Mode): Promise<ApplyResult> {
   const out: ApplyResult = { applied: 0, fresh: [], duplicates: 0, refused: [], anomalies: [], quarantined: [] };
   if (entries.length === 0) return out;
+  const oneByOne = mode === 'entry';
   const tx = await pool.connect();
   try {
     await tx.query('BEGIN');
-    // Lock order: the tier rows of the batch's events first (in id order), then bookings. Every transaction that
-    // moves a booking's counters outside this batch (a capture, a decline, a give-back: lockTierOf) takes its tier
-    // row first too, so the two never deadlock (a capture used to lock its booking, then wait for the tier this batch
-    // held, while the batch waited for the booking: Postgres aborted one after deadlock_timeout, 1 s).
-    await tx.query('SELECT id FROM tiers WHERE event_id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE', [[...new Set(entries.map((e) => e.eventId))]]);
+    // No tier lock up front: the tier rows are locked only when the counters move (in tier id order), at the end of
+    // the batch. Two processes never drain one event at once (the outbox lease), and every other transaction that moves
+    // a booking moves its own rows only (the persist worker is the only writer of counters and states).
+    if (mode === 'batch') await tx.query("SELECT set_config('floodgate.defer_counters', 'on', true)");
     const { rows } = await tx.query<{ key: string }>(
       'INSERT INTO processed_events (key) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING key',
       [entries.map(markerOf)],
@@ -233,6 +280,14 @@ async function applyBatch(pool: Pool, entries: OutboxEntry[], onRefused: OnRelea
       out.applied++;
     }
     if (run.length > 0) await applyRun(tx, run[0]!.type, run, out);
+    if (mode === 'batch') {
+      try {
+        await tx.query('SELECT apply_tier_deltas()');
+      } catch (err) {
+        if (!isRefusal(err)) throw err;
+        throw new CountersRefused(err);
+      }
+    }
     const poisonHolds = out.quarantined.filter((q) => q.entry.type === 'BookingCreated').map((q) => q.entry);
     if (out.refused.length > 0 || poisonHolds.length > 0) await onRefused(out.refused, poisonHolds);
     await tx.query('COMMIT');

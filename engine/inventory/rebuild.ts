@@ -7,7 +7,7 @@ import type { EventId } from '../ids.js';
 import { holdIdempotencyRecord } from '../idempotency.js';
 import { eventKeys, globalKeys } from '../keys.js';
 import type { Outbox } from '../outbox/outbox.js';
-import { applyOutbox } from '../booking/persist.js';
+import type { OutboxDrain } from '../outbox/drain.js';
 import type { WaitingRoom } from '../waiting-room/waiting-room.js';
 import { specFromPostgres, type ArmSpec } from './inventory.js';
 
@@ -31,7 +31,7 @@ const HOLD_STATE = { RESERVED: 'held', PAYMENT_FAILED: 'held', PAYMENT_PENDING: 
  */
 export async function rebuildEvent(
   d: EngineDeps,
-  outbox: Outbox,
+  outbox: Outbox & Pick<OutboxDrain, 'drainAll'>,
   waitingRoom: WaitingRoom,
   eventId: EventId,
   o: { force?: boolean } = {},
@@ -49,14 +49,7 @@ export async function rebuildEvent(
     await new Promise((r) => setTimeout(r, 100));
   }
   try {
-    let drained = 0;
-    for (;;) {
-      const entries = await outbox.read(eventId, 500);
-      if (entries.length === 0) break;
-      await applyOutbox(d.pg, entries);
-      await outbox.ack(eventId, entries.map((e) => e.id));
-      drained += entries.length;
-    }
+    const drained = await outbox.drainAll(eventId);
     const spec = await specFromPostgres(d, eventId);
     // holds of the old state go; the ones Postgres knows come back below
     // (one event's keys share a slot, so they are on one node and may go in one UNLINK)

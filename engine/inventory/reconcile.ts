@@ -10,14 +10,17 @@ type Counters = { free: number; held: number; sold: number };
 export type Difference = { tier?: string; seat?: string; field: string; redis: number | string; expected: number | string };
 export type Reconciliation = { eventId: EventId; mismatch: number; differences: Difference[]; pendingEntries: number };
 
-/** How each domain event moves a booking between none / held / sold (only from the class it expects). */
-const EFFECT: Record<OutboxEntry['type'], { from: Holds[]; to: Holds }> = {
+/** How each domain event moves a booking between none / held / sold (only from the class it expects); null: no move. */
+const EFFECT: Record<OutboxEntry['type'], { from: Holds[]; to: Holds } | null> = {
   BookingCreated: { from: ['none'], to: 'held' },
   BookingCancelled: { from: ['held'], to: 'none' },
   BookingFailed: { from: ['held'], to: 'none' },
   ReservationExpired: { from: ['held'], to: 'none' },
   BookingConfirmed: { from: ['held', 'none'], to: 'sold' },
   BookingRefunded: { from: ['sold'], to: 'none' },
+  // a payment's start and decline move a booking between held states only (PAYMENT_PENDING <-> PAYMENT_FAILED)
+  PaymentStarted: null,
+  PaymentDeclined: null,
 };
 const SEAT_CHAR: Record<Holds, string> = { none: '.', held: 'h', sold: 's' };
 
@@ -68,7 +71,7 @@ export async function reconcileEvent(d: EngineDeps, eventId: EventId): Promise<R
   for (const e of pending) {
     const now = cls.get(e.bookingId) ?? 'none';
     const eff = EFFECT[e.type];
-    if (!eff.from.includes(now)) continue;
+    if (!eff || !eff.from.includes(now)) continue;
     cls.set(e.bookingId, eff.to);
     const t = expected.get(e.tierId);
     if (!t) continue;

@@ -1,7 +1,7 @@
 /**
- * The persist worker, killed with SIGKILL right after applyOutbox committed a batch to Postgres and before the outbox
- * entries were acknowledged in Redis, as a crash at the worst moment would: no cleanup, no finally. The worker is the
- * real one (workers/persist/persist.ts); only the engine's applyOutbox is wrapped to die after it returns.
+ * The persist worker, killed with SIGKILL right after the drain committed a batch to Postgres and before the outbox
+ * entries were acknowledged in Redis, as a crash at the worst moment would: no cleanup, no finally. The worker and the
+ * drain are the real ones (workers/persist/persist.ts, engine/outbox/drain.ts); only the drain's afterCommit is set.
  * Environment: REDIS_URL, DATABASE_URL, SCHEMA, NS, LEASE_MS.
  */
 import { Redis } from 'ioredis';
@@ -19,13 +19,15 @@ const redis = new Redis(env('REDIS_URL'), { maxRetriesPerRequest: null });
 await loadCommands(redis);
 const pg = createPool({ url: env('DATABASE_URL'), schema: env('SCHEMA') });
 const engine = createEngine({ ns: asNamespace(env('NS')), redis, pg, clock: systemClock, config: TEST_ENGINE_CONFIG });
-const apply = engine.applyOutbox;
-engine.applyOutbox = async (entries, onRefused) => {
-  const r = await apply(entries, onRefused);
-  console.log(`committed ${r.applied} of ${entries.length}`); // stdout to a pipe is synchronous on Linux: it is out before the kill
-  process.kill(process.pid, 'SIGKILL');
-  return r;
-};
+const drain = engine.outbox.drain;
+engine.outbox.drain = (eventId, o) =>
+  drain(eventId, {
+    ...o,
+    afterCommit: (r, entries) => {
+      console.log(`committed ${r.applied} of ${entries.length}`); // stdout to a pipe is synchronous on Linux: it is out before the kill
+      process.kill(process.pid, 'SIGKILL');
+    },
+  });
 const worker = createPersistWorker({ engine, log: pino({ level: 'silent' }), leaseMs: Number(env('LEASE_MS')) });
 await worker.drainOnce();
 console.log('not killed');

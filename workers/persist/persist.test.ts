@@ -8,6 +8,9 @@ import { eventKeys } from '../../engine/keys.js';
 import { waitFor } from '../../test/wait.js';
 import type { UserId } from '../../engine/ids.js';
 import { createMetrics } from '../../platform/metrics.js';
+import { createPool } from '../../platform/pg.js';
+import { createEngine } from '../../engine/index.js';
+import { TEST_DATABASE_URL } from '../../test/env.js';
 import { createPersistWorker } from './persist.js';
 
 const log = pino({ level: 'silent' });
@@ -96,10 +99,10 @@ describe('persist worker', () => {
     expect((await checkInvariants(engine, { eventIds: [ev.id], drained: true })).violations).toEqual([]);
   });
 
-  it('keeps the entries and catches up when Postgres refuses to work for a while', async ({ engine, pg, onTestFinished }) => {
+  it('keeps the entries and catches up when Postgres refuses to work for a while', async ({ engine, pg, ns, onTestFinished }) => {
     const ev = await createGaEvent(engine, 50);
     await engine.bookings.create({ userId: 'x1' as UserId, eventId: ev.id, ticketCount: 1 });
-    // Lock the processed_events table so every batch fails (lock_timeout), as if Postgres were unavailable.
+    // Lock the processed_events table so every batch fails (its statement deadline), as if Postgres were unavailable.
     const blocker = await pg.connect();
     await blocker.query('BEGIN');
     await blocker.query('LOCK TABLE processed_events IN ACCESS EXCLUSIVE MODE');
@@ -111,17 +114,10 @@ describe('persist worker', () => {
       blocker.release();
     };
     onTestFinished(unblock);
+    const impatient = createPool({ url: TEST_DATABASE_URL, schema: ns, max: 2, statementTimeoutMs: 200 });
+    onTestFinished(() => impatient.end());
     const metrics = createMetrics('workers');
-    const w = createPersistWorker({ engine: { ...engine, applyOutbox: async (e, r) => {
-      const c = await pg.connect();
-      try {
-        await c.query("SET lock_timeout = '50ms'");
-        await c.query('SELECT 1 FROM processed_events LIMIT 1');
-      } finally {
-        c.release();
-      }
-      return engine.applyOutbox(e, r);
-    } }, log, metrics });
+    const w = createPersistWorker({ engine: createEngine({ ...engine.deps, pg: impatient }), log, metrics });
     w.start();
     onTestFinished(() => w.stop());
     await waitFor('a failed pass', async () =>
