@@ -155,7 +155,7 @@ export function createApp(deps: AppDeps) {
         code: err.code,
         ...extra,
         ...(field ? { errors: [{ field, detail: err.detail }] } : {}),
-      }, status === 503 ? { 'retry-after': String(extra.retryAfterSeconds ?? 1) } : {});
+      }, status === 503 || status === 429 ? { 'retry-after': String(extra.retryAfterSeconds ?? 1) } : {});
     }
     if (err instanceof HTTPException) {
       const status = err.status as ContentfulStatusCode;

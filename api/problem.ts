@@ -44,6 +44,7 @@ export const DOMAIN_HTTP = {
   EVENT_LIVE: [409, 'Event is live'],
   BOOKING_NOT_RECORDED: [503, 'Booking still being recorded'],
   QUEUE_OPENS_AFTER_SALES: [400, 'Waiting room opens after sales'],
+  RATE_LIMITED: [429, 'Too many requests'],
 } as const satisfies Record<DomainErrorCode, readonly [ContentfulStatusCode, string]>;
 
 /** `INSUFFICIENT_INVENTORY` -> `/problems/insufficient-inventory` */

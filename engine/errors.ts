@@ -33,7 +33,8 @@ export type DomainErrorCode =
   | 'IDEMPOTENCY_IN_PROGRESS'
   | 'EVENT_LIVE'
   | 'BOOKING_NOT_RECORDED'
-  | 'QUEUE_OPENS_AFTER_SALES';
+  | 'QUEUE_OPENS_AFTER_SALES'
+  | 'RATE_LIMITED';
 
 export class DomainError<C extends DomainErrorCode = DomainErrorCode> extends Error {
   constructor(

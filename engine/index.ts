@@ -10,6 +10,7 @@ import { createPayments } from './payments/payments.js';
 import { createRefunds } from './payments/refunds.js';
 import { createTickets } from './tickets/tickets.js';
 import { createIdempotency } from './idempotency.js';
+import { createRateLimits } from './rate-limits.js';
 import { reconcileEvent } from './inventory/reconcile.js';
 import { rebuildEvent } from './inventory/rebuild.js';
 import type { EventId } from './ids.js';
@@ -25,6 +26,7 @@ export function createEngine(d: EngineDeps) {
   const refunds = createRefunds(d);
   const tickets = createTickets(d, catalog, bookings);
   const idempotency = createIdempotency(d);
+  const rateLimits = createRateLimits(d);
   return {
     deps: d,
     catalog,
@@ -37,6 +39,7 @@ export function createEngine(d: EngineDeps) {
     refunds,
     tickets,
     idempotency,
+    rateLimits,
     /** Creates an event in Postgres, arms its inventory in Redis, and sets its waiting room if asked. */
     async createEvent(input: EventInput & { queue?: QueueSettings | undefined }) {
       const event = await catalog.create(input);
@@ -74,3 +77,5 @@ export type { PayResult, PaymentAttempt } from './payments/payments.js';
 export type { PaymentProvider } from './payments/provider.js';
 export type { JobSink } from './jobs.js';
 export type { GateResult } from './tickets/tickets.js';
+export type { RateLimitCheck, RateLimitGroup, RateLimits } from './rate-limits.js';
+export { rateLimits } from './rate-limits.js';

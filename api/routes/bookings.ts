@@ -37,6 +37,7 @@ export const bookings = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
           userId: c.var.user.id,
           idempotencyKey: c.req.valid('header')['idempotency-key'],
           admissionToken: c.req.valid('header')['x-admission-token'],
+          rateLimit: c.var.holdRateLimit,
         });
         metrics.holdAttempts.inc({ outcome: replayed ? 'replayed' : 'held' });
         if (replayed) c.header('idempotent-replayed', 'true');
