@@ -5,6 +5,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { isDomainError } from '../engine/errors.js';
 import { isUnavailable } from '../platform/unavailable.js';
+import { child3 } from '../platform/metric-children.js';
 import type { AppDeps, AppEnv } from './env.js';
 import { createAuth } from './middleware/auth.js';
 import { DOMAIN_HTTP, problem, problemType } from './problem.js';
@@ -57,10 +58,7 @@ export function createApp(deps: AppDeps) {
     const started = performance.now();
     await next();
     const route = c.req.routePath === '/*' ? 'unmatched' : c.req.routePath;
-    deps.metrics.httpDuration.observe(
-      { method: c.req.method, route, status: String(c.res.status) },
-      (performance.now() - started) / 1000,
-    );
+    child3(deps.metrics.httpDuration, c.req.method, route, c.res.status).observe((performance.now() - started) / 1000);
   });
   // Security headers and no-store on the API, set *before* the handler so they are
   // part of the response as it is built: headers added afterwards force @hono/node-server to turn its lightweight
@@ -155,7 +153,7 @@ export function createApp(deps: AppDeps) {
         code: err.code,
         ...extra,
         ...(field ? { errors: [{ field, detail: err.detail }] } : {}),
-      }, status === 503 ? { 'retry-after': String(extra.retryAfterSeconds ?? 1) } : {});
+      }, status === 503 || status === 429 ? { 'retry-after': String(extra.retryAfterSeconds ?? 1) } : {});
     }
     if (err instanceof HTTPException) {
       const status = err.status as ContentfulStatusCode;

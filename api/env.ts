@@ -2,6 +2,7 @@ import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/index.js';
 import type { UserId } from '../engine/ids.js';
+import type { RateLimitCheck } from '../engine/index.js';
 import type { Metrics } from '../platform/metrics.js';
 
 /** `trustProxyHops`: how many reverse proxies stand in front of the API (see clientIp). Used by middleware/rate-limit.ts. */
@@ -49,5 +50,7 @@ export type AppEnv = {
     requestId: string;
     user: AuthUser;
     route: string;
+    /** Set by the hold rate limit (middleware/rate-limit.ts) on POST /api/bookings when limits are on. */
+    holdRateLimit: RateLimitCheck | undefined;
   };
 };

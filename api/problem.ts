@@ -49,6 +49,7 @@ export const DOMAIN_HTTP = {
   PAYMENT_PROVIDER_UNAVAILABLE: [503, 'Payment provider unavailable'],
   WEBHOOK_SIGNATURE: [400, 'Invalid webhook signature'],
   WEBHOOK_MALFORMED: [400, 'Malformed webhook event'],
+  RATE_LIMITED: [429, 'Too many requests'],
 } as const satisfies Record<DomainErrorCode, readonly [ContentfulStatusCode, string]>;
 
 /** `INSUFFICIENT_INVENTORY` -> `/problems/insufficient-inventory` */

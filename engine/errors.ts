@@ -34,6 +34,7 @@ export type DomainErrorCode =
   | 'EVENT_LIVE'
   | 'BOOKING_NOT_RECORDED'
   | 'QUEUE_OPENS_AFTER_SALES'
+  | 'RATE_LIMITED'
   // Outcomes answered as problem documents but not thrown: the engine reports a payment's outcome as a value
   // (PayResult), which the route keeps for an idempotent replay; the webhook route refuses a provider's delivery
   // before the engine sees it. The route builds their documents from the same table (api/problem.ts `problemFor`).

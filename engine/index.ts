@@ -11,6 +11,7 @@ import { createPayments } from './payments/payments.js';
 import { createRefunds } from './payments/refunds.js';
 import { createTickets } from './tickets/tickets.js';
 import { createIdempotency } from './idempotency.js';
+import { createRateLimits } from './rate-limits.js';
 import { reconcileEvent } from './inventory/reconcile.js';
 import { rebuildEvent } from './inventory/rebuild.js';
 import type { EventId } from './ids.js';
@@ -30,6 +31,7 @@ export function createEngine(d: EngineDeps) {
   const refunds = createRefunds(d);
   const tickets = createTickets(d, catalog, bookings);
   const idempotency = createIdempotency(d);
+  const rateLimits = createRateLimits(d);
   return {
     deps: d,
     catalog,
@@ -42,6 +44,7 @@ export function createEngine(d: EngineDeps) {
     refunds,
     tickets,
     idempotency,
+    rateLimits,
     /** The payment provider's webhook events already handled. */
     webhookEvents: createWebhookEvents(d),
     /** Slots of open status streams, capped per user and per IP across every API process. */
@@ -87,3 +90,5 @@ export type { PayResult, PaymentAttempt } from './payments/payments.js';
 export type { PaymentProvider } from './payments/provider.js';
 export type { JobSink } from './jobs.js';
 export type { GateResult } from './tickets/tickets.js';
+export type { RateLimitCheck, RateLimitGroup, RateLimits } from './rate-limits.js';
+export { rateLimits } from './rate-limits.js';

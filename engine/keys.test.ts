@@ -13,6 +13,7 @@ function everyKeyOf(k: EventKeys): string[] {
     if (typeof v === 'string') return v;
     if (name === 'hold') return k.hold(BOOKING);
     if (name === 'idem') return k.idem('user-1' as UserId, 'key:1.x');
+    if (name === 'holdRate') return k.holdRate('ip', '2001:db8::1');
     throw new Error(`eventKeys.${name}: add it to this test`);
   });
 }
@@ -52,6 +53,7 @@ describe('globalKeys', () => {
     expect(g.idempotency('pay', 'user-1' as UserId, 'k:1')).toBe('fg:idem-pay:user-1:k:1');
     expect(g.rateLimit('hold', 'u')).toBe('fg:rl:hold:u');
     expect(g.rateLimit('status', 'ip')).toBe('fg:rl:status:ip');
+    expect(g.rateCounter('pay', 'ip', '10.0.0.1')).toBe(`${g.rateLimit('pay', 'ip')}:10.0.0.1`);
     expect(g.streams('user', 'dan')).toBe('fg:streams:user:dan');
     expect(g.bullPrefix).toBe('fg:bull');
   });

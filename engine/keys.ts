@@ -37,6 +37,14 @@ export function eventKeys(ns: Namespace, id: EventId) {
     idem: (u: UserId, key: string) => `${p}:idem:${u}:${key}`,
     /** Placeholder passed when a request has no Idempotency-Key (the script never touches it). */
     noIdem: `${p}:idem:-`,
+    /**
+     * One buyer's ('u') or one client address's ('ip') hold requests for this event in the current window (STRING,
+     * PX the window): counted by the hold scripts themselves (lua/includes/rateLimit), so the limit costs no round
+     * trip of its own. On the event's slot, which is why the hold limit counts per event.
+     */
+    holdRate: (who: 'u' | 'ip', id: string) => `${p}:rl:hold:${who}:${id}`,
+    /** Placeholder passed for a hold rate limit that is off (the script never touches it). */
+    noHoldRate: `${p}:rl:-`,
     /** Pattern matching every key of this event (for SCAN in tests and tools). */
     pattern: `${p}:*`,
   } as const;
@@ -51,11 +59,14 @@ export function globalKeys(ns: Namespace) {
      * Record format: engine/idempotency.ts.
      */
     idempotency: (scope: string, userId: UserId, key: string) => `${ns}:idem-${scope}:${userId}:${key}`,
-    /**
-     * The key prefix of one rate limit (rate-limiter-flexible's `keyPrefix`; the library appends `:<user id or IP>`
-     * and keeps a counter STRING there, PX the window).
-     */
+    /** The key prefix of one rate limit: its counters are `rateCounter` below. */
     rateLimit: (group: 'hold' | 'pay' | 'join' | 'status', who: 'u' | 'ip') => `${ns}:rl:${group}:${who}`,
+    /**
+     * One buyer's ('u') or client address's ('ip') requests of one route group in the current window (STRING, PX the
+     * window; lua/rateLimit-1.lua). A hold request is counted here only when it was refused before its hold script
+     * ran (the script counts the others on the event's slot: eventKeys.holdRate).
+     */
+    rateCounter: (group: 'hold' | 'pay' | 'join' | 'status', who: 'u' | 'ip', id: string) => `${ns}:rl:${group}:${who}:${id}`,
     /** BullMQ's key prefix: every queue's keys start with it (then `:<queue name>:…`, queue names carry their own hash tag). */
     bullPrefix: `${ns}:bull`,
     /** SET of armed event ids: the sweeper's and persist worker's work list. */

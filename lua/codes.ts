@@ -17,6 +17,7 @@ const HoldCommonReply = {
   IDEMPOTENCY_MISMATCH: -8,
   NOT_ADMITTED: -33,
   PASS_IN_USE: -34,
+  RATE_LIMITED: -40,
 } as const;
 
 export const HoldGeneralReply = { ...HoldCommonReply, UNKNOWN_TIER: -3, INSUFFICIENT: -4, TIER_KIND: -9 } as const;
@@ -49,6 +50,8 @@ export const RefundHoldReply = { RELEASED: 1, HOLD_NOT_FOUND: -20, NOT_RELEASABL
 
 export const RestoreHoldReply = { RESTORED: 1, ALREADY_THERE: 0 } as const;
 
+export const RateLimitReply = { ALLOWED: 1, RATE_LIMITED: -40 } as const;
+
 export const TakeLeaseReply = { HELD: 1, BUSY: 0 } as const;
 
 export const StreamSlotReply = { HELD: 1, BUSY: 0 } as const;
@@ -77,6 +80,7 @@ export const REPLIES = {
   leaveQueue: LeaveQueueReply,
   payHold: PayHoldReply,
   queueStatus: QueueStatusReply,
+  rateLimit: RateLimitReply,
   refundHold: RefundHoldReply,
   releaseHold: ReleaseHoldReply,
   restoreHold: RestoreHoldReply,

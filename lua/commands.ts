@@ -56,13 +56,15 @@ type A = string | number;
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     armEvent(meta: K, inv: K, sec: K, smap: K, buyers: K, eventId: A, specJson: A, mode: 'arm' | 'rebuild'): Result<C.ReplyOf<typeof C.ArmEventReply>, Context>;
-    holdGeneral(meta: K, inv: K, hold: K, expiry: K, buyers: K, idem: K, outbox: K, passes: K, used: K,
-      eventId: A, bookingId: A, userId: A, tierId: A, count: A, nowMs: A, ttlMs: A, fingerprint: A, idemTtlMs: A, pass: A, idemKey: A): Result<C.ReplyOf<typeof C.HoldGeneralReply>, Context>;
-    holdSeats(meta: K, inv: K, sec: K, smap: K, hold: K, expiry: K, buyers: K, idem: K, outbox: K, passes: K, used: K,
-      eventId: A, bookingId: A, userId: A, tierId: A, nowMs: A, ttlMs: A, fingerprint: A, idemTtlMs: A, pass: A, idemKey: A, ...seatIds: A[]): Result<C.ReplyOf<typeof C.HoldSeatsReply>, Context>;
-    holdBest(meta: K, inv: K, sec: K, smap: K, hold: K, expiry: K, buyers: K, idem: K, outbox: K, passes: K, used: K,
+    holdGeneral(meta: K, inv: K, hold: K, expiry: K, buyers: K, idem: K, outbox: K, passes: K, used: K, rlUser: K, rlIp: K,
+      eventId: A, bookingId: A, userId: A, tierId: A, count: A, nowMs: A, ttlMs: A, fingerprint: A, idemTtlMs: A, pass: A, idemKey: A,
+      limits: A): Result<C.ReplyOf<typeof C.HoldGeneralReply>, Context>;
+    holdSeats(meta: K, inv: K, sec: K, smap: K, hold: K, expiry: K, buyers: K, idem: K, outbox: K, passes: K, used: K, rlUser: K, rlIp: K,
+      eventId: A, bookingId: A, userId: A, tierId: A, nowMs: A, ttlMs: A, fingerprint: A, idemTtlMs: A, pass: A, idemKey: A, limits: A,
+      ...seatIds: A[]): Result<C.ReplyOf<typeof C.HoldSeatsReply>, Context>;
+    holdBest(meta: K, inv: K, sec: K, smap: K, hold: K, expiry: K, buyers: K, idem: K, outbox: K, passes: K, used: K, rlUser: K, rlIp: K,
       eventId: A, bookingId: A, userId: A, tierId: A, count: A, nowMs: A, ttlMs: A, fingerprint: A, idemTtlMs: A,
-      section: A, adjacent: '1' | '0', pass: A, idemKey: A): Result<C.ReplyOf<typeof C.HoldBestReply>, Context>;
+      section: A, adjacent: '1' | '0', pass: A, idemKey: A, limits: A): Result<C.ReplyOf<typeof C.HoldBestReply>, Context>;
     releaseHold(inv: K, sec: K, smap: K, hold: K, expiry: K, buyers: K, outbox: K, used: K,
       eventId: A, bookingId: A, userId: A, nowMs: A, eventType: 'BookingCancelled' | 'BookingFailed', reason: A, allowedStates: A): Result<C.ReplyOf<typeof C.ReleaseHoldReply>, Context>;
     expireHold(inv: K, sec: K, smap: K, hold: K, expiry: K, buyers: K, outbox: K, used: K,
@@ -75,6 +77,7 @@ declare module 'ioredis' {
     refundHold(inv: K, sec: K, smap: K, hold: K, buyers: K, outbox: K, eventId: A, bookingId: A, nowMs: A, reason: A): Result<C.ReplyOf<typeof C.RefundHoldReply>, Context>;
     restoreHold(hold: K, expiry: K, bookingId: A, userId: A, tierId: A, count: A, seats: A, expiresAtMs: A, createdAtMs: A,
       state: 'held' | 'paying' | 'sold'): Result<C.ReplyOf<typeof C.RestoreHoldReply>, Context>;
+    rateLimit(counter: K, points: A, windowMs: A): Result<C.ReplyOf<typeof C.RateLimitReply>, Context>;
     takeLease(lease: K, owner: A, ttlMs: A, mode: 'take' | 'drop'): Result<C.ReplyOf<typeof C.TakeLeaseReply>, Context>;
     streamSlot(slots: K, streamId: A, nowMs: A, ttlMs: A, max: A, mode: 'take' | 'drop'): Result<C.ReplyOf<typeof C.StreamSlotReply, number>, Context>;
     configureQueue(cfg: K, meta: K, enabled: '1' | '0', opensAtMs: A, salesAtMs: A, rate: A, passTtlMs: A, ticketsPerPass: A,

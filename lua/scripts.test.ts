@@ -13,6 +13,7 @@ import {
   HoldGeneralReply,
   HoldSeatsReply,
   ReleaseHoldReply,
+  RateLimitReply,
   TakeLeaseReply,
 } from './codes.js';
 
@@ -42,32 +43,34 @@ async function unchanged(fx: Ctx, eventId: EventId, act: () => Promise<unknown>)
 
 function holdGeneral(
   fx: Ctx,
-  o: { eventId?: EventId; tier?: string; user?: string; count?: number | string; now?: number; idem?: string; fp?: string; bookingId?: string; pass?: string } = {},
+  o: { eventId?: EventId; tier?: string; user?: string; count?: number | string; now?: number; idem?: string; fp?: string; bookingId?: string; pass?: string;
+    limits?: string; ip?: string } = {},
 ) {
   const eventId = o.eventId ?? ga.id;
   const k = eventKeys(fx.ns, eventId);
   const user = (o.user ?? 'alice') as UserId;
   const b = (o.bookingId ?? newBookingId(eventId)) as BookingId;
   return fx.redis.holdGeneral(k.meta, k.inv, k.hold(b), k.expiry, k.buyers,
-    o.idem ? k.idem(user, o.idem) : k.noIdem, k.outbox, k.wrPasses, k.wrUsed, eventId, b, user, o.tier ?? ga.tier,
-    o.count ?? 1, o.now ?? NOW, TTL, o.fp ?? '', 3_600_000, o.pass ?? '', o.idem ?? '');
+    o.idem ? k.idem(user, o.idem) : k.noIdem, k.outbox, k.wrPasses, k.wrUsed, k.holdRate('u', user), k.holdRate('ip', o.ip ?? '10.0.0.1'),
+    eventId, b, user, o.tier ?? ga.tier, o.count ?? 1, o.now ?? NOW, TTL, o.fp ?? '', 3_600_000, o.pass ?? '', o.idem ?? '', o.limits ?? '');
 }
 
-function holdSeats(fx: Ctx, seats: string[], o: { user?: string; tier?: string; idem?: string; fp?: string; now?: number } = {}) {
+function holdSeats(fx: Ctx, seats: string[], o: { user?: string; tier?: string; idem?: string; fp?: string; now?: number; limits?: string } = {}) {
   const k = eventKeys(fx.ns, seated.id);
   const user = (o.user ?? 'alice') as UserId;
   const b = newBookingId(seated.id);
   return fx.redis.holdSeats(k.meta, k.inv, k.sec, k.smap, k.hold(b), k.expiry, k.buyers, o.idem ? k.idem(user, o.idem) : k.noIdem,
-    k.outbox, k.wrPasses, k.wrUsed, seated.id, b, user, o.tier ?? '', o.now ?? NOW, TTL, o.fp ?? '', 3_600_000, '', o.idem ?? '', ...seats);
+    k.outbox, k.wrPasses, k.wrUsed, k.holdRate('u', user), k.noHoldRate, seated.id, b, user, o.tier ?? '', o.now ?? NOW, TTL, o.fp ?? '',
+    3_600_000, '', o.idem ?? '', o.limits ?? '', ...seats);
 }
 
-function holdBest(fx: Ctx, count: number, o: { user?: string; tier?: string; section?: string; adjacent?: '1' | '0'; idem?: string; fp?: string } = {}) {
+function holdBest(fx: Ctx, count: number, o: { user?: string; tier?: string; section?: string; adjacent?: '1' | '0'; idem?: string; fp?: string; limits?: string } = {}) {
   const k = eventKeys(fx.ns, seated.id);
   const user = (o.user ?? 'alice') as UserId;
   const b = newBookingId(seated.id);
   return fx.redis.holdBest(k.meta, k.inv, k.sec, k.smap, k.hold(b), k.expiry, k.buyers, o.idem ? k.idem(user, o.idem) : k.noIdem,
-    k.outbox, k.wrPasses, k.wrUsed, seated.id, b, user, o.tier ?? seated.tier, count, NOW, TTL, o.fp ?? '', 3_600_000,
-    o.section ?? '', o.adjacent ?? '1', '', o.idem ?? '');
+    k.outbox, k.wrPasses, k.wrUsed, k.holdRate('u', user), k.noHoldRate, seated.id, b, user, o.tier ?? seated.tier, count, NOW, TTL,
+    o.fp ?? '', 3_600_000, o.section ?? '', o.adjacent ?? '1', '', o.idem ?? '', o.limits ?? '');
 }
 
 const releaseKeys = (fx: Ctx, eventId: EventId, b: string) => {
@@ -324,6 +327,72 @@ describe('Lua scripts', () => {
       expect(await fx.redis.get(key)).toBe('p1');
       expect(await fx.redis.takeLease(key, 'p1', 10_000, 'drop')).toEqual([TakeLeaseReply.HELD]);
       expect(await fx.redis.takeLease(key, 'p2', 10_000, 'take')).toEqual([TakeLeaseReply.HELD]);
+    }));
+  });
+
+  describe('rate limits (includes/rateLimit, counted first in every hold script; rateLimit-1 for the rest)', () => {
+    /** The event's state without its rate-limit counters (the one write a refused call makes, by design). */
+    const withoutCounters = async (fx: Ctx, eventId: EventId) =>
+      Object.fromEntries(Object.entries(await snapshotRedis(fx.redis, eventKeys(fx.ns, eventId).pattern)).filter(([key]) => !key.includes(':rl:')));
+
+    it('holdGeneral: RATE_LIMITED once a buyer is over the limit, before any other check, with the ms until the window ends', async ({ engine, redis, ns, pg, clock }) => {
+      const fx = { redis, ns, pg, clock };
+      const ev = await engine.createEvent(gaEvent(5, { maxTicketsPerUser: 4 }));
+      const g = { eventId: ev.id, tier: ev.tiers[0]!.id, user: 'rl-ann', limits: '2,0,60000' };
+      expect((await holdGeneral(fx, g))[0]).toBe(HoldGeneralReply.HELD);
+      expect(await holdGeneral(fx, { ...g, tier: 'tr_nosuchtier' })).toEqual([HoldGeneralReply.UNKNOWN_TIER]); // refused calls count too
+      const before = await withoutCounters(fx, ev.id);
+      const [code, retryAfterMs] = await holdGeneral(fx, { ...g, tier: 'tr_nosuchtier' });
+      expect(code).toBe(HoldGeneralReply.RATE_LIMITED);
+      expect(Number(retryAfterMs)).toBeGreaterThan(0);
+      expect(Number(retryAfterMs)).toBeLessThanOrEqual(60_000);
+      expect(await withoutCounters(fx, ev.id)).toEqual(before);
+      const k = eventKeys(ns, ev.id);
+      expect(await redis.get(k.holdRate('u', 'rl-ann'))).toBe('3');
+      expect(await redis.pttl(k.holdRate('u', 'rl-ann'))).toBeGreaterThan(0);
+      // the per-IP limit is off ("0"): its key is never touched; another buyer has a limit of their own
+      expect(await redis.exists(k.holdRate('ip', '10.0.0.1'))).toBe(0);
+      expect((await holdGeneral(fx, { ...g, user: 'rl-bob' }))[0]).toBe(HoldGeneralReply.HELD);
+      // no limits ("") counts nothing
+      expect((await holdGeneral(fx, { ...g, limits: '' }))[0]).toBe(HoldGeneralReply.HELD);
+      expect(await redis.get(k.holdRate('u', 'rl-ann'))).toBe('3');
+    });
+
+    it('holdGeneral: the per-IP limit counts every buyer from one address', async ({ engine, redis, ns, pg, clock }) => {
+      const fx = { redis, ns, pg, clock };
+      const ev = await engine.createEvent(gaEvent(5));
+      const g = { eventId: ev.id, tier: ev.tiers[0]!.id, limits: '0,1,60000', ip: '192.0.2.7' };
+      expect((await holdGeneral(fx, { ...g, user: 'ip-a' }))[0]).toBe(HoldGeneralReply.HELD);
+      expect((await holdGeneral(fx, { ...g, user: 'ip-b' }))[0]).toBe(HoldGeneralReply.RATE_LIMITED);
+      expect((await holdGeneral(fx, { ...g, user: 'ip-b', ip: '192.0.2.8' }))[0]).toBe(HoldGeneralReply.HELD);
+      expect(await redis.exists(eventKeys(ns, ev.id).holdRate('u', 'ip-a'))).toBe(0);
+    });
+
+    it('holdSeats and holdBest: RATE_LIMITED too, and refused calls counted', t(async (fx) => {
+      expect(await holdSeats(fx, ['Z-9-9'], { user: 'rl-cy', limits: '1,0,60000' })).toEqual([HoldSeatsReply.UNKNOWN_SEAT, 'Z-9-9']);
+      const before = await withoutCounters(fx, seated.id);
+      expect((await holdSeats(fx, ['A-1-1'], { user: 'rl-cy', limits: '1,0,60000' }))[0]).toBe(HoldSeatsReply.RATE_LIMITED);
+      expect(await holdBest(fx, 1, { user: 'rl-di', section: 'Q', limits: '1,0,60000' })).toEqual([HoldBestReply.UNKNOWN_SECTION]);
+      expect((await holdBest(fx, 1, { user: 'rl-di', limits: '1,0,60000' }))[0]).toBe(HoldBestReply.RATE_LIMITED);
+      expect(await withoutCounters(fx, seated.id)).toEqual(before);
+    }));
+
+    it('raises a Redis error for malformed limits and counts nothing', t(async (fx) => {
+      for (const limits of ['x,0,1000', '1,0', '1,0,0', '-1,0,1000']) {
+        await unchanged(fx, seated.id, () => expect(holdBest(fx, 1, { user: 'rl-bad', limits })).rejects.toThrow(/bad argument/));
+      }
+    }));
+
+    it('rateLimit: ALLOWED up to the points, then RATE_LIMITED until the window ends (refused requests count)', t(async (fx) => {
+      const key = `${fx.ns}:rl:test:u:someone`;
+      expect(await fx.redis.rateLimit(key, 2, 60_000)).toEqual([RateLimitReply.ALLOWED]);
+      expect(await fx.redis.rateLimit(key, 2, 60_000)).toEqual([RateLimitReply.ALLOWED]);
+      const [code, ms] = await fx.redis.rateLimit(key, 2, 60_000);
+      expect(code).toBe(RateLimitReply.RATE_LIMITED);
+      expect(Number(ms)).toBeGreaterThan(0);
+      expect(Number(ms)).toBeLessThanOrEqual(60_000);
+      expect(await fx.redis.get(key)).toBe('3');
+      await expect(fx.redis.rateLimit(key, 0, 60_000)).rejects.toThrow(/bad argument/);
     }));
   });
 

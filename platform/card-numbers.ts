@@ -51,9 +51,38 @@ export function hasCardPrefix(d: string): boolean {
 export const isCardNumber = (digits: string) => digits.length >= 13 && digits.length <= 19 && hasCardPrefix(digits) && luhn(digits);
 
 /**
+ * True when `text` has 13 or more digits in a row, allowing one space or dash between two digits: exactly the texts in
+ * which CARD_CANDIDATE finds a match. One pass over the character codes, no allocation, and it stops at the 13th
+ * digit; most request bodies (ids, counts, short numbers) have no such run, so the regex never runs for them.
+ */
+export function hasLongDigitRun(text: string): boolean {
+  let run = 0; // digits in the current run
+  let gap = false; // the previous character was a separator right after a digit
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (ch >= 48 && ch <= 57) {
+      if (++run >= 13) return true;
+      gap = false;
+    } else if ((ch === 32 || ch === 45) && run > 0 && !gap) {
+      gap = true;
+    } else {
+      run = 0;
+      gap = false;
+    }
+  }
+  return false;
+}
+
+/**
  * True when `text` holds a card number. A run right after a '+' is an international phone number (E.164), not a card.
+ * Texts without a run of 13 digits (hasLongDigitRun) cannot hold one and are answered without the regex.
  */
 export function containsCardNumber(text: string): boolean {
+  return hasLongDigitRun(text) && scanForCardNumber(text);
+}
+
+/** containsCardNumber without the fast path: every CARD_CANDIDATE match is checked (the reference verdict). */
+export function scanForCardNumber(text: string): boolean {
   for (const m of text.matchAll(CARD_CANDIDATE)) {
     if (m.index > 0 && text[m.index - 1] === '+') continue;
     if (isCardNumber(m[0].replace(/[ -]/g, ''))) return true;
@@ -63,5 +92,6 @@ export function containsCardNumber(text: string): boolean {
 
 /** Replaces every card number in a string with "[card]" (phone numbers, timestamps and ids stay). */
 export function maskCardNumbers(s: string): string {
+  if (!hasLongDigitRun(s)) return s;
   return s.replace(CARD_CANDIDATE, (m, offset: number) => (offset > 0 && s[offset - 1] === '+') || !isCardNumber(m.replace(/[ -]/g, '')) ? m : '[card]');
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from '../../test/fixtures.js';
 import { createGaEvent } from '../../test/events.js';
 import { startApi, token } from '../../test/http.js';
+import { globalKeys } from '../../engine/keys.js';
 
 describe('rate limits (Redis-backed, shared by every API process)', () => {
   it('per user: the 4th hold in the window is 429 with Retry-After, across two API processes, and holds nothing', async ({ engine, onTestFinished }) => {
@@ -23,6 +24,25 @@ describe('rate limits (Redis-backed, shared by every API process)', () => {
     // someone else is not affected, and reads are never limited
     expect((await a.call('POST', '/api/bookings', { token: await token('calm'), body })).status).toBe(201);
     expect((await a.call('GET', '/api/bookings', { token: greedy })).status).toBe(200);
+  });
+
+  it('holds: the limit is counted by the hold script, per event; a request refused before its script counts too', async ({ engine, redis, ns, onTestFinished }) => {
+    const api = await startApi(engine, { rateLimit: { perUser: 2, perIp: 0, windowSeconds: 60, trustProxyHops: 0 } });
+    onTestFinished(() => api.close());
+    const [evA, evB] = [await createGaEvent(engine, 10), await createGaEvent(engine, 10)];
+    const me = await token('per-event');
+    const hold = (body: object) => api.call('POST', '/api/bookings', { token: me, body });
+    expect([(await hold({ eventId: evA.id, ticketCount: 1 })).status, (await hold({ eventId: evA.id, ticketCount: 1 })).status]).toEqual([201, 201]);
+    const limited = await hold({ eventId: evA.id, ticketCount: 1 });
+    expect([limited.status, limited.json.type, limited.json.code]).toEqual([429, '/problems/rate-limited', 'RATE_LIMITED']);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await engine.inventory.redisState(evA.id))[evA.tiers[0]!.id]!.held).toBe(2);
+    // the counters live on each event's Redis slot (one script call per hold): another event has its own allowance
+    expect((await hold({ eventId: evB.id, ticketCount: 1 })).status).toBe(201);
+    // bodies refused before any script are counted afterwards on the group's own counter: the third is 429, not 400
+    const bad = { eventId: evB.id, ticketCount: 0 };
+    expect([(await hold(bad)).status, (await hold(bad)).status, (await hold(bad)).status]).toEqual([400, 400, 429]);
+    expect(await redis.get(globalKeys(ns).rateCounter('hold', 'u', 'per-event'))).toBe('3');
   });
 
   it('per IP behind one proxy: a client rotating its own X-Forwarded-For entries is still limited by the address the proxy saw', async ({ engine, onTestFinished }) => {

@@ -1,39 +1,38 @@
+import type { Context } from 'hono';
 import { createMiddleware } from 'hono/factory';
-import { globalKeys } from '../../engine/keys.js';
-import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { rateLimits, type RateLimitCheck, type RateLimitGroup } from '../../engine/index.js';
 import type { AppEnv, AppDeps } from '../env.js';
-import { problem } from '../problem.js';
 import { clientIp } from './client-ip.js';
 
+const pass = createMiddleware<AppEnv>(async (_c, next) => next());
+
 /**
- * Per-user and per-IP request limits for one route group (hold, pay, join, status reads), counted in Redis so every API process
- * shares them (rate-limiter-flexible's atomic Redis limiter). Over the limit: 429 rate-limited with Retry-After and
- * nothing else happens. A limit of 0 is off.
+ * Per-user and per-IP request limits for one route group (hold, pay, join, status reads), counted in Redis so every
+ * API process shares them (engine.rateLimits; lua/includes/rateLimit). Over the limit: RATE_LIMITED, answered by
+ * onError as 429 /problems/rate-limited with Retry-After, and nothing else happens. A limit of 0 is off.
+ *
+ * Holds cost no round trip of their own: this middleware hands the request's check to the route
+ * (`c.var.holdRateLimit`), the engine passes it to the hold script, which counts it before anything else, in the
+ * same call as the hold (on the event's slot: the hold limits count per event). A hold request refused before its
+ * script ran (a bad body, an unknown event, …) is counted here afterwards, on the group's own counters, and turns
+ * into a 429 when it is over the limit: every request still counts.
  */
-export function rateLimit(deps: AppDeps, group: 'hold' | 'pay' | 'join' | 'status') {
+export function rateLimit(deps: AppDeps, group: RateLimitGroup) {
   const cfg = deps.config.rateLimit;
-  if (!cfg || (cfg.perUser === 0 && cfg.perIp === 0)) return createMiddleware<AppEnv>(async (_c, next) => next());
-  const keys = globalKeys(deps.engine.deps.ns);
-  const make = (who: 'u' | 'ip', points: number) =>
-    points > 0
-      ? new RateLimiterRedis({ storeClient: deps.engine.deps.redis, keyPrefix: keys.rateLimit(group, who), points, duration: cfg.windowSeconds })
-      : null;
-  const perUser = make('u', cfg.perUser);
-  const perIp = make('ip', cfg.perIp);
+  if (!cfg || (cfg.perUser === 0 && cfg.perIp === 0)) return pass;
+  const limits = rateLimits(cfg.perUser, cfg.perIp, cfg.windowSeconds * 1000);
+  const { engine } = deps;
+  const ipOf = (c: Context<AppEnv>) => (cfg.perIp > 0 ? clientIp(c, cfg.trustProxyHops) : '');
+  if (group === 'hold') {
+    return createMiddleware<AppEnv>(async (c, next) => {
+      const check: RateLimitCheck = { limits, ip: ipOf(c), counted: false };
+      c.set('holdRateLimit', check);
+      await next();
+      if (!check.counted) await engine.rateLimits.consume('hold', c.var.user.id, check);
+    });
+  }
   return createMiddleware<AppEnv>(async (c, next) => {
-    const ip = clientIp(c, cfg.trustProxyHops);
-    try {
-      await Promise.all([perUser?.consume(c.var.user.id), perIp?.consume(ip)]);
-    } catch (err) {
-      if (!(err instanceof RateLimiterRes)) throw err;
-      const retryAfter = Math.max(1, Math.ceil(err.msBeforeNext / 1000));
-      return problem(
-        c,
-        429,
-        { type: '/problems/rate-limited', title: 'Too many requests', detail: `slow down: retry in ${retryAfter} s` },
-        { 'retry-after': String(retryAfter) },
-      );
-    }
+    await engine.rateLimits.consume(group, c.var.user.id, { limits, ip: ipOf(c) });
     await next();
   });
 }

@@ -4,6 +4,7 @@ import type { BookingId, EventId, TierId } from '../../engine/ids.js';
 import type { AppEnv } from '../env.js';
 import { Booking, BookingHeaders, BookingIdParam, BookingList, Cancelled, CreateBooking, Reservation, problemResponses } from '../schemas.js';
 import { validationHook } from '../validate.js';
+import { child1 } from '../../platform/metric-children.js';
 
 const Params = z.object({ bookingId: BookingIdParam });
 
@@ -37,8 +38,9 @@ export const bookings = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
           userId: c.var.user.id,
           idempotencyKey: c.req.valid('header')['idempotency-key'],
           admissionToken: c.req.valid('header')['x-admission-token'],
+          rateLimit: c.var.holdRateLimit,
         });
-        metrics.holdAttempts.inc({ outcome: replayed ? 'replayed' : 'held' });
+        child1(metrics.holdAttempts, replayed ? 'replayed' : 'held').inc();
         if (replayed) c.header('idempotent-replayed', 'true');
         else {
           metrics.bookingsCreated.inc();
@@ -47,7 +49,7 @@ export const bookings = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
         return c.json(reservation, 201);
       } catch (err) {
         // Expected rejections are counted, not logged one by one: in an on-sale they are the hot path.
-        if (isDomainError(err)) metrics.holdAttempts.inc({ outcome: err.code });
+        if (isDomainError(err)) child1(metrics.holdAttempts, err.code).inc();
         throw err;
       }
     },

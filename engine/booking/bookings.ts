@@ -3,6 +3,7 @@ import type { Catalog } from '../catalog/catalog.js';
 import type { EngineDeps } from '../deps.js';
 import { DomainError } from '../errors.js';
 import type { Holds, HoldMode } from '../holds/holds.js';
+import type { RateLimitCheck } from '../rate-limits.js';
 import { eventOfBooking, newBookingId, type BookingId, type EventId, type TierId, type UserId } from '../ids.js';
 import { verifyAdmission } from '../waiting-room/admission-token.js';
 import { getBooking, getHolder, listBookings, type Booking } from './bookings-repo.js';
@@ -18,6 +19,8 @@ export type CreateBooking = {
   idempotencyKey?: string | undefined;
   /** X-Admission-Token, required on events with a waiting room. */
   admissionToken?: string | undefined;
+  /** The hold rate limits this request counts against (counted by the hold script itself); none = no limits. */
+  rateLimit?: RateLimitCheck | undefined;
 };
 
 /** What a buyer sees right after holding: the reply of POST /api/bookings. */
@@ -79,6 +82,7 @@ export function createBookings(d: EngineDeps, catalog: Catalog, holds: Holds) {
         mode,
         idempotency: r.idempotencyKey ? { key: r.idempotencyKey, fingerprint: fingerprint(r) } : undefined,
         pass: check?.ok ? check.claims.member : undefined,
+        rateLimit: r.rateLimit,
       }).catch((err: unknown) => {
         if (err instanceof DomainError && err.code === 'ADMISSION_REQUIRED' && check && !check.ok) {
           throw new DomainError('ADMISSION_REQUIRED', `the admission pass is not valid (${check.reason})`, err.extra);

@@ -13,6 +13,7 @@ import type { EngineDeps } from '../deps.js';
 import { DomainError } from '../errors.js';
 import type { BookingId, EventId, TierId, UserId } from '../ids.js';
 import { eventKeys } from '../keys.js';
+import { rateLimitedError, type RateLimitCheck } from '../rate-limits.js';
 import { decodeHold, type HoldRecord } from './hold-record.js';
 
 export type HoldMode =
@@ -31,6 +32,8 @@ export type HoldRequest = {
   idempotency?: { key: string; fingerprint: string } | undefined;
   /** The admission pass (its waiting-room member id), required on events with the waiting room on. */
   pass?: string | undefined;
+  /** Rate limits counted by the hold script itself (first, before any other check); `counted` is set when it runs. */
+  rateLimit?: RateLimitCheck | undefined;
 };
 
 export type Hold = {
@@ -113,6 +116,8 @@ function holdResult(r: HoldRequest, reply: HoldScriptReply): Hold {
       throw new DomainError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with a different request', {
         field: 'Idempotency-Key',
       });
+    case HoldGeneralReply.RATE_LIMITED:
+      throw rateLimitedError(Number(a));
     default:
       return assertNever(code, 'hold');
   }
@@ -141,21 +146,27 @@ export function createHolds(d: EngineDeps) {
       const tier = r.tierId ?? '';
       const pass = r.pass ?? '';
       const idemKey = r.idempotency?.key ?? '';
+      const rl = r.rateLimit;
+      const rlUser = rl && rl.limits.perUser > 0 ? k.holdRate('u', r.userId) : k.noHoldRate;
+      const rlIp = rl && rl.limits.perIp > 0 ? k.holdRate('ip', rl.ip) : k.noHoldRate;
+      const limits = rl ? rl.limits.arg : '';
+      if (rl) rl.counted = true;
       let reply: HoldScriptReply;
       switch (r.mode.kind) {
         case 'ga':
           reply = await redis.holdGeneral(k.meta, k.inv, k.hold(r.bookingId), k.expiry, k.buyers, idem, k.outbox, k.wrPasses, k.wrUsed,
-            r.eventId, r.bookingId, r.userId, tier, r.ticketCount, now, config.holdTtlMs, fp, config.idempotencyTtlMs, pass, idemKey);
+            rlUser, rlIp, r.eventId, r.bookingId, r.userId, tier, r.ticketCount, now, config.holdTtlMs, fp, config.idempotencyTtlMs, pass,
+            idemKey, limits);
           break;
         case 'seats':
           reply = await redis.holdSeats(k.meta, k.inv, k.sec, k.smap, k.hold(r.bookingId), k.expiry, k.buyers, idem, k.outbox,
-            k.wrPasses, k.wrUsed, r.eventId, r.bookingId, r.userId, tier, now, config.holdTtlMs, fp, config.idempotencyTtlMs, pass,
-            idemKey, ...r.mode.seatIds);
+            k.wrPasses, k.wrUsed, rlUser, rlIp, r.eventId, r.bookingId, r.userId, tier, now, config.holdTtlMs, fp,
+            config.idempotencyTtlMs, pass, idemKey, limits, ...r.mode.seatIds);
           break;
         case 'best':
           reply = await redis.holdBest(k.meta, k.inv, k.sec, k.smap, k.hold(r.bookingId), k.expiry, k.buyers, idem, k.outbox,
-            k.wrPasses, k.wrUsed, r.eventId, r.bookingId, r.userId, tier, r.ticketCount, now, config.holdTtlMs, fp,
-            config.idempotencyTtlMs, r.mode.section ?? '', r.mode.adjacent ? '1' : '0', pass, idemKey);
+            k.wrPasses, k.wrUsed, rlUser, rlIp, r.eventId, r.bookingId, r.userId, tier, r.ticketCount, now, config.holdTtlMs, fp,
+            config.idempotencyTtlMs, r.mode.section ?? '', r.mode.adjacent ? '1' : '0', pass, idemKey, limits);
           break;
       }
       return holdResult(r, reply);

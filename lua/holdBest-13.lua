@@ -17,11 +17,13 @@
           KEYS[9] outbox   STREAM domain events of this event
           KEYS[10] passes  ZSET  waiting-room admission passes: member -> expiresAtMs
           KEYS[11] used    HASH  pass member -> bookingId of its live hold or sale
+          KEYS[12] rlUser  STRING this buyer's hold requests in the window   KEYS[13] rlIp  STRING the client address's
           ARGV[1] eventId   ARGV[2] bookingId   ARGV[3] userId   ARGV[4] tierId ("" = the section's tier)
           ARGV[5] count (1..100)   ARGV[6] nowMs   ARGV[7] ttlMs   ARGV[8] fingerprint ("" = none)
           ARGV[9] idemTtlMs        ARGV[10] section ("" = any section of the tier, in their listed order)
           ARGV[11] adjacent "1" | "0"   ARGV[12] admission pass member ("" = none; required when meta.admission is "1")
           ARGV[13] the Idempotency-Key itself ("" = none), kept in the BookingCreated entry so a rebuild can replay it
+          ARGV[14] rate limits "<perUser>,<perIp>,<windowMs>" (0 = off; "" = none), counted first (includes/rateLimit)
 
   Output: {1, bookingId, tierId, count, "seat,seat", expiresAtMs, createdAtMs}   HELD
           {2, <the same fields as the first reply>}                                REPLAYED
@@ -30,12 +32,14 @@
           {-4, available} INSUFFICIENT | {-11, available} NO_ADJACENT (enough seats, none N in a row)
           {-7, ticketsStillAllowed} TICKET_LIMIT | {-8} IDEMPOTENCY_MISMATCH
           {-33} NOT_ADMITTED (waiting-room event, no live admission pass) | {-34} PASS_IN_USE (the pass has a live hold or a sale)
+          {-40, retryAfterMs} RATE_LIMITED (over a limit of ARGV[14]; only the counters changed)
 
   Idempotent: a call with the same KEYS[8] and fingerprint returns the first reply and writes nothing;
               rejections store nothing.
 ]]
 --- @include "includes/validate"
 --- @include "includes/holdCommon"
+--- @include "includes/rateLimit"
 --- @include "includes/seatMap"
 
 local a = {
@@ -53,6 +57,7 @@ if section == "" and a.tierId == "" then error("ERR bad argument: tierId or sect
 local k = {meta = KEYS[1], inv = KEYS[2], sec = KEYS[3], smap = KEYS[4], hold = KEYS[5], expiry = KEYS[6],
            buyers = KEYS[7], idem = KEYS[8], outbox = KEYS[9], passes = KEYS[10], used = KEYS[11]}
 
+local limited = rateLimited(KEYS[12], KEYS[13], ARGV[14]) if limited then return limited end
 local replay = replayIdempotent(k.idem, a.fingerprint)
 if replay then return replay end
 local err, maxPerUser, admission = checkSale(k.meta, a.nowMs)

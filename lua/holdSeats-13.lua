@@ -17,11 +17,13 @@
           KEYS[9] outbox   STREAM domain events of this event
           KEYS[10] passes  ZSET  waiting-room admission passes: member -> expiresAtMs
           KEYS[11] used    HASH  pass member -> bookingId of its live hold or sale
+          KEYS[12] rlUser  STRING this buyer's hold requests in the window   KEYS[13] rlIp  STRING the client address's
           ARGV[1] eventId   ARGV[2] bookingId   ARGV[3] userId   ARGV[4] tierId ("" = the seats' tier)
           ARGV[5] nowMs     ARGV[6] ttlMs       ARGV[7] fingerprint ("" = none)   ARGV[8] idemTtlMs
           ARGV[9] admission pass member ("" = none; required when meta.admission is "1")
           ARGV[10] the Idempotency-Key itself ("" = none), kept in the BookingCreated entry so a rebuild can replay it
-          ARGV[11..] seatIds "<section>-<row>-<number>", 1 to 100 distinct seats, each in its one canonical spelling
+          ARGV[11] rate limits "<perUser>,<perIp>,<windowMs>" (0 = off; "" = none), counted first (includes/rateLimit)
+          ARGV[12..] seatIds "<section>-<row>-<number>", 1 to 100 distinct seats, each in its one canonical spelling
                     (row and number in decimal without sign, space or leading zero: "A-1-1", never "A-01-1")
 
   Output: {1, bookingId, tierId, count, "seat,seat", expiresAtMs, createdAtMs}   HELD
@@ -31,16 +33,18 @@
           {-10, seatId} SEAT_TIER_MISMATCH (seat not in the requested tier, or seats of several tiers)
           {-5, seatId} SEAT_TAKEN | {-7, ticketsStillAllowed} TICKET_LIMIT | {-8} IDEMPOTENCY_MISMATCH
           {-33} NOT_ADMITTED (waiting-room event, no live admission pass) | {-34} PASS_IN_USE (the pass has a live hold or a sale)
+          {-40, retryAfterMs} RATE_LIMITED (over a limit of ARGV[11]; only the counters changed)
 
   Idempotent: a call with the same KEYS[8] and fingerprint returns the first reply and writes nothing;
               rejections store nothing.
 ]]
 --- @include "includes/validate"
 --- @include "includes/holdCommon"
+--- @include "includes/rateLimit"
 --- @include "includes/seatMap"
 
 local seatIds = {}
-for i = 11, #ARGV do seatIds[#seatIds + 1] = ARGV[i] end
+for i = 12, #ARGV do seatIds[#seatIds + 1] = ARGV[i] end
 if #seatIds < 1 or #seatIds > 100 then error("ERR bad argument seatIds") end
 local a = {
   eventId = needId(ARGV[1], "eventId"), bookingId = needId(ARGV[2], "bookingId"),
@@ -58,6 +62,7 @@ for _, seatId in ipairs(seatIds) do
   seen[seatId] = true
 end
 
+local limited = rateLimited(KEYS[12], KEYS[13], ARGV[11]) if limited then return limited end
 local replay = replayIdempotent(k.idem, a.fingerprint)
 if replay then return replay end
 local err, maxPerUser, admission = checkSale(k.meta, a.nowMs)
