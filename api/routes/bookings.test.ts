@@ -27,7 +27,7 @@ describe('bookings API', () => {
     bob = await token('bob');
   });
 
-  it('starts', async ({ engine, onTestFinished: _ }) => {
+  it.beforeAll(async ({ engine }) => {
     api = await startApi(engine);
     ev = await engine.createEvent({ ...seatedEvent([{ id: 'A', rows: 2, seatsPerRow: 5 }], 20), maxTicketsPerUser: 6 });
   });
@@ -192,7 +192,7 @@ describe('bookings API', () => {
     });
   });
 
-  it('closes', async () => {
+  it.afterAll(async () => {
     await api.close();
   });
 });
