@@ -24,7 +24,7 @@ let queued: EventWithAvailability;
 const LIMITER = /:rl:/;
 
 describe('abuse', () => {
-  it('starts', async ({ clock, pg, ns, jobs }) => {
+  it.beforeAll(async ({ clock, pg, ns, jobs }) => {
     ({ engine, redis, close: closeEngine } = await isolatedEngine({ ns, pg, clock, jobs }));
     ev = await engine.createEvent({ ...gaEvent(500), maxTicketsPerUser: 100 });
     queued = await engine.createEvent({

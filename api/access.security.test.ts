@@ -32,7 +32,7 @@ const bodyFor = (e: (typeof ENDPOINTS)[number]) =>
   e.body === 'none' ? undefined : JSON.stringify(e.path === '/api/bookings' ? { eventId: w.ev.id, ticketCount: 1 } : { reason: 'x' });
 
 describe('access control and hygiene', () => {
-  it('starts', async ({ clock, pg, ns, jobs }) => {
+  it.beforeAll(async ({ clock, pg, ns, jobs }) => {
     ({ engine, redis, close: closeEngine } = await isolatedEngine({ ns, pg, clock, jobs }));
     w = await apiWorld(engine, clock);
     api = await startApi(engine, { log: log.log, stripeWebhookSecrets: [WHSEC] });

@@ -100,7 +100,7 @@ function request(e: Endpoint) {
 }
 
 describe('every endpoint under random and hostile input', () => {
-  it('starts', async ({ clock, pg, ns, jobs }) => {
+  it.beforeAll(async ({ clock, pg, ns, jobs }) => {
     ({ engine, redis, close: closeEngine } = await isolatedEngine({ ns, pg, clock, jobs }));
     w = await apiWorld(engine, clock);
     api = await startApi(engine, { stripeWebhookSecrets: [WHSEC] });

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it, type Fixtures } from '../test/fixtures.js';
 import { seatedEvent } from '../test/events.js';
 import { snapshotPg, snapshotRedis } from '../test/state.js';
-import { startApi, token } from '../test/http.js';
+import { inProcessApi, token } from '../test/http.js';
 
 /**
  * A seat has one id. Every other spelling of it (leading zeros, signs, spaces, non-ASCII digits, other dashes, numbers
@@ -61,9 +61,9 @@ const spelling = (s: Seat): fc.Arbitrary<string> => {
 
 let users = 0;
 
-/** The real API on a real port and a fresh seated event (closed when the test ends). */
+/** The real API (in-process, app.request) and a fresh seated event (closed when the test ends). */
 async function world({ engine, redis, onTestFinished }: Pick<Fixtures, 'engine' | 'redis'> & { onTestFinished: (fn: () => Promise<void>) => void }) {
-  const api = await startApi(engine);
+  const api = inProcessApi(engine);
   onTestFinished(() => api.close());
   const eventId = (await engine.createEvent({ ...seatedEvent(SECTIONS), maxTicketsPerUser: 8 })).id;
   return {

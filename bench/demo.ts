@@ -25,8 +25,8 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { EventId } from '../engine/ids.js';
-import { eventKeys } from '../engine/keys.js';
+import { asNamespace, type EventId } from '../engine/ids.js';
+import { eventKeys, simulatedPaymentKeys } from '../engine/keys.js';
 import { drawScore } from '../engine/waiting-room/waiting-room.js';
 import { loadConfig } from '../platform/config.js';
 import { ensurePostgres, ensureRedis, type Stop } from '../scripts/infra.js';
@@ -268,7 +268,7 @@ try {
   const messages = await readOutbox(outboxDir);
   const emails = new Map<string, number>();
   for (const msg of messages) emails.set(msg.bookingId, (emails.get(msg.bookingId) ?? 0) + 1);
-  const charges = await listSimulatedPayments(redis, stack.ns);
+  const charges = await listSimulatedPayments(redis, simulatedPaymentKeys(asNamespace(stack.ns)));
   const deadlocks = (await pgDeadlocks(stack.pool)) - deadlocks0;
   const store = await floodgateEventChecks(engine, 'demo', eventId, {
     acknowledgedTickets: null, sentTicketsMax: 0, capacity, charges, emailsPerBooking: emails,

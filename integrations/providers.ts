@@ -1,6 +1,7 @@
 import type { Config } from '../platform/config.js';
 import type { RedisClient } from '../platform/redis.js';
 import type { PaymentProvider } from '../engine/payments/provider.js';
+import type { SimulatedPaymentKeys } from '../engine/keys.js';
 import { createSimulatedProvider } from './payments/simulated.js';
 import { createStripeProvider } from './payments/stripe.js';
 import { createOutboxMailer } from './mail/outbox.js';
@@ -11,8 +12,9 @@ import type { SmsSender } from './sms/sender.js';
 import { createLogSms } from './sms/log.js';
 import type { Logger } from '../platform/logger.js';
 
-/** The payment provider the configuration names (simulated by default; Stripe with STRIPE_SECRET_KEY). */
-export function createPaymentProvider(config: Config, redis: RedisClient): PaymentProvider {
+/** The payment provider the configuration names (simulated by default, with `simulatedKeys` = `simulatedPaymentKeys(ns)`
+ *  from engine/keys.ts; Stripe with STRIPE_SECRET_KEY). */
+export function createPaymentProvider(config: Config, redis: RedisClient, simulatedKeys: SimulatedPaymentKeys): PaymentProvider {
   if (config.PAYMENTS_PROVIDER === 'stripe') {
     const url = config.STRIPE_API_URL ? new URL(config.STRIPE_API_URL) : undefined;
     return createStripeProvider({
@@ -21,7 +23,7 @@ export function createPaymentProvider(config: Config, redis: RedisClient): Payme
     });
   }
   const [min, max] = config.SIMULATED_LATENCY_MS.split('-').map(Number) as [number, number | undefined];
-  return createSimulatedProvider({ redis, prefix: config.KEY_NAMESPACE, latencyMs: max === undefined ? min : [min, max] });
+  return createSimulatedProvider({ redis, keys: simulatedKeys, latencyMs: max === undefined ? min : [min, max] });
 }
 
 /** The e-mail transport the configuration names (the outbox folder by default). */

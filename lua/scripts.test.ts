@@ -1,4 +1,3 @@
-import { beforeAll } from 'vitest';
 import { describe, expect, it, type Fixtures } from '../test/fixtures.js';
 import { gaEvent, seatedEvent } from '../test/events.js';
 import { snapshotPg, snapshotRedis } from '../test/state.js';
@@ -86,14 +85,15 @@ const confirm = (fx: Ctx, eventId: EventId, b: string, now = NOW) => {
 };
 
 describe('Lua scripts', () => {
-  beforeAll(async () => {}); // fixtures are file-scoped; events are created by the first test below
-
-  it('arm the test events', async ({ engine, clock }) => {
+  it.beforeAll(async ({ engine, clock }) => {
     clock.set(NOW);
     const g = await engine.createEvent(gaEvent(5, { maxTicketsPerUser: 4 }));
     ga = { id: g.id, tier: g.tiers[0]!.id };
     const s = await engine.createEvent({ ...seatedEvent([{ id: 'A', rows: 2, seatsPerRow: 5 }, { id: 'B', rows: 1, seatsPerRow: 3 }], 10), maxTicketsPerUser: 6 });
     seated = { id: s.id, tier: s.tiers[0]!.id, gaTier: s.tiers[1]!.id };
+  });
+
+  it('arms the test events with every ticket free', async ({ engine }) => {
     expect(await engine.inventory.redisState(ga.id)).toEqual({ [ga.tier]: { cap: 5, free: 5, held: 0, sold: 0 } });
   });
 

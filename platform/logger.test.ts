@@ -1,5 +1,5 @@
 import { describe, expect, it } from '../test/fixtures.js';
-import { memoryLogger, startApi } from '../test/http.js';
+import { memoryLogger, inProcessApi } from '../test/http.js';
 import { createLogger, maskCardNumbers } from './logger.js';
 
 describe('logs', () => {
@@ -23,7 +23,7 @@ describe('logs', () => {
   it('an unexpected error answers 500 without details and is logged once with the request id', async ({ engine, onTestFinished }) => {
     const { log, lines } = memoryLogger('info');
     const broken = { ...engine, catalog: { ...engine.catalog, list: async () => { throw new Error('database exploded: password=hunter2'); } } };
-    const api = await startApi(broken as typeof engine, { log });
+    const api = inProcessApi(broken as typeof engine, { log });
     onTestFinished(() => api.close());
     const res = await api.call('GET', '/api/events');
     expect(res.status).toBe(500);

@@ -7,7 +7,7 @@
  * own that are removed at the end. Without --seed a random seed is used (and printed). On the first violation it
  * prints `SEED=<n> step=<k>`, the broken invariants and the last steps, and exits 1; the same seed replays the same run.
  * --bug injects a deliberate fault into the system under test, to see the simulation catch it. Known engine bugs the
- * simulation found are steered around by default (KNOWN_BUGS in test/sim/simulator.ts, listed at the start);
+ * simulation found are steered around by default (KNOWN_BUGS in test/sim/options.ts, listed at the start);
  * --without turns those workarounds off (a list, or "all").
  */
 import { parseArgs } from 'node:util';

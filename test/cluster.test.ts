@@ -12,7 +12,7 @@ import { drain, waitFor } from './wait.js';
 import { checkInvariants } from '../engine/invariants/invariants.js';
 import { createEngine } from '../engine/index.js';
 import type { UserId } from '../engine/ids.js';
-import { eventKeys } from '../engine/keys.js';
+import { eventKeys, simulatedPaymentKeys } from '../engine/keys.js';
 import { loadCommands } from '../lua/commands.js';
 import { listSimulatedPayments, createSimulatedProvider } from '../integrations/payments/simulated.js';
 
@@ -85,7 +85,7 @@ describe('Redis Cluster', () => {
     await waitFor('cluster_state:ok', async () => (await cluster.cluster('INFO')).includes('cluster_state:ok'));
     await loadCommands(cluster);
 
-    const engine = createEngine({ ns, redis: cluster, pg, clock, config: TEST_ENGINE_CONFIG, provider: createSimulatedProvider({ redis: cluster, prefix: ns }) });
+    const engine = createEngine({ ns, redis: cluster, pg, clock, config: TEST_ENGINE_CONFIG, provider: createSimulatedProvider({ redis: cluster, keys: simulatedPaymentKeys(ns) }) });
     const events = [];
     for (let i = 0; i < 6; i++) events.push(await engine.createEvent(i % 2 ? gaEvent(20) : seatedEvent([{ id: 'A', rows: 2, seatsPerRow: 5 }])));
     const slots = (await cluster.cluster('SLOTS')) as unknown as [number, number, [string, number]][];
@@ -105,7 +105,7 @@ describe('Redis Cluster', () => {
     clock.advance(60_000);
     for (const ev of events) expect(await engine.holds.sweep(ev.id)).toBe(1);
     for (const ev of events) await drain(engine, ev.id);
-    const report = await checkInvariants(engine, { eventIds: events.map((e) => e.id), charges: await listSimulatedPayments(cluster, ns), drained: true });
+    const report = await checkInvariants(engine, { eventIds: events.map((e) => e.id), charges: await listSimulatedPayments(cluster, simulatedPaymentKeys(ns)), drained: true });
     expect(report.violations).toEqual([]);
     expect(report.figures).toMatchObject({ sold: 12, held: 0, captured: 6 });
 

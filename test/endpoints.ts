@@ -13,6 +13,7 @@ import type { Pool } from '../platform/pg.js';
 import { seatedEvent, gaEvent } from './events.js';
 import { TEST_JWT_SECRET, token } from './http.js';
 import { drain } from './wait.js';
+import { simulatedPaymentKeys } from '../engine/keys.js';
 
 /**
  * Every HTTP endpoint of the API with what its documentation promises: the statuses of /openapi.json (or, for the
@@ -123,7 +124,7 @@ export async function isolatedEngine(fx: { ns: Namespace; pg: Pool; clock: FakeC
   await loadCommands(redis);
   const engine = createEngine({
     ns: fx.ns, redis, pg: fx.pg, clock: fx.clock, config: TEST_ENGINE_CONFIG, jobs: fx.jobs.sink,
-    provider: createSimulatedProvider({ redis, prefix: fx.ns, timeoutMs: 300 }),
+    provider: createSimulatedProvider({ redis, keys: simulatedPaymentKeys(fx.ns), timeoutMs: 300 }),
   });
   return {
     engine,

@@ -12,6 +12,7 @@ import { createSimulatedProvider } from '../integrations/payments/simulated.js';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from './env.js';
 import { TEST_ENGINE_CONFIG } from './config.js';
 import { recordingJobs, type RecordingJobs } from './jobs.js';
+import { simulatedPaymentKeys } from '../engine/keys.js';
 
 export { TEST_ENGINE_CONFIG } from './config.js';
 
@@ -77,7 +78,7 @@ export const it = base.extend<Fixtures>({
       use(
         createEngine({
           ns, redis, pg, clock, config: TEST_ENGINE_CONFIG, jobs: jobs.sink,
-          provider: createSimulatedProvider({ redis, prefix: ns, timeoutMs: 300 }),
+          provider: createSimulatedProvider({ redis, keys: simulatedPaymentKeys(ns), timeoutMs: 300 }),
         }),
       ),
     { scope: 'file' },

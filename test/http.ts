@@ -16,15 +16,14 @@ export const TEST_JWT_SECRET = 'test-secret-0123456789abcdef';
 export const token = (userId: string, opts: { admin?: boolean; ttlSeconds?: number } = {}) =>
   devToken(TEST_JWT_SECRET, userId, opts);
 
-/** The real app on a real HTTP port (127.0.0.1, random port), wired to a test engine. */
-export async function startApi(
-  engine: Engine,
-  over: {
-    bodyLimitBytes?: number; requestTimeoutMs?: number; log?: Logger; stripeWebhookSecrets?: string[]; queues?: Queue[]; rateLimit?: RateLimitConfig; streams?: StreamCapConfig;
-    /** Run a real persist worker beside the API, as in production (payments wait for holds to be recorded). */
-    persist?: boolean;
-  } = {},
-) {
+export type TestApiOptions = {
+  bodyLimitBytes?: number; requestTimeoutMs?: number; log?: Logger; stripeWebhookSecrets?: string[]; queues?: Queue[]; rateLimit?: RateLimitConfig; streams?: StreamCapConfig;
+  /** Run a real persist worker beside the API, as in production (payments wait for holds to be recorded). */
+  persist?: boolean;
+};
+
+/** The real app (createApp) wired to a test engine, with its metrics registry. */
+function testApp(engine: Engine, over: TestApiOptions) {
   const metrics: Metrics = createMetrics('api');
   const app = createApp({
     engine,
@@ -41,6 +40,40 @@ export async function startApi(
     checks: { redis: () => engine.deps.redis.ping(), postgres: () => engine.deps.pg.query('SELECT 1') },
     ...(over.queues ? { queues: over.queues } : {}),
   });
+  return { app, metrics };
+}
+
+/** `call(method, path, o)`: a request with JSON helpers, sent through `send` (fetch over a socket, or app.request). */
+function caller(send: (path: string, init: RequestInit) => Response | Promise<Response>) {
+  return async function call(method: string, path: string, o: { token?: string; body?: unknown; headers?: Record<string, string> } = {}) {
+    const headers: Record<string, string> = { ...o.headers };
+    if (o.token) headers.authorization = `Bearer ${o.token}`;
+    if (o.body !== undefined && !('content-type' in headers)) headers['content-type'] = 'application/json';
+    const res = await send(path, {
+      method,
+      headers,
+      body: o.body === undefined ? undefined : typeof o.body === 'string' ? o.body : JSON.stringify(o.body),
+    });
+    const text = await res.text();
+    let json: unknown = undefined;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      /* not JSON */
+    }
+    return { status: res.status, headers: res.headers, json: json as Record<string, any>, text }; // eslint-disable-line @typescript-eslint/no-explicit-any
+  };
+}
+
+const startPersist = (engine: Engine, over: TestApiOptions) => {
+  const persist = over.persist ? createPersistWorker({ engine, log: pino({ level: 'silent' }), maxIdleMs: 20 }) : undefined;
+  persist?.start();
+  return persist;
+};
+
+/** The real app on a real HTTP port (127.0.0.1, random port), wired to a test engine. */
+export async function startApi(engine: Engine, over: TestApiOptions = {}) {
+  const { app, metrics } = testApp(engine, over);
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s));
   });
@@ -48,8 +81,7 @@ export async function startApi(
   // as api/main.ts with METRICS_PORT: /metrics on its own port, not on the API's
   const metricsServer = await serveMetrics(metrics, '127.0.0.1', 0);
   const metricsUrl = `http://127.0.0.1:${(metricsServer.address() as AddressInfo).port}/metrics`;
-  const persist = over.persist ? createPersistWorker({ engine, log: pino({ level: 'silent' }), maxIdleMs: 20 }) : undefined;
-  persist?.start();
+  const persist = startPersist(engine, over);
   return {
     app,
     url,
@@ -57,24 +89,7 @@ export async function startApi(
     /** The API's /metrics, on its metrics port. */
     metricsUrl,
     /** fetch against the server with JSON helpers. */
-    async call(method: string, path: string, o: { token?: string; body?: unknown; headers?: Record<string, string> } = {}) {
-      const headers: Record<string, string> = { ...o.headers };
-      if (o.token) headers.authorization = `Bearer ${o.token}`;
-      if (o.body !== undefined && !('content-type' in headers)) headers['content-type'] = 'application/json';
-      const res = await fetch(url + path, {
-        method,
-        headers,
-        body: o.body === undefined ? undefined : typeof o.body === 'string' ? o.body : JSON.stringify(o.body),
-      });
-      const text = await res.text();
-      let json: unknown = undefined;
-      try {
-        json = text ? JSON.parse(text) : undefined;
-      } catch {
-        /* not JSON */
-      }
-      return { status: res.status, headers: res.headers, json: json as Record<string, any>, text }; // eslint-disable-line @typescript-eslint/no-explicit-any
-    },
+    call: caller((path, init) => fetch(url + path, init)),
     async close() {
       await persist?.stop();
       await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
@@ -83,6 +98,26 @@ export async function startApi(
   };
 }
 export type TestApi = Awaited<ReturnType<typeof startApi>>;
+
+/**
+ * The real app without a socket: `call` goes through Hono's `app.request` (in-process, as Hono's own tests do). For
+ * tests that need no network: not for the client's IP (rate limits, waiting-room streams read it from the socket),
+ * streams, timeouts, raw HTTP, or the /metrics port.
+ */
+export function inProcessApi(engine: Engine, over: Omit<TestApiOptions, 'rateLimit' | 'streams'> = {}) {
+  const { app, metrics } = testApp(engine, over);
+  const persist = startPersist(engine, over);
+  return {
+    app,
+    metrics,
+    /** app.request with JSON helpers. */
+    call: caller((path, init) => app.request(path, init)),
+    async close() {
+      await persist?.stop();
+    },
+  };
+}
+export type InProcessApi = ReturnType<typeof inProcessApi>;
 
 /** A logger writing JSON lines into memory (to check what reaches the logs), with Floodgate's redaction. */
 export function memoryLogger(level = 'debug') {

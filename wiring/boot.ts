@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { systemClock } from '../engine/clock.js';
 import { asNamespace } from '../engine/ids.js';
 import { createEngine, type Engine } from '../engine/index.js';
-import { globalKeys } from '../engine/keys.js';
+import { globalKeys, simulatedPaymentKeys } from '../engine/keys.js';
 import { loadConfig, type Config } from '../platform/config.js';
 import { createLogger } from '../platform/logger.js';
 import { createPool, type Pool } from '../platform/pg.js';
@@ -47,7 +47,7 @@ export async function boot(service: 'api' | 'workers', role: RedisRole, env?: Re
     pg,
     clock: systemClock,
     log,
-    provider: createPaymentProvider(config, redis),
+    provider: createPaymentProvider(config, redis, simulatedPaymentKeys(asNamespace(config.KEY_NAMESPACE))),
     jobs,
     config: {
       holdTtlMs: config.HOLD_TTL_MS,

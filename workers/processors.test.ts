@@ -17,6 +17,7 @@ import { listSimulatedPayments } from '../integrations/payments/simulated.js';
 import { createPersistWorker } from './persist/persist.js';
 import { startJobWorkers } from './processors.js';
 import { createJobSink } from '../integrations/queues.js';
+import { simulatedPaymentKeys } from '../engine/keys.js';
 
 /** The BullMQ stages for real: payment settle, notify, refund; and a payer killed with SIGKILL mid-payment. */
 describe('job workers', () => {
@@ -108,7 +109,7 @@ describe('job workers', () => {
       child.stderr!.on('data', (d) => (out += d));
       const signal = await new Promise((r) => child.once('exit', (_code, sig) => r(sig)));
       expect(signal, out).toBe('SIGKILL');
-      const money = () => listSimulatedPayments(redis, ns).then((p) => p.filter((x) => x.bookingId === id));
+      const money = () => listSimulatedPayments(redis, simulatedPaymentKeys(ns)).then((p) => p.filter((x) => x.bookingId === id));
       expect((await money()).map((m) => m.status)).toEqual([step === 'authorize' ? 'authorized' : 'captured']);
       expect((await e.bookings.get(id, { userId: user })).status).toBe('PAYMENT_PENDING');
 

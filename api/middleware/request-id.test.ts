@@ -1,11 +1,11 @@
 import { describe, expect, it } from '../../test/fixtures.js';
-import { startApi } from '../../test/http.js';
+import { inProcessApi } from '../../test/http.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 describe('X-Request-Id', () => {
   it('echoes a well-formed id (letters, digits, . _ -, at most 64) and replaces anything else with a fresh UUID', async ({ engine, onTestFinished }) => {
-    const api = await startApi(engine);
+    const api = inProcessApi(engine);
     onTestFinished(() => api.close());
     const sent = async (id: string) => {
       const res = await api.call('GET', '/nowhere', { headers: { 'x-request-id': id } });

@@ -11,6 +11,7 @@ import type { UserId } from '../../engine/ids.js';
 import { recordingJobs } from '../../test/jobs.js';
 import { createSimulatedProvider } from '../../integrations/payments/simulated.js';
 import { waitPage } from './wait-page.js';
+import { simulatedPaymentKeys } from '../../engine/keys.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -77,7 +78,7 @@ describe('the waiting-room page in Chromium', () => {
   it('on an event without a waiting room (npm start\'s demo event): sign in, book, pay, see CONFIRMED', async ({ ns, redis, pg, onTestFinished }) => {
     const engine = createEngine({
       ns, redis, pg, clock: systemClock, config: TEST_ENGINE_CONFIG, jobs: recordingJobs().sink,
-      provider: createSimulatedProvider({ redis, prefix: ns, timeoutMs: 300 }),
+      provider: createSimulatedProvider({ redis, keys: simulatedPaymentKeys(ns), timeoutMs: 300 }),
     });
     // a persist worker beside the API, as in production: the payment waits for the hold to be recorded
     const api = await startApi(engine, { persist: true });

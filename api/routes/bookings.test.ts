@@ -2,12 +2,12 @@ import { sign } from 'hono/jwt';
 import { beforeAll } from 'vitest';
 import { describe, expect, it, type Fixtures } from '../../test/fixtures.js';
 import { seatedEvent } from '../../test/events.js';
-import { TEST_JWT_SECRET, startApi, token, type TestApi } from '../../test/http.js';
+import { TEST_JWT_SECRET, inProcessApi, token, type InProcessApi } from '../../test/http.js';
 import { snapshotPg, snapshotRedis } from '../../test/state.js';
 import { drain } from '../../test/wait.js';
 import type { EventWithAvailability } from '../../engine/index.js';
 
-let api: TestApi;
+let api: InProcessApi;
 let ev: EventWithAvailability;
 let ann: string;
 let bob: string;
@@ -27,8 +27,8 @@ describe('bookings API', () => {
     bob = await token('bob');
   });
 
-  it('starts', async ({ engine, onTestFinished: _ }) => {
-    api = await startApi(engine);
+  it.beforeAll(async ({ engine }) => {
+    api = inProcessApi(engine);
     ev = await engine.createEvent({ ...seatedEvent([{ id: 'A', rows: 2, seatsPerRow: 5 }], 20), maxTicketsPerUser: 6 });
   });
 
@@ -192,7 +192,7 @@ describe('bookings API', () => {
     });
   });
 
-  it('closes', async () => {
+  it.afterAll(async () => {
     await api.close();
   });
 });

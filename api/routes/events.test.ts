@@ -1,11 +1,11 @@
 import { describe, expect, it } from '../../test/fixtures.js';
 import { gaEvent } from '../../test/events.js';
-import { startApi, token } from '../../test/http.js';
+import { inProcessApi, token } from '../../test/http.js';
 import { snapshotPg } from '../../test/state.js';
 
 describe('catalog and admin API', () => {
   it('an admin creates an event; it is armed at once and listed with live availability', async ({ engine, onTestFinished }) => {
-    const api = await startApi(engine);
+    const api = inProcessApi(engine);
     onTestFinished(() => api.close());
     const admin = await token('root', { admin: true });
     const body = {
@@ -37,7 +37,7 @@ describe('catalog and admin API', () => {
   });
 
   it('unknown and malformed event ids: 404 and 400', async ({ engine, onTestFinished }) => {
-    const api = await startApi(engine);
+    const api = inProcessApi(engine);
     onTestFinished(() => api.close());
     expect((await api.call('GET', '/api/events/ev_000000000000')).json).toMatchObject({ status: 404, type: '/problems/event-not-found' });
     expect((await api.call('GET', '/api/events/nope')).json).toMatchObject({ status: 400, type: '/problems/validation', errors: [{ field: 'eventId' }] });
@@ -46,7 +46,7 @@ describe('catalog and admin API', () => {
   });
 
   it('event creation: 401 without a token, 403 for a non-admin, 400 for bad specs, and nothing is written', async ({ engine, pg, onTestFinished }) => {
-    const api = await startApi(engine);
+    const api = inProcessApi(engine);
     onTestFinished(() => api.close());
     const before = await snapshotPg(pg);
     const events0 = (await pg.query('SELECT count(*)::int AS n FROM events')).rows[0].n;

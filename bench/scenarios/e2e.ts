@@ -18,7 +18,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { EventId } from '../../engine/ids.js';
+import { asNamespace, type EventId } from '../../engine/ids.js';
+import { simulatedPaymentKeys } from '../../engine/keys.js';
 import { listSimulatedPayments } from '../../integrations/payments/simulated.js';
 import { benchStack, machineFacts, say, startServer } from '../lib/stack.js';
 import { floodgateEventChecks, type Check } from '../lib/checks.js';
@@ -148,7 +149,7 @@ export async function run(args: string[]): Promise<void> {
     const pdfs = perSec(messages.map((x) => x.writtenAtMs));
     const missing = confirmedList.filter(([id]) => !emails.has(id)).length;
     const acknowledged = Number(crowd.ticketsAcknowledged ?? 0);
-    const charges = await listSimulatedPayments(redis, stack.ns);
+    const charges = await listSimulatedPayments(redis, simulatedPaymentKeys(asNamespace(stack.ns)));
     const store = await floodgateEventChecks(engine, 'e2e', eventId, {
       acknowledgedTickets: acknowledged, sentTicketsMax: acknowledged + 4 * (crowd.counters.holdErrors ?? 0), capacity: 10_000_000, charges, emailsPerBooking: emails,
     });

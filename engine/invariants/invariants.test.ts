@@ -5,6 +5,7 @@ import { listSimulatedPayments } from '../../integrations/payments/simulated.js'
 import type { UserId } from '../ids.js';
 import { eventKeys } from '../keys.js';
 import { checkInvariants } from './invariants.js';
+import { simulatedPaymentKeys } from '../../engine/keys.js';
 
 const u = (s: string) => s as UserId;
 
@@ -16,7 +17,7 @@ describe('the invariant checker', () => {
     await engine.payments.pay({ bookingId: a.reservation.bookingId, userId: u('a'), paymentMethodId: 'pm_card_visa' });
     const b = await engine.bookings.create({ userId: u('b'), eventId: ev.id, ticketCount: 1 });
     await drain(engine, ev.id);
-    const charges = () => listSimulatedPayments(redis, ns);
+    const charges = () => listSimulatedPayments(redis, simulatedPaymentKeys(ns));
     const healthy = await checkInvariants(engine, { eventIds: [ev.id], charges: await charges(), drained: true });
     expect(healthy.violations).toEqual([]);
     expect(healthy.figures).toMatchObject({ capacity: 10, sold: 2, held: 1, bookings: 2, captured: 1, mismatch: 0 });

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Cluster } from 'ioredis';
 import type { Redis } from 'ioredis';
+import type { SimulatedPaymentKeys } from '../../engine/keys.js';
 import type { RedisClient } from '../../platform/redis.js';
 import type { AuthorizeInput, AuthorizeResult, CancelResult, CaptureResult, PaymentProvider, RefundResult } from './provider.js';
 
@@ -9,7 +10,8 @@ import type { AuthorizeInput, AuthorizeResult, CancelResult, CaptureResult, Paym
  * payment methods (table below) and keeps its state in Redis, so the API and every worker process see the same
  * payments.
  *
- * Redis layout (`prefix` is the key namespace, e.g. `fg` or `t_<hex>`; it must not contain glob characters):
+ * Redis layout (the keys come from `simulatedPaymentKeys(ns)` in engine/keys.ts, the one module that builds keys;
+ * `prefix` is the key namespace, e.g. `fg` or `t_<hex>`; it must not contain glob characters):
  * - `<prefix>:simpay:<ref>`       HASH one payment: ref, bookingId, attempt, amount, currency, paymentMethodId,
  *                                 status, refunded (minor units), declineCode, createdAt (ms). No TTL.
  * - `<prefix>:simpay-key:<key>`   STRING JSON `{fp, state: 'pending' | 'done', result}`: the first result for one
@@ -91,24 +93,13 @@ export class SimulatedPaymentError extends Error {
 
 export type SimulatedProviderOptions = {
   redis: RedisClient;
-  /** Key namespace (`fg`, or `t_<hex>` in tests). */
-  prefix: string;
+  /** Its keys: `simulatedPaymentKeys(ns)` from engine/keys.ts. */
+  keys: SimulatedPaymentKeys;
   /** Added to every call: a fixed delay or a uniform random one in [min, max] ms. Default 0. */
   latencyMs?: number | readonly [number, number];
   /** How long `pm_card_timeout` (and a call waiting on a concurrent one with the same key) waits. Default 10 s. */
   timeoutMs?: number;
 };
-
-/** Every Redis key of the simulated provider under one prefix. */
-export function simulatedKeys(prefix: string) {
-  return {
-    payment: (ref: string) => `${prefix}:simpay:${ref}`,
-    idem: (key: string) => `${prefix}:simpay-key:${key}`,
-    lock: (ref: string) => `${prefix}:simpay-lock:${ref}`,
-    /** SCAN pattern of every payment hash (does not match `simpay-key:` or `simpay-lock:`). */
-    paymentPattern: `${prefix}:simpay:*`,
-  } as const;
-}
 
 const PENDING_TTL_MS = 30_000;
 const DONE_TTL_MS = 24 * 3600_000;
@@ -126,7 +117,7 @@ const newId = (p: string) => `${p}_sim_${randomBytes(12).toString('hex')}`;
 
 export function createSimulatedProvider(opts: SimulatedProviderOptions): PaymentProvider {
   const { redis } = opts;
-  const k = simulatedKeys(opts.prefix);
+  const k = opts.keys;
   const timeoutMs = opts.timeoutMs ?? 10_000;
 
   const latency = async () => {
@@ -307,9 +298,19 @@ export function createSimulatedProvider(opts: SimulatedProviderOptions): Payment
   };
 }
 
-/** Every payment under `prefix` (all shards of a Cluster), oldest first: for invariant checks against bookings. */
-export async function listSimulatedPayments(redis: RedisClient, prefix: string): Promise<SimulatedPayment[]> {
-  const k = simulatedKeys(prefix);
+/**
+ * @deprecated Transitional: a bare namespace, for engine/payments/payments.test.ts and api/routes/payments.test.ts,
+ * which are being rewritten on another branch. Pass `simulatedPaymentKeys(ns)` instead; remove this (and the string
+ * branch below, the last copy of the pattern outside engine/keys.ts) once no caller passes a string.
+ */
+type LegacyNamespace = string;
+
+/**
+ * Every payment under `where` (`simulatedPaymentKeys(ns)`; all shards of a Cluster), oldest first: for invariant checks
+ * against bookings.
+ */
+export async function listSimulatedPayments(redis: RedisClient, where: Pick<SimulatedPaymentKeys, 'paymentPattern'> | LegacyNamespace): Promise<SimulatedPayment[]> {
+  const k = typeof where === 'string' ? { paymentPattern: `${where}:simpay:*` } : where;
   const nodes: Redis[] = redis instanceof Cluster ? redis.nodes('master') : [redis];
   const keys: string[] = [];
   for (const node of nodes) {

@@ -12,6 +12,7 @@ import { createPool } from '../../platform/pg.js';
 import { createSimulatedProvider } from '../../integrations/payments/simulated.js';
 import { createJobSink } from '../../integrations/queues.js';
 import { TEST_ENGINE_CONFIG } from '../config.js';
+import { simulatedPaymentKeys } from '../../engine/keys.js';
 
 const env = (k: string) => process.env[k] ?? (() => { throw new Error(`${k} missing`); })();
 const ns = asNamespace(env('NS'));
@@ -19,7 +20,7 @@ const redis = new Redis(env('REDIS_URL'), { maxRetriesPerRequest: null });
 await loadCommands(redis);
 const pg = createPool({ url: env('DATABASE_URL'), schema: env('SCHEMA') });
 const bull = new Redis(env('REDIS_URL'), { maxRetriesPerRequest: null });
-const real = createSimulatedProvider({ redis, prefix: ns });
+const real = createSimulatedProvider({ redis, keys: simulatedPaymentKeys(ns) });
 const dieAfter = env('DIE_AFTER');
 const die = () => process.kill(process.pid, 'SIGKILL');
 const provider: PaymentProvider = {

@@ -27,6 +27,7 @@ import { TEST_ENGINE_CONFIG } from '../config.js';
 import { TEST_DATABASE_URL } from '../env.js';
 import { startApi, token, type TestApi } from '../http.js';
 import { waitFor } from '../wait.js';
+import { simulatedPaymentKeys } from '../../engine/keys.js';
 
 export const silent = pino({ level: 'silent' });
 
@@ -276,7 +277,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   const workerRedis = await createRedis({ url: o.redisUrl }, 'worker');
   workerRedis.on('error', () => {});
   const mk = (redis: RedisClient) =>
-    createEngine({ ns, redis, pg: pool, clock: systemClock, config, log: silent, provider: createSimulatedProvider({ redis, prefix: ns, timeoutMs: 300 }) });
+    createEngine({ ns, redis, pg: pool, clock: systemClock, config, log: silent, provider: createSimulatedProvider({ redis, keys: simulatedPaymentKeys(ns), timeoutMs: 300 }) });
   const engine = mk(apiRedis);
   const workerEngine = mk(workerRedis);
   // a short lease (production: 10 s) so a stopped or dead worker's events are taken over quickly

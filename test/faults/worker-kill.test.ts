@@ -17,6 +17,7 @@ import { createJobSink } from '../../integrations/queues.js';
 import { gaEvent } from '../events.js';
 import { drain, waitFor } from '../wait.js';
 import { cleanups, killHard, onSaleNow, recordFigures, silent, startOwnRedis, startStack, waitDrained } from './harness.js';
+import { simulatedPaymentKeys } from '../../engine/keys.js';
 
 const CHILDREN = join(import.meta.dirname, '..', 'children');
 
@@ -98,7 +99,7 @@ describe('F5 fault: a worker killed (SIGKILL) between its effect and its record'
     const duplicates = (await metrics.registry.getSingleMetric('floodgate_outbox_duplicates_total')!.get()).values.reduce((n, v) => n + v.value, 0);
     expect(applied).toBe(0);
     expect(duplicates).toBe(36);
-    const report = await checkInvariants(s.workerEngine, { eventIds: [ev.id], drained: true, charges: await listSimulatedPayments(redis.admin, s.ns) });
+    const report = await checkInvariants(s.workerEngine, { eventIds: [ev.id], drained: true, charges: await listSimulatedPayments(redis.admin, simulatedPaymentKeys(s.ns)) });
     expect(report.violations).toEqual([]);
     await recordFigures('F5-persist-kill', {
       entries: backlog, committedBeforeKill: afterCrash.bookings.length, reappliedOnRerun: applied, skippedAsReplays: duplicates,
@@ -155,7 +156,7 @@ describe('F5 fault: a worker killed (SIGKILL) between its effect and its record'
     expect((await e.bookings.get(id, { userId: user })).status).toBe('TICKETS_DELIVERED');
     const report = await checkInvariants(s.workerEngine, {
       eventIds: [ev.id],
-      charges: await listSimulatedPayments(redis.admin, s.ns), emailsPerBooking: new Map([[id, folders.length]]),
+      charges: await listSimulatedPayments(redis.admin, simulatedPaymentKeys(s.ns)), emailsPerBooking: new Map([[id, folders.length]]),
     });
     expect(report.violations).toEqual([]);
     await recordFigures('F5-notify-kill', {

@@ -1,5 +1,5 @@
 import { checkInvariants, type InvariantReport } from '../../engine/invariants/invariants.js';
-import { eventKeys } from '../../engine/keys.js';
+import { eventKeys, simulatedPaymentKeys } from '../../engine/keys.js';
 import { listSimulatedPayments } from '../../integrations/payments/simulated.js';
 import { bump, label, type Sim } from './context.js';
 
@@ -48,7 +48,7 @@ export async function cheapChecks(sim: Sim): Promise<string[]> {
 }
 
 /** The provider's charges for this run's bookings. */
-const myCharges = async (sim: Sim) => (await listSimulatedPayments(sim.redis, sim.ns)).filter((c) => sim.byId.has(c.bookingId));
+const myCharges = async (sim: Sim) => (await listSimulatedPayments(sim.redis, simulatedPaymentKeys(sim.ns))).filter((c) => sim.byId.has(c.bookingId));
 
 /**
  * The full oracle at a checkpoint, with the money rules of the oracle applied only to bookings that are settled now:

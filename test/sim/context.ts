@@ -8,6 +8,7 @@ import { faultyProvider, jobModel, type AuthorizedRef, type FaultControl, type J
 import { ALL_WORKAROUNDS, type KnownBug, type SimOptions } from './options.js';
 import { streamOf, type Rng } from './prng.js';
 import type { World } from './world.js';
+import { simulatedPaymentKeys } from '../../engine/keys.js';
 
 /**
  * One simulation run's state and its setup (the world step of test/sim/simulator.ts): the seed's random streams, the
@@ -81,7 +82,7 @@ export const workaround = (sim: Sim, b: KnownBug) => (sim.o.workarounds ?? ALL_W
 function faultInjection(world: World, seed: number, stats: Map<string, number>) {
   const ctl: FaultControl = { enabled: true, current: null, parked: 0, maxParked: 3 };
   const authorized: AuthorizedRef[] = [];
-  const real = createSimulatedProvider({ redis: world.redis, prefix: world.ns, timeoutMs: 2_000 });
+  const real = createSimulatedProvider({ redis: world.redis, keys: simulatedPaymentKeys(world.ns), timeoutMs: 2_000 });
   const provider: PaymentProvider = faultyProvider(real, streamOf(seed, 2), ctl, { onFault: (call, f) => bump({ stats }, `fault ${call} ${f}`), authorized });
   return { ctl, authorized, provider };
 }

@@ -46,7 +46,7 @@ describe('deterministic simulation of the booking core (VOPR-lite)', () => {
 
   /**
    * Engine bugs this simulation found (its first runs; each was steered around by a workaround until it was fixed).
-   * The seeds that first showed them stay here as regression seeds; new unfixed ones go to KNOWN_BUGS in simulator.ts
+   * The seeds that first showed them stay here as regression seeds; new unfixed ones go to KNOWN_BUGS in options.ts
    * with an `it.fails` here.
    *  - payments wrote bookings into Postgres ahead of the outbox (pay recording an unrecorded hold, complete() moving a
    *    re-taken booking EXPIRED -> CONFIRMED): 500s from unique/CHECK violations, and an earlier hold refused by
