@@ -1,4 +1,4 @@
-import type { Pool, PoolClient } from '../../platform/pg.js';
+import { withTx, type Pool, type PoolClient } from '../../platform/pg.js';
 import type { OutboxEntry, OutboxType } from '../outbox/outbox.js';
 import { insertBooking, insertBookings, moveMany, type BookingMove, type NewBooking } from './bookings-repo.js';
 import type { BookingState } from './states.js';
@@ -242,9 +242,7 @@ async function applyBatch(pool: Pool, entries: OutboxEntry[], onRefused: OnRelea
   const out: ApplyResult = { applied: 0, fresh: [], duplicates: 0, refused: [], anomalies: [], quarantined: [] };
   if (entries.length === 0) return out;
   const oneByOne = mode === 'entry';
-  const tx = await pool.connect();
-  try {
-    await tx.query('BEGIN');
+  return withTx(pool, async (tx) => {
     // No tier lock up front: the tier rows are locked only when the counters move (in tier id order), at the end of
     // the batch. Two processes never drain one event at once (the outbox lease), and every other transaction that moves
     // a booking moves its own rows only (the persist worker is the only writer of counters and states).
@@ -290,12 +288,6 @@ async function applyBatch(pool: Pool, entries: OutboxEntry[], onRefused: OnRelea
     }
     const poisonHolds = out.quarantined.filter((q) => q.entry.type === 'BookingCreated').map((q) => q.entry);
     if (out.refused.length > 0 || poisonHolds.length > 0) await onRefused(out.refused, poisonHolds);
-    await tx.query('COMMIT');
     return out;
-  } catch (err) {
-    await tx.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    tx.release();
-  }
+  });
 }

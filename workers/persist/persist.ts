@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Engine } from '../../engine/index.js';
 import type { EventId } from '../../engine/ids.js';
 import type { DrainReport } from '../../engine/outbox/drain.js';
+import { createPollLoop } from '../../platform/loop.js';
 import type { Metrics } from '../../platform/metrics.js';
 
 export type PersistOptions = {
@@ -32,9 +33,6 @@ export function createPersistWorker(o: PersistOptions) {
   const maxIdleMs = o.maxIdleMs ?? 100;
   // errors start at 0: a panel or rate() sees a series (0 errors) from the start, not "no data"
   o.metrics?.workerErrors.inc({ worker: 'persist' }, 0);
-  let running = false;
-  let loop: Promise<void> | undefined;
-  let wake: (() => void) | undefined;
 
   /** One pass over every armed event; returns how many entries were applied or skipped as replays. */
   async function drainOnce(): Promise<number> {
@@ -86,35 +84,24 @@ export function createPersistWorker(o: PersistOptions) {
     }
   }
 
-  async function run() {
-    let idle = 5;
-    let backoff = 100;
-    while (running) {
-      try {
-        const n = await drainOnce();
-        backoff = 100;
-        idle = n > 0 ? 0 : Math.min(Math.max(idle * 2, 5), maxIdleMs);
-      } catch (err) {
-        o.metrics?.workerErrors.inc({ worker: 'persist' });
-        log.warn({ err: { message: (err as Error).message } }, 'persist pass failed; retrying');
-        idle = backoff;
-        backoff = Math.min(backoff * 2, 5_000);
-      }
-      if (idle > 0 && running) await new Promise<void>((r) => ((wake = r), setTimeout(r, idle).unref()));
-    }
-  }
+  // drains again at once while there is work; idle pauses grow 5 ms -> maxIdleMs; failures back off 100 ms -> 5 s
+  const loop = createPollLoop({
+    pass: drainOnce,
+    idleMs: 5,
+    maxIdleMs,
+    errorMs: 100,
+    maxErrorMs: 5_000,
+    onError(err) {
+      o.metrics?.workerErrors.inc({ worker: 'persist' });
+      log.warn({ err: { message: (err as Error).message } }, 'persist pass failed; retrying');
+    },
+  });
 
   return {
     drainOnce,
-    start() {
-      if (running) return;
-      running = true;
-      loop = run();
-    },
+    start: () => loop.start(),
     async stop() {
-      running = false;
-      wake?.();
-      await loop;
+      await loop.stop();
       for (const eventId of await engine.inventory.armedEvents().catch(() => [])) {
         await engine.outbox.lease(eventId, owner, leaseMs, 'drop').catch(() => {});
       }
