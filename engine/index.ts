@@ -9,6 +9,7 @@ import { createWaitingRoom, type QueueSettings } from './waiting-room/waiting-ro
 import { createPayments } from './payments/payments.js';
 import { createRefunds } from './payments/refunds.js';
 import { createTickets } from './tickets/tickets.js';
+import { createSmsMessages } from './tickets/sms-messages.js';
 import { createIdempotency } from './idempotency.js';
 import { reconcileEvent } from './inventory/reconcile.js';
 import { rebuildEvent } from './inventory/rebuild.js';
@@ -36,6 +37,8 @@ export function createEngine(d: EngineDeps) {
     payments,
     refunds,
     tickets,
+    /** The SMS of each booking: accepted, refused, delivery receipts (apart from the booking's state). */
+    sms: createSmsMessages(d),
     idempotency,
     /** Creates an event in Postgres, arms its inventory in Redis, and sets its waiting room if asked. */
     async createEvent(input: EventInput & { queue?: QueueSettings | undefined }) {
