@@ -21,6 +21,8 @@ export async function startApi(
   engine: Engine,
   over: {
     bodyLimitBytes?: number; requestTimeoutMs?: number; log?: Logger; stripeWebhookSecrets?: string[]; queues?: Queue[]; rateLimit?: RateLimitConfig; streams?: StreamCapConfig;
+    /** Twilio's status callbacks (api/routes/webhooks-twilio.ts): the token that signs them and the URL they are sent to. */
+    twilio?: { authToken: string; statusCallbackUrl: string };
     /** Run a real persist worker beside the API, as in production (payments wait for holds to be recorded). */
     persist?: boolean;
   } = {},
@@ -36,6 +38,7 @@ export async function startApi(
       requestTimeoutMs: over.requestTimeoutMs ?? 5000,
       stripeWebhookSecrets: over.stripeWebhookSecrets ?? [],
       ...(over.rateLimit ? { rateLimit: over.rateLimit } : {}),
+      ...(over.twilio ? { twilio: over.twilio } : {}),
       ...(over.streams ? { streams: over.streams } : {}),
     },
     checks: { redis: () => engine.deps.redis.ping(), postgres: () => engine.deps.pg.query('SELECT 1') },
