@@ -107,8 +107,9 @@ describe('SMS_PROVIDER=twilio', () => {
       expect.stringMatching(/^TWILIO_ACCOUNT_SID: /),
       expect.stringMatching(/^TWILIO_FROM: /),
     ]);
-    // the log transport needs none of it, as before
+    // the log transport needs none of it, as before; the tickets link defaults to where the API listens
     expect(loadConfig({}).SMS_PROVIDER).toBe('log');
+    expect(loadConfig({ PORT: '3917' }).PUBLIC_BASE_URL).toBe('http://127.0.0.1:3917');
   });
 
   it('in production: a strong token, https for the callback and the ticket links, no API override; the token is never in a problem', () => {

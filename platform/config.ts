@@ -123,8 +123,8 @@ const Env = z
     TWILIO_STATUS_CALLBACK_URL: optional(z.string().url()),
     /** Where the Twilio API is (tests point it at a local double). Default: Twilio's. */
     TWILIO_API_URL: optional(z.string().url()),
-    /** Where buyers reach Floodgate: the SMS links to the tickets under it. */
-    PUBLIC_BASE_URL: z.string().url().default('http://127.0.0.1:3000'),
+    /** Where buyers reach Floodgate: the SMS links to the tickets under it. Default: http://HOST:PORT. */
+    PUBLIC_BASE_URL: optional(z.string().url()),
     /** Where the process serves /metrics (and /health) for Prometheus, apart from the API's public port (0 = none). */
     METRICS_PORT: int(0, 0),
     /** Where `npm start` keeps the Redis and Postgres it starts itself (when none answers). */
@@ -157,7 +157,7 @@ const Env = z
         if (e.TWILIO_STATUS_CALLBACK_URL && !e.TWILIO_STATUS_CALLBACK_URL.startsWith('https://')) {
           ctx.addIssue({ code: 'custom', path: ['TWILIO_STATUS_CALLBACK_URL'], message: 'must be https in production (Twilio signs the URL, not the transport)' });
         }
-        if (!e.PUBLIC_BASE_URL.startsWith('https://')) {
+        if (!e.PUBLIC_BASE_URL?.startsWith('https://')) {
           ctx.addIssue({ code: 'custom', path: ['PUBLIC_BASE_URL'], message: 'must be the public https URL in production: SMS link buyers to it' });
         }
       }
@@ -193,7 +193,11 @@ const Env = z
       ctx.addIssue({ code: 'custom', path: ['SMTP_URL'], message: 'required when MAIL_PROVIDER=smtp' });
     }
   })
-  .transform(({ TRUST_PROXY_HOPS, ...e }) => ({ ...e, TRUST_PROXY_HOPS: TRUST_PROXY_HOPS ?? (e.TRUST_PROXY ? 1 : 0) }));
+  .transform(({ TRUST_PROXY_HOPS, PUBLIC_BASE_URL, ...e }) => ({
+    ...e,
+    TRUST_PROXY_HOPS: TRUST_PROXY_HOPS ?? (e.TRUST_PROXY ? 1 : 0),
+    PUBLIC_BASE_URL: PUBLIC_BASE_URL ?? `http://${e.HOST}:${e.PORT}`,
+  }));
 
 export type Config = Readonly<z.infer<typeof Env>>;
 
