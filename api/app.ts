@@ -24,6 +24,7 @@ import { pages } from './routes/pages.js';
 import { payments } from './routes/payments.js';
 import { tickets } from './routes/tickets.js';
 import { webhooks } from './routes/webhooks.js';
+import { documentTwilioWebhook, webhooksTwilio } from './routes/webhooks-twilio.js';
 import { waitingRoom } from './routes/waiting-room.js';
 
 const HTTP_PROBLEMS: Record<number, [string, string]> = {
@@ -117,11 +118,13 @@ export function createApp(deps: AppDeps) {
   app.route('/', payments);
   app.route('/', tickets);
   app.route('/', webhooks);
+  app.route('/', webhooksTwilio);
   if (deps.queues?.length) mountQueueBoard(app, deps.queues, deps.config.jwtSecret);
   app.route('/', pages);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   documentPlainRoutes(app);
+  documentTwilioWebhook(app);
   // built once, on the first request, when every route is registered
   let spec: object | undefined;
   app.get('/openapi.json', (c) =>

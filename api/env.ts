@@ -22,6 +22,8 @@ export type ApiConfig = {
   jwtSecret: string;
   /** Stripe webhook signing secrets (two during a rotation); none = the webhook route answers 404. */
   stripeWebhookSecrets?: string[];
+  /** Twilio's status callbacks: the auth token that signs them and the URL they are sent to (none = the route answers 404). */
+  twilio?: { authToken: string; statusCallbackUrl: string } | undefined;
   /** Per-user and per-IP limits on holds, payments and joins (none = no limits). */
   rateLimit?: RateLimitConfig;
   /** Caps on open status streams (Server-Sent Events) per user and per IP (none = no caps). */

@@ -21,6 +21,7 @@ runMain(async () => {
       bodyLimitBytes: config.BODY_LIMIT_BYTES,
       requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
       stripeWebhookSecrets: config.PAYMENTS_PROVIDER === 'stripe' ? config.STRIPE_WEBHOOK_SECRET!.split(',').map((s) => s.trim()) : [],
+      twilio: config.SMS_PROVIDER === 'twilio' && config.TWILIO_STATUS_CALLBACK_URL ? { authToken: config.TWILIO_AUTH_TOKEN!, statusCallbackUrl: config.TWILIO_STATUS_CALLBACK_URL } : undefined,
       streams: { perUser: config.STREAM_MAX_PER_USER, perIp: config.STREAM_MAX_PER_IP },
       rateLimit: { perUser: config.RATE_LIMIT_PER_USER, perIp: config.RATE_LIMIT_PER_IP, windowSeconds: config.RATE_LIMIT_WINDOW_SECONDS, trustProxyHops: config.TRUST_PROXY_HOPS },
     },

@@ -10,6 +10,7 @@ import { createWaitingRoom, type QueueSettings } from './waiting-room/waiting-ro
 import { createPayments } from './payments/payments.js';
 import { createRefunds } from './payments/refunds.js';
 import { createTickets } from './tickets/tickets.js';
+import { createSmsMessages } from './tickets/sms-messages.js';
 import { createIdempotency } from './idempotency.js';
 import { createRateLimits } from './rate-limits.js';
 import { reconcileEvent } from './inventory/reconcile.js';
@@ -43,6 +44,8 @@ export function createEngine(d: EngineDeps) {
     payments,
     refunds,
     tickets,
+    /** The SMS of each booking: accepted, refused, delivery receipts (apart from the booking's state). */
+    sms: createSmsMessages(d),
     idempotency,
     rateLimits,
     /** The payment provider's webhook events already handled. */

@@ -39,6 +39,7 @@ export const EXPORTED_METRICS = [
   'floodgate_time_to_book_seconds',
   'floodgate_notification_delay_seconds',
   'floodgate_notifications_total',
+  'floodgate_sms_total',
   'floodgate_outbox_entries_applied_total',
   'floodgate_outbox_duplicates_total',
   'floodgate_outbox_backlog_entries',

@@ -10,6 +10,7 @@ import { createSmtpMailer } from './mail/smtp.js';
 import type { Mailer } from './mail/mailer.js';
 import type { SmsSender } from './sms/sender.js';
 import { createLogSms } from './sms/log.js';
+import { createTwilioSms } from './sms/twilio.js';
 import type { Logger } from '../platform/logger.js';
 
 /** The payment provider the configuration names (simulated by default, with `simulatedKeys` = `simulatedPaymentKeys(ns)`
@@ -38,6 +39,18 @@ export function createMailer(config: Config): Mailer {
   }
 }
 
+/** The SMS transport the configuration names (a log line by default; none: no SMS at all). */
 export function createSms(config: Config, log: Logger): SmsSender | undefined {
-  return config.SMS_PROVIDER === 'log' ? createLogSms({ log }) : undefined;
+  switch (config.SMS_PROVIDER) {
+    case 'log':
+      return createLogSms({ log });
+    case 'twilio':
+      return createTwilioSms({
+        accountSid: config.TWILIO_ACCOUNT_SID!, authToken: config.TWILIO_AUTH_TOKEN!,
+        from: config.TWILIO_FROM, messagingServiceSid: config.TWILIO_MESSAGING_SERVICE_SID,
+        statusCallbackUrl: config.TWILIO_STATUS_CALLBACK_URL, apiUrl: config.TWILIO_API_URL,
+      });
+    case 'none':
+      return undefined;
+  }
 }

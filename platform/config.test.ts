@@ -89,3 +89,34 @@ describe('TRUST_PROXY_HOPS', () => {
     expect(problems({ TRUST_PROXY_HOPS: '-1' })).toEqual([expect.stringMatching(/^TRUST_PROXY_HOPS: /)]);
   });
 });
+
+describe('SMS_PROVIDER=twilio', () => {
+  const SID = 'AC0123456789abcdef0123456789abcdef';
+  const TOKEN = '7c1e9b2f4a6d8035e2b9c4f1a7d6e038';
+  const TWILIO = { SMS_PROVIDER: 'twilio', TWILIO_ACCOUNT_SID: SID, TWILIO_AUTH_TOKEN: TOKEN, TWILIO_FROM: '+15005550006' };
+
+  it('needs the account, its token and a sender (a number or a Messaging Service), and lists what is missing at once', () => {
+    expect(problems(TWILIO)).toEqual([]);
+    expect(problems({ ...TWILIO, TWILIO_FROM: '', TWILIO_MESSAGING_SERVICE_SID: 'MG0123456789abcdef0123456789abcdef' })).toEqual([]);
+    expect(problems({ SMS_PROVIDER: 'twilio' })).toEqual([
+      expect.stringMatching(/^TWILIO_ACCOUNT_SID: required/),
+      expect.stringMatching(/^TWILIO_AUTH_TOKEN: required/),
+      expect.stringMatching(/^TWILIO_FROM: TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID is required/),
+    ]);
+    expect(problems({ ...TWILIO, TWILIO_ACCOUNT_SID: 'AC123', TWILIO_FROM: '0151 234' })).toEqual([
+      expect.stringMatching(/^TWILIO_ACCOUNT_SID: /),
+      expect.stringMatching(/^TWILIO_FROM: /),
+    ]);
+    // the log transport needs none of it, as before; the tickets link defaults to where the API listens
+    expect(loadConfig({}).SMS_PROVIDER).toBe('log');
+    expect(loadConfig({ PORT: '3917' }).PUBLIC_BASE_URL).toBe('http://127.0.0.1:3917');
+  });
+
+  it('in production: a strong token, https for the callback and the ticket links, no API override; the token is never in a problem', () => {
+    const prod = { ...PROD, ...TWILIO, TWILIO_STATUS_CALLBACK_URL: 'https://tickets.example.com/api/webhooks/twilio', PUBLIC_BASE_URL: 'https://tickets.example.com' };
+    expect(problems(prod)).toEqual([]);
+    const weak = problems({ ...prod, TWILIO_AUTH_TOKEN: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', TWILIO_STATUS_CALLBACK_URL: 'http://tickets.example.com/api/webhooks/twilio', PUBLIC_BASE_URL: 'http://127.0.0.1:3000', TWILIO_API_URL: 'http://127.0.0.1:9' });
+    expect(weak.map((p) => p.split(':')[0])).toEqual(['TWILIO_AUTH_TOKEN', 'TWILIO_API_URL', 'TWILIO_STATUS_CALLBACK_URL', 'PUBLIC_BASE_URL']);
+    expect(weak.join('\n')).not.toContain('aaaaaaaa');
+  });
+});

@@ -110,8 +110,21 @@ const Env = z
     SENDGRID_API_KEY: optional(z.string()),
     SENDGRID_BASE_URL: optional(z.string().url()),
     SMTP_URL: optional(z.string().url()),
-    /** SMS for bookings that give a phone number: a log line (default), or none at all. */
-    SMS_PROVIDER: z.enum(['none', 'log']).default('log'),
+    /** SMS for bookings that give a phone number: a log line (default), Twilio, or none at all. */
+    SMS_PROVIDER: z.enum(['none', 'log', 'twilio']).default('log'),
+    /** Twilio (SMS_PROVIDER=twilio): the account (AC + 32 hex), its auth token, and the sender: a Twilio number
+     *  (E.164) in TWILIO_FROM or a Messaging Service (MG + 32 hex) in TWILIO_MESSAGING_SERVICE_SID. */
+    TWILIO_ACCOUNT_SID: optional(z.string().regex(/^AC[0-9a-f]{32}$/, 'a Twilio Account SID (AC + 32 hex digits)')),
+    TWILIO_AUTH_TOKEN: optional(z.string().min(16, 'at least 16 characters')),
+    TWILIO_FROM: optional(z.string().regex(/^\+[1-9]\d{6,14}$/, 'a phone number in E.164 (+15551234567)')),
+    TWILIO_MESSAGING_SERVICE_SID: optional(z.string().regex(/^MG[0-9a-f]{32}$/, 'a Messaging Service SID (MG + 32 hex digits)')),
+    /** The public URL of POST /api/webhooks/twilio: Twilio posts delivery receipts there, and their signatures are
+     *  checked against it. Unset: no receipts are asked for (and the route answers 404). */
+    TWILIO_STATUS_CALLBACK_URL: optional(z.string().url()),
+    /** Where the Twilio API is (tests point it at a local double). Default: Twilio's. */
+    TWILIO_API_URL: optional(z.string().url()),
+    /** Where buyers reach Floodgate: the SMS links to the tickets under it. Default: http://HOST:PORT. */
+    PUBLIC_BASE_URL: optional(z.string().url()),
     /** Where the process serves /metrics (and /health) for Prometheus, apart from the API's public port (0 = none). */
     METRICS_PORT: int(0, 0),
     /** Where `npm start` keeps the Redis and Postgres it starts itself (when none answers). */
@@ -134,6 +147,20 @@ const Env = z
           if (weak) ctx.addIssue({ code: 'custom', path: ['STRIPE_WEBHOOK_SECRET'], message: weak });
         }
       }
+      if (e.SMS_PROVIDER === 'twilio') {
+        // Twilio's auth tokens are 32 random hex digits
+        const weak = e.TWILIO_AUTH_TOKEN ? weakSecret(e.TWILIO_AUTH_TOKEN, 32) : undefined;
+        if (weak) ctx.addIssue({ code: 'custom', path: ['TWILIO_AUTH_TOKEN'], message: weak });
+        if (e.TWILIO_API_URL) {
+          ctx.addIssue({ code: 'custom', path: ['TWILIO_API_URL'], message: 'tests only: in production the SDK talks to Twilio itself' });
+        }
+        if (e.TWILIO_STATUS_CALLBACK_URL && !e.TWILIO_STATUS_CALLBACK_URL.startsWith('https://')) {
+          ctx.addIssue({ code: 'custom', path: ['TWILIO_STATUS_CALLBACK_URL'], message: 'must be https in production (Twilio signs the URL, not the transport)' });
+        }
+        if (!e.PUBLIC_BASE_URL?.startsWith('https://')) {
+          ctx.addIssue({ code: 'custom', path: ['PUBLIC_BASE_URL'], message: 'must be the public https URL in production: SMS link buyers to it' });
+        }
+      }
       if (e.PAYMENTS_PROVIDER === 'simulated' && !e.ALLOW_SIMULATED_PAYMENTS) {
         ctx.addIssue({
           code: 'custom',
@@ -154,11 +181,23 @@ const Env = z
     if (e.MAIL_PROVIDER === 'sendgrid' && !e.SENDGRID_API_KEY) {
       ctx.addIssue({ code: 'custom', path: ['SENDGRID_API_KEY'], message: 'required when MAIL_PROVIDER=sendgrid' });
     }
+    if (e.SMS_PROVIDER === 'twilio') {
+      for (const name of ['TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN'] as const) {
+        if (!e[name]) ctx.addIssue({ code: 'custom', path: [name], message: 'required when SMS_PROVIDER=twilio' });
+      }
+      if (!e.TWILIO_FROM && !e.TWILIO_MESSAGING_SERVICE_SID) {
+        ctx.addIssue({ code: 'custom', path: ['TWILIO_FROM'], message: 'TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID is required when SMS_PROVIDER=twilio' });
+      }
+    }
     if (e.MAIL_PROVIDER === 'smtp' && !e.SMTP_URL) {
       ctx.addIssue({ code: 'custom', path: ['SMTP_URL'], message: 'required when MAIL_PROVIDER=smtp' });
     }
   })
-  .transform(({ TRUST_PROXY_HOPS, ...e }) => ({ ...e, TRUST_PROXY_HOPS: TRUST_PROXY_HOPS ?? (e.TRUST_PROXY ? 1 : 0) }));
+  .transform(({ TRUST_PROXY_HOPS, PUBLIC_BASE_URL, ...e }) => ({
+    ...e,
+    TRUST_PROXY_HOPS: TRUST_PROXY_HOPS ?? (e.TRUST_PROXY ? 1 : 0),
+    PUBLIC_BASE_URL: PUBLIC_BASE_URL ?? `http://${e.HOST}:${e.PORT}`,
+  }));
 
 export type Config = Readonly<z.infer<typeof Env>>;
 

@@ -13,6 +13,8 @@ export const REDACT_PATHS = [
   '*.secret',
   '*.secretKey',
   '*.apiKey',
+  '*.authToken',
+  '*.TWILIO_AUTH_TOKEN',
   '*.card*',
   '*.JWT_SECRET',
   '*.DATABASE_URL',

@@ -93,6 +93,12 @@ export function createMetrics(service: 'api' | 'workers') {
       labelNames: ['channel', 'outcome'] as const,
       registers: [registry],
     }),
+    sms: new Counter({
+      name: 'floodgate_sms_total',
+      help: 'SMS sends by outcome: sent (the transport took it), retry (429, 5xx or no answer: tried again later), rejected (an invalid or unreachable number: recorded, never retried), failed (given up after the last retry)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
     waitingRoomJoins: new Counter({
       name: 'floodgate_waiting_room_joins_total',
       help: 'People who took a place in a waiting room',

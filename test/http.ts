@@ -18,6 +18,8 @@ export const token = (userId: string, opts: { admin?: boolean; ttlSeconds?: numb
 
 export type TestApiOptions = {
   bodyLimitBytes?: number; requestTimeoutMs?: number; log?: Logger; stripeWebhookSecrets?: string[]; queues?: Queue[]; rateLimit?: RateLimitConfig; streams?: StreamCapConfig;
+  /** Twilio's status callbacks (api/routes/webhooks-twilio.ts): the token that signs them and the URL they are sent to. */
+  twilio?: { authToken: string; statusCallbackUrl: string };
   /** Run a real persist worker beside the API, as in production (payments wait for holds to be recorded). */
   persist?: boolean;
 };
@@ -35,6 +37,7 @@ function testApp(engine: Engine, over: TestApiOptions) {
       requestTimeoutMs: over.requestTimeoutMs ?? 5000,
       stripeWebhookSecrets: over.stripeWebhookSecrets ?? [],
       ...(over.rateLimit ? { rateLimit: over.rateLimit } : {}),
+      ...(over.twilio ? { twilio: over.twilio } : {}),
       ...(over.streams ? { streams: over.streams } : {}),
     },
     checks: { redis: () => engine.deps.redis.ping(), postgres: () => engine.deps.pg.query('SELECT 1') },

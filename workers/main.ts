@@ -51,6 +51,7 @@ runMain(async () => {
     const jobWorkers = startJobWorkers(
       {
         engine, log: log.child({ worker: 'jobs' }), metrics, mailer: createMailer(config), sms: createSms(config, log), mailFrom: config.MAIL_FROM,
+        publicUrl: config.PUBLIC_BASE_URL,
         ...(pdfPool ? { renderPdf: pdfPool.render } : {}),
       },
       rt.bull,

@@ -8,6 +8,7 @@ import type { Metrics } from '../platform/metrics.js';
 import type { Mailer } from '../integrations/mail/mailer.js';
 import type { SmsSender } from '../integrations/sms/sender.js';
 import { QUEUES, type QueueName } from '../integrations/queues.js';
+import { sendTicketsSms } from './notify/sms-step.js';
 
 export type ProcessorDeps = {
   engine: Engine;
@@ -16,6 +17,8 @@ export type ProcessorDeps = {
   mailer: Mailer;
   sms?: SmsSender | undefined;
   mailFrom: string;
+  /** Where buyers reach Floodgate (PUBLIC_BASE_URL): the SMS links to the tickets under it. */
+  publicUrl?: string;
   /** Where ticket PDFs are drawn (a `createTicketPdfPool`); default: in this thread. */
   renderPdf?: TicketPdfPool['render'];
 };
@@ -87,9 +90,10 @@ async function sendRefundMail(d: ProcessorDeps, id: BookingId): Promise<'sent' |
 
 /**
  * notify: one channel of one booking. The delivery claim makes a job that runs twice send once; the transport is
- * told the booking's key too (the outbox folder dedupes on it). When every channel has sent: TICKETS_DELIVERED.
+ * told the booking's key too (the outbox folder dedupes on it). When the e-mail has gone out: TICKETS_DELIVERED (the
+ * SMS is recorded apart and never holds it back: workers/notify/sms-step.ts).
  */
-export const notifyProcessor = (d: ProcessorDeps) => async (job: Job) => {
+export const notifyProcessor = (d: ProcessorDeps) => async (job: Job, token?: string) => {
   const { bookingId, channel } = QUEUES.notify.data.parse(job.data);
   const id = bookingId as BookingId;
   const { engine } = d;
@@ -105,8 +109,8 @@ export const notifyProcessor = (d: ProcessorDeps) => async (job: Job) => {
     return { skipped: b.status };
   }
   const holder = (await engine.bookings.holder(id))!;
-  const required: ('email' | 'sms')[] = d.sms && holder.phone ? ['email', 'sms'] : ['email'];
-  if (channel === 'sms' && !required.includes('sms')) return { skipped: 'no SMS for this booking' };
+  if (channel === 'sms') return sendTicketsSms(d, job, token, b, holder);
+  const required: 'email'[] = ['email'];
   const claim = await engine.tickets.claimDelivery(id, channel);
   if (claim === 'sent') {
     await engine.tickets.markTicketsDelivered(id, required);
@@ -120,25 +124,21 @@ export const notifyProcessor = (d: ProcessorDeps) => async (job: Job) => {
   }
   let messageId: string;
   try {
-    if (channel === 'email') {
-      const { pdf } = await engine.tickets.pdf(id, undefined, d.renderPdf);
-      const event = (await engine.catalog.cached(b.eventId))!;
-      const to = holder.email ?? `${b.userId}@users.floodgate.invalid`;
-      const seats = b.seats.length ? ` (${b.seats.join(', ')})` : '';
-      ({ messageId } = await d.mailer.send({
-        to,
-        from: d.mailFrom,
-        subject: `Your tickets for ${event.name}`.replace(/[\r\n]+/g, ' '),
-        text:
-          `${greeting(holder.name)}\n\nyour ${b.ticketCount} ticket(s)${seats} for ${event.name} at ${event.venue}, ` +
-          `${formatStartsAt(event.startsAt, event.timeZone)}, ` +
-          `are attached. Show the QR code of each ticket at the gate.\n\nBooking ${b.bookingId}\n`,
-        attachments: [{ filename: `tickets-${b.bookingId}.pdf`, contentType: 'application/pdf', content: pdf }],
-        idempotencyKey: `tickets-${b.bookingId}`,
-      }));
-    } else {
-      ({ messageId } = await d.sms!.send({ to: holder.phone!, body: `Your Floodgate tickets (booking ${b.bookingId}) are in your e-mail.`, idempotencyKey: `sms-${b.bookingId}` }));
-    }
+    const { pdf } = await engine.tickets.pdf(id, undefined, d.renderPdf);
+    const event = (await engine.catalog.cached(b.eventId))!;
+    const to = holder.email ?? `${b.userId}@users.floodgate.invalid`;
+    const seats = b.seats.length ? ` (${b.seats.join(', ')})` : '';
+    ({ messageId } = await d.mailer.send({
+      to,
+      from: d.mailFrom,
+      subject: `Your tickets for ${event.name}`.replace(/[\r\n]+/g, ' '),
+      text:
+        `${greeting(holder.name)}\n\nyour ${b.ticketCount} ticket(s)${seats} for ${event.name} at ${event.venue}, ` +
+        `${formatStartsAt(event.startsAt, event.timeZone)}, ` +
+        `are attached. Show the QR code of each ticket at the gate.\n\nBooking ${b.bookingId}\n`,
+      attachments: [{ filename: `tickets-${b.bookingId}.pdf`, contentType: 'application/pdf', content: pdf }],
+      idempotencyKey: `tickets-${b.bookingId}`,
+    }));
   } catch (err) {
     await engine.tickets.releaseClaim(id, channel);
     d.metrics?.notifications.inc({ channel, outcome: 'failed' });
@@ -174,6 +174,7 @@ export function startJobWorkers(
     // both start at 0: a panel or rate() sees a series from the start, not "no data"
     d.metrics?.jobsStalled.inc({ queue: q }, 0);
     d.metrics?.workerErrors.inc({ worker: q }, 0);
+    if (q === 'notify') for (const outcome of ['sent', 'retry', 'rejected', 'failed'] as const) d.metrics?.sms.inc({ outcome }, 0);
     w.on('stalled', () => d.metrics?.jobsStalled.inc({ queue: q }));
     w.on('failed', (job, err) => {
       d.metrics?.workerErrors.inc({ worker: q });
