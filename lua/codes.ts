@@ -17,6 +17,7 @@ const HoldCommonReply = {
   IDEMPOTENCY_MISMATCH: -8,
   NOT_ADMITTED: -33,
   PASS_IN_USE: -34,
+  PASS_LIMIT: -37,
 } as const;
 
 export const HoldGeneralReply = { ...HoldCommonReply, UNKNOWN_TIER: -3, INSUFFICIENT: -4, TIER_KIND: -9 } as const;

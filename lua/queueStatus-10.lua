@@ -1,24 +1,33 @@
 --[[
-  queueStatus: where one person stands, read in one atomic step (no writes).
+  queueStatus: where one person stands, read in one atomic step. Its one write: the first time an admitted person is
+  told of an unused pass, the pass's grace deadline becomes seenAt + graceMs (so the short grace counts from when the
+  buyer knows, and a pass nobody looks at lapses at the longer unseen deadline admitNext set).
 
   Invariants: people ahead = waiting places before this one in the admission order (the drawn lane first), counting
-              leavers not yet passed by the cursor; a pass is live iff nowMs < its expiry.
+              leavers not yet passed by the cursor; a pass is live iff nowMs < its expiry; a pass's grace deadline
+              is moved at most once (seen is written once per pass).
 
-  Input:  KEYS[1] cfg     HASH  settings, cursors
+  Input:  KEYS[1] cfg     HASH  settings, cursors, admission state of the last tick (res, share, unused)
           KEYS[2] pre     ZSET  drawn arrivals before the sale opened
           KEYS[3] line    ZSET  arrivals after
           KEYS[4] passes  ZSET  member -> pass expiresAtMs
           KEYS[5] used    HASH  pass member -> bookingId
           KEYS[6] done    HASH  member -> "expired" | "left"
           KEYS[7] inv     HASH  free:/held:<tier> counters
+          KEYS[8] grace   ZSET  member -> deadline for the pass's first use
+          KEYS[9] seen    HASH  member -> when the buyer was first told of the pass
+          KEYS[10] meta   HASH  the event's sale settings; pass:<member> -> k for a sized pass
           ARGV[1] member   ARGV[2] nowMs
 
   Output: {1, status, ahead, passExpiresAtMs, salesAtMs, free, held, admittedTotal, lastTickMs, bookingId, lane,
-             rate, s0, ..., s11} FOUND (rate = the admission ceiling; s* = rate samples "atMs:admittedTotal" or "")
+             rate, passTickets, useByMs, reserved, heldShare, unusedPasses, tpp, s0, ..., s11} FOUND
+            (rate = the admission ceiling; passTickets = k of a sized pass, "" for a full one; useByMs = the grace
+            deadline of an unused pass, ""; reserved, heldShare, unusedPasses: as of the last admission tick;
+            s* = rate samples "atMs:admittedTotal" or "")
             status: "waiting" | "admitted" | "expired" | "closed"; ahead = -1 before the draw
           {-36} NOT_IN_QUEUE (never joined, or left)
 
-  Idempotent: read-only.
+  Idempotent: a repeated read answers the same (the grace deadline moves only on the first read of a pass).
 ]]
 --- @include "includes/validate"
 --- @include "includes/stockTotals"
@@ -27,11 +36,13 @@ local member = ARGV[1]
 if not string.match(member or "", "^%x+$") then error("ERR bad argument member") end
 local nowMs = nowArg(ARGV[2], "nowMs")
 local c = redis.call("HMGET", KEYS[1], "enabled", "closed", "salesAt", "cursorPre", "cursorLine", "admitted", "lastTick", "rate",
-  "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11")
+  "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "graceMs", "res", "share", "unused", "tpp")
 local free, held = stockTotals(KEYS[7])
-local function reply(status, ahead, passExp, lane)
+local function reply(status, ahead, passExp, lane, useBy)
   local out = {1, status, ahead, passExp or 0, c[3] or "0", free, held, c[6] or "0", c[7] or "0",
-    redis.call("HGET", KEYS[5], member) or "", lane or "", c[8] or "0"}
+    redis.call("HGET", KEYS[5], member) or "", lane or "", c[8] or "0",
+    passExp and (redis.call("HGET", KEYS[10], "pass:" .. member) or "") or "", useBy or "",
+    c[22] or "0", c[23] or "0", c[24] or "0", c[25] or "0"}
   for i = 9, 20 do out[#out + 1] = c[i] or "" end
   return out
 end
@@ -40,7 +51,15 @@ local finished = redis.call("HGET", KEYS[6], member)
 if finished == "left" then return {-36} end
 local passExp = redis.call("ZSCORE", KEYS[4], member)
 if passExp then
-  if tonumber(passExp) > nowMs then return reply("admitted", 0, passExp) end
+  if tonumber(passExp) > nowMs then
+    local useBy = redis.call("ZSCORE", KEYS[8], member)
+    if useBy and redis.call("HEXISTS", KEYS[5], member) == 0 and redis.call("HSETNX", KEYS[9], member, ms(nowMs)) == 1 then
+      useBy = ms(math.min(tonumber(passExp), nowMs + tonumber(c[21] or "20000")))
+      redis.call("ZADD", KEYS[8], useBy, member)
+    end
+    if redis.call("HEXISTS", KEYS[5], member) == 1 then useBy = nil end
+    return reply("admitted", 0, passExp, nil, useBy)
+  end
   return reply("expired", 0, passExp)
 end
 if finished then return reply(finished, 0) end
