@@ -7,8 +7,8 @@
 
   Invariants: reserved tickets (each unused pass's size) <= free + floor(held x heldShare / 1000), after every
               admission (held tickets count only in the share observed to come back); admission follows the lane order
-              exactly (leavers skipped); nobody is admitted before the sale opens; a pass not used (no hold made
-              with it) by its grace deadline (KEYS[9]) gives its slot back.
+              exactly (leavers skipped); nobody is admitted before the sale opens; a pass without a hold at its
+              grace deadline (KEYS[9]) gives its slot back (a pass with a hold gets a new deadline graceMs later).
 
   Input:  KEYS[1] cfg     HASH  settings, cursors, admitted counter; written here: res, share, unused, sized, singles, lastTick, s0..s11
           KEYS[2] pre     ZSET  drawn arrivals before the sale opened
@@ -44,10 +44,11 @@ local share = needInt(ARGV[3], "heldShare", 0, 1000)
 local singles = ARGV[4]
 if singles ~= "1" and singles ~= "0" then error("ERR bad argument singles") end
 local c = redis.call("HMGET", KEYS[1], "enabled", "closed", "salesAt", "passTtlMs", "tpp", "cursorPre", "cursorLine", "admitted",
-  "unseenMs", "sized")
+  "unseenMs", "sized", "graceMs")
 if c[1] ~= "1" or c[2] == "1" or nowMs < tonumber(c[3]) then return {0} end
 local passTtl, tpp = tonumber(c[4]), tonumber(c[5])
 local unseenMs = tonumber(c[9] or "") or passTtl
+local graceMs = tonumber(c[11] or "") or passTtl
 local cursors = {tonumber(c[6]), tonumber(c[7])}
 
 local function takeBack(m)
@@ -62,11 +63,15 @@ end
 -- passes that ran out give their slot back
 local expired = redis.call("ZRANGEBYSCORE", KEYS[4], "-inf", nowMs, "LIMIT", 0, 1000)
 for _, m in ipairs(expired) do takeBack(m) end
--- passes not used within their grace period give their slot back too (a pass with a hold keeps going)
+-- passes not used within their grace period give their slot back too; a pass with a hold is looked at again a grace
+-- period later (its hold may be cancelled or expire, and then the pass gives its slot back within one grace period)
 local lapsed = 0
 for _, m in ipairs(redis.call("ZRANGEBYSCORE", KEYS[9], "-inf", nowMs, "LIMIT", 0, 1000)) do
-  redis.call("ZREM", KEYS[9], m)
-  if redis.call("ZSCORE", KEYS[4], m) and redis.call("HEXISTS", KEYS[5], m) == 0 then
+  if not redis.call("ZSCORE", KEYS[4], m) then
+    redis.call("ZREM", KEYS[9], m)
+  elseif redis.call("HEXISTS", KEYS[5], m) == 1 then
+    redis.call("ZADD", KEYS[9], nowMs + graceMs, m)
+  else
     takeBack(m)
     lapsed = lapsed + 1
   end

@@ -22,7 +22,8 @@
   Output: {1, status, ahead, passExpiresAtMs, salesAtMs, free, held, admittedTotal, lastTickMs, bookingId, lane,
              rate, passTickets, useByMs, reserved, heldShare, unusedPasses, tpp, s0, ..., s11} FOUND
             (rate = the admission ceiling; passTickets = k of a sized pass, "" for a full one; useByMs = the grace
-            deadline of an unused pass, ""; reserved, heldShare, unusedPasses: as of the last admission tick;
+            deadline of an unused pass, ""; heldShare: as of the last admission tick; unusedPasses: now;
+            reserved: the tickets unused passes may take, as of the last tick and at most unusedPasses x tpp;
             s* = rate samples "atMs:admittedTotal" or "")
             status: "waiting" | "admitted" | "expired" | "closed"; ahead = -1 before the draw
           {-36} NOT_IN_QUEUE (never joined, or left)
@@ -38,11 +39,14 @@ local nowMs = nowArg(ARGV[2], "nowMs")
 local c = redis.call("HMGET", KEYS[1], "enabled", "closed", "salesAt", "cursorPre", "cursorLine", "admitted", "lastTick", "rate",
   "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "graceMs", "res", "share", "unused", "tpp")
 local free, held = stockTotals(KEYS[7])
+-- passes used since the last tick no longer reserve anything (passes are issued and taken back only by ticks)
+local unused = redis.call("ZCARD", KEYS[4]) - redis.call("HLEN", KEYS[5])
+local reserved = math.min(tonumber(c[22] or "0"), unused * tonumber(c[25] or "1"))
 local function reply(status, ahead, passExp, lane, useBy)
   local out = {1, status, ahead, passExp or 0, c[3] or "0", free, held, c[6] or "0", c[7] or "0",
     redis.call("HGET", KEYS[5], member) or "", lane or "", c[8] or "0",
     passExp and (redis.call("HGET", KEYS[10], "pass:" .. member) or "") or "", useBy or "",
-    c[22] or "0", c[23] or "0", c[24] or "0", c[25] or "0"}
+    reserved, c[23] or "0", unused, c[25] or "0"}
   for i = 9, 20 do out[#out + 1] = c[i] or "" end
   return out
 end
