@@ -14,6 +14,7 @@ import { DomainError } from '../errors.js';
 import type { EventId, UserId } from '../ids.js';
 import { eventKeys, globalKeys } from '../keys.js';
 import { signAdmission } from './admission-token.js';
+import { publishChange } from './changes.js';
 
 /** An event's waiting-room settings as the admin sets them. */
 export type QueueSettings = {
@@ -129,6 +130,8 @@ function observedRates(samples: Sample[], now: number, admitted: number): { shor
 
 export function createWaitingRoom(d: EngineDeps) {
   const keys = (eventId: EventId) => eventKeys(d.ns, eventId);
+  /** What the last admission step of each event saw (a change is published only when it differs). */
+  const lastState = new Map<EventId, string>();
 
   async function stored(eventId: EventId): Promise<StoredQueue | null> {
     const { rows } = await d.pg.query<{ queue: StoredQueue | null }>('SELECT queue FROM events WHERE id = $1', [eventId]);
@@ -319,8 +322,10 @@ export function createWaitingRoom(d: EngineDeps) {
     },
 
     /**
-     * One admission step for one event: at most maxAdmit people, never more than the stock can serve. `waitsMs` has
-     * each admitted person's wait, from taking the place to this admission.
+     * One admission step for one event: at most maxAdmit people, never more than the stock can serve (held tickets
+     * counted at `heldSharePermille`; passes for one seat each when `singles`). `waitsMs` has each admitted person's wait,
+     * from taking the place to this admission. Publishes a change (engine/waiting-room/changes.ts) when anything a
+     * status shows may have moved, so open status streams read again at once.
      */
     async admit(eventId: EventId, maxAdmit: number, o: { heldSharePermille?: number; singles?: boolean } = {}) {
       const k = keys(eventId);
@@ -336,6 +341,12 @@ export function createWaitingRoom(d: EngineDeps) {
           assertNever(r[0], 'admitNext');
       }
       const [, admitted, expired, free, held, outstanding, waiting, lapsed, reserved, ...waitsMs] = r.map(Number) as number[];
+      // tell every open status stream of this event to read again when anything a status shows may have changed
+      const state = `${free}:${held}:${reserved}:${outstanding}:${waiting}:${share}`;
+      if (admitted! > 0 || expired! > 0 || lastState.get(eventId) !== state) {
+        lastState.set(eventId, state);
+        await publishChange(d.redis, d.ns, eventId);
+      }
       return {
         admitted: admitted!, expired: expired!, lapsed: lapsed!, free: free!, held: held!, outstanding: outstanding!, waiting: waiting!,
         reserved: reserved!, waitsMs,

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { eventKeys } from '../../engine/keys.js';
-import { publishChange, type Engine } from '../../engine/index.js';
+import type { Engine } from '../../engine/index.js';
 import type { EventId } from '../../engine/ids.js';
 import type { Metrics } from '../../platform/metrics.js';
 
@@ -14,8 +14,8 @@ export type AdmissionOptions = { engine: Engine; log: Logger; metrics?: Metrics;
  * workers; the script is atomic anyway, so no one is ever admitted twice.
  *
  * Each tick also measures the share of held tickets that comes back (from the event's outbox), tells admitNext
- * whether only scattered single seats are left (passes for one seat each), and, when anything changed (someone
- * admitted, a pass taken back, stock moved), publishes a change so every open status stream re-reads at once.
+ * whether only scattered single seats are left (passes for one seat each); admit() publishes each change to the
+ * open status streams (engine/waiting-room/changes.ts).
  */
 export function createAdmissionWorker(o: AdmissionOptions) {
   const owner = `admission-${randomBytes(6).toString('hex')}`;
@@ -25,7 +25,6 @@ export function createAdmissionWorker(o: AdmissionOptions) {
   o.metrics?.workerErrors.inc({ worker: 'admission' }, 0);
   for (const reason of ['lapsed', 'left'] as const) o.metrics?.waitingRoomPassesUnused.inc({ reason }, 0);
   const credit = new Map<EventId, { at: number; credit: number }>();
-  const seen = new Map<EventId, string>();
   let running = false;
   let loop: Promise<void> | undefined;
 
@@ -47,11 +46,6 @@ export function createAdmissionWorker(o: AdmissionOptions) {
     if (!r) return null;
     bucket.credit -= r.admitted;
     o.metrics?.waitingRoomHeldShare.set({ event: eventId }, share.permille / 1000);
-    const state = `${r.free}:${r.held}:${r.reserved}:${r.waiting}:${share.permille}`;
-    if (r.admitted > 0 || r.expired > 0 || seen.get(eventId) !== state) {
-      seen.set(eventId, state);
-      await publishChange(engine.deps.redis, engine.deps.ns, eventId);
-    }
     return { admitted: r.admitted, lapsed: r.lapsed, waiting: r.waiting, outstanding: r.outstanding, waitsMs: r.waitsMs };
   }
 
