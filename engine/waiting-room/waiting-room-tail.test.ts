@@ -178,6 +178,28 @@ describe('the end of a sale: short grace for unused passes, sized passes, the he
     expect((await engine.waitingRoom.admit(ev.id, 100, { heldSharePermille: 900 }))!.admitted).toBe(2);
   });
 
+  it('the wait of a place only returning tickets can reach: not before the holds ahead resolve, with no upper bound', async ({ engine, clock }) => {
+    clock.set(SALES + 1000);
+    const ev = await queuedEvent(engine, 4, { maxTicketsPerUser: 4 });
+    const [a, b, c] = [u('eta-a'), u('eta-b'), u('eta-c')];
+    for (const p of [a, b, c]) await engine.waitingRoom.join(ev.id, p);
+    await engine.waitingRoom.admit(ev.id, 10);
+    const sa = await engine.waitingRoom.status(qid(engine, ev.id, a), a);
+    const hold = await engine.bookings.create({ userId: a, eventId: ev.id, tierId: ev.tiers[0]!.id, ticketCount: 4, admissionToken: sa.admissionToken });
+    // 4 held, none free; at a 90 % observed return share 3 are expected back: b is admitted for up to 3, and c, behind
+    // b, can only be reached by tickets that come back
+    expect((await engine.waitingRoom.admit(ev.id, 10, { heldSharePermille: 900 }))!.admitted).toBe(1);
+    expect((await engine.waitingRoom.status(qid(engine, ev.id, b), b)).passTickets).toBe(3);
+    const sc = await engine.waitingRoom.status(qid(engine, ev.id, c), c);
+    const untilHold = Math.ceil((Date.parse(hold.reservation.expiresAt) - clock.now()) / 1000);
+    expect(untilHold).toBeGreaterThan(1);
+    expect(sc).toMatchObject({ status: 'waiting', aheadOfYou: 0, chance: 'unlikely', ticketsHeldAhead: 4, estimatedWaitSeconds: untilHold });
+    expect(sc.estimatedWaitRange!.high).toBeNull();
+    // at the starting share (10 %) nothing held is expected back: sold out
+    await engine.waitingRoom.admit(ev.id, 10, { heldSharePermille: 100 });
+    expect((await engine.waitingRoom.status(qid(engine, ev.id, c), c)).status).toBe('sold_out');
+  });
+
   it('standing(): sold out only when nothing is free for the line and what could come back cannot reach the place', () => {
     const base = { free: 0, held: 0, reserved: 0, unusedPasses: 0, heldSharePermille: 100 };
     expect(standing({ ...base, ahead: 0 }).soldOut).toBe(true);

@@ -300,6 +300,16 @@ export function createWaitingRoom(d: EngineDeps) {
         // with no admissions observed yet the slowest pace is unknown
         high: rates.length ? toWait(Math.min(...rates) * 0.8) : null,
       };
+      if (stand.chance === 'unlikely') {
+        // this place is reached only by tickets that come back: not before the holds ahead resolve. The n-th earliest hold
+        // deadline, n = the people ahead beyond the free stock (each takes at least one ticket), is the soonest it can
+        // be without cancellations; how late is unknown.
+        const n = Math.max(0, ahead - Math.max(0, stand.freeForLine));
+        const [, deadline] = await d.redis.zrange(k.expiry, String(n), String(n), 'WITHSCORES');
+        const untilHolds = deadline ? Math.max(0, Math.ceil((Number(deadline) - now) / 1000)) : 0;
+        out.estimatedWaitSeconds = Math.max(out.estimatedWaitSeconds, untilHolds);
+        out.estimatedWaitRange = { low: Math.min(out.estimatedWaitRange.low, out.estimatedWaitSeconds), high: null };
+      }
       return out;
     },
 
