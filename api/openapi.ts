@@ -52,8 +52,11 @@ export function documentPlainRoutes(app: Pick<OpenAPIHono, 'openAPIRegistry'>) {
     path: '/api/queue/{queueId}/events',
     summary: 'Your place in line as Server-Sent Events: `event: status` with a QueueStatus now and on every change, until a final status',
     description:
-      'For EventSource, which cannot set headers, the token may come as `?access_token=`. A comment line keeps the connection open ' +
-      'while nothing changes. Someone else\'s or an unknown queue id is 404 before the stream starts.',
+      'For EventSource, which cannot set headers, the token may come as `?access_token=`. Changes are pushed: an admission, a pass ' +
+      'taken back, `sold_out` or a reopening reaches the stream within about a second (the admission worker publishes every change of ' +
+      'the waiting room); without a change the status is read again every 5 s. `sold_out` is not final: tickets that come back reopen ' +
+      'admission for those who stay. A comment line keeps the connection open while nothing changes. Someone else\'s or an unknown ' +
+      'queue id is 404 before the stream starts.',
     security: [{ bearer: [] }],
     request: { params: z.object({ queueId: QueueIdParam }) },
     responses: {

@@ -33,6 +33,7 @@ export const DOMAIN_HTTP = {
   HOLD_EXPIRED: [409, 'Reservation expired'],
   INVALID_TRANSITION: [409, 'Booking state does not allow this'],
   ADMISSION_REQUIRED: [403, 'Admission required'],
+  PASS_TICKET_LIMIT: [409, 'More tickets than your admission pass allows'],
   QUEUE_CLOSED: [409, 'Waiting room closed'],
   QUEUE_NOT_FOUND: [404, 'Queue place not found'],
   QUEUE_LEFT: [409, 'You left this waiting room'],

@@ -79,6 +79,12 @@ export const QueueSettingsInput = z
     opensAt: when().openapi({ description: 'when people may start joining' }),
     admissionRatePerSecond: z.number().int().min(1).max(100_000).openapi({ description: 'admission ceiling, people per second' }),
     passTtlSeconds: z.number().int().min(10).max(86_400).openapi({ description: 'how long an admission pass lasts' }),
+    passGraceSeconds: z.number().int().min(5).max(3_600).optional().openapi({
+      description: 'a pass with no hold made with it this long after its buyer was told (stream push or status read) gives its slot to the next person (default 20)',
+    }),
+    passUnseenGraceSeconds: z.number().int().min(5).max(3_600).optional().openapi({
+      description: 'the same for a pass its buyer has not looked at, counted from the admission (default 90: beyond the wait page\'s 60 s poll)',
+    }),
   })
   .openapi('QueueSettings');
 
@@ -222,7 +228,9 @@ export const QueueStatus = z
   .object({
     queueId: z.string(),
     eventId: z.string(),
-    status: z.enum(['waiting', 'admitted', 'sold_out', 'expired', 'closed']),
+    status: z.enum(['waiting', 'admitted', 'sold_out', 'expired', 'closed']).openapi({
+      description: 'sold_out: nothing is free and the held tickets expected back (at the share observed in this sale) cannot reach your place; not final: tickets that come back reopen admission for those who stay',
+    }),
     position: z.number().int().nullable(),
     aheadOfYou: z.number().int().nullable(),
     estimatedWaitSeconds: z.number().int().nullable(),
@@ -230,6 +238,11 @@ export const QueueStatus = z
     drawAt: z.string(),
     admissionToken: z.string().optional(),
     admissionExpiresAt: z.string().optional(),
+    admissionUseBy: z.string().optional().openapi({ description: 'admitted: make a hold with the pass by then, or its slot goes to the next person (absent once it has a hold)' }),
+    passTickets: z.number().int().optional().openapi({ description: 'admitted: the most tickets the pass allows (fewer than the per-person limit when only that many were left); more is 409 /problems/pass-ticket-limit' }),
+    singleSeatsOnly: z.boolean().optional().openapi({ description: 'admitted: only scattered single seats are left (hold them one by one, or best available with adjacent: false)' }),
+    ticketsHeldAhead: z.number().int().optional().openapi({ description: 'waiting, when free stock does not reach your place: tickets held by people admitted before you, which may come back' }),
+    chance: z.enum(['likely', 'unlikely']).optional().openapi({ description: 'waiting: likely = free stock reaches your place; unlikely = only tickets that come back could' }),
     bookingId: z.string().optional(),
   })
   .openapi('QueueStatus');
@@ -248,7 +261,10 @@ export const Fairness = z
   })
   .openapi('Fairness');
 export const QueueSettingsOut = z
-  .object({ enabled: z.boolean(), opensAt: z.string(), admissionRatePerSecond: z.number(), passTtlSeconds: z.number(), seedHash: z.string() })
+  .object({
+    enabled: z.boolean(), opensAt: z.string(), admissionRatePerSecond: z.number(), passTtlSeconds: z.number(), seedHash: z.string(),
+    passGraceSeconds: z.number().optional(), passUnseenGraceSeconds: z.number().optional(),
+  })
   .openapi('QueueSettingsOut');
 
 export const Reservation = z

@@ -382,8 +382,9 @@ async function e2e(i: E2eIn) {
 }
 
 async function demo(i: DemoIn) {
-  // per buyer: [member, joinSentAt, admittedSeenAt, bookedAt, confirmedAt, tickets, outcome, bookingId, foundNothingAt]
-  type Row = { m: string; j: number; a: number; h: number; c: number; n: number; o: string; b: string; e: number };
+  // per buyer: [member, joinSentAt, admittedSeenAt, bookedAt, confirmedAt, tickets, outcome, bookingId, foundNothingAt,
+  // toldSoldOutAt (the last time the buyer's status turned sold_out; 0 = never)]
+  type Row = { m: string; j: number; a: number; h: number; c: number; n: number; o: string; b: string; e: number; s: number };
   const rows: Row[] = new Array(i.buyers);
   const pre = Math.round(i.buyers * i.preShare);
   const weights = i.tiers.reduce((s, t) => s + t.weight, 0);
@@ -395,7 +396,7 @@ async function demo(i: DemoIn) {
   const stats = { waiting: 0, admitted: 0, holding: 0, paid: 0 };
   const stop = progress(() => ({ stats: { ...stats } }));
   const buyer = async (n: number) => {
-    const row: Row = { m: '', j: 0, a: 0, h: 0, c: 0, n: 0, o: '', b: '', e: 0 };
+    const row: Row = { m: '', j: 0, a: 0, h: 0, c: 0, n: 0, o: '', b: '', e: 0, s: 0 };
     rows[n] = row;
     const joinAt = n < pre ? i.preJoinFromMs + (n / pre) * (i.openAtMs - 3000 - i.preJoinFromMs) : i.openAtMs + ((n - pre) / Math.max(1, i.buyers - pre)) * i.postWindowSec * 1000;
     await sleep(joinAt - Date.now());
@@ -414,8 +415,11 @@ async function demo(i: DemoIn) {
     let errors = 0;
     let lastAhead = -1;
     let interval = 0;
+    let wasSoldOut = false;
     for (;;) {
       const status = String(st.status);
+      if (status === 'sold_out' && !wasSoldOut) row.s = Date.now();
+      wasSoldOut = status === 'sold_out';
       if (status === 'admitted' && typeof st.admissionToken === 'string') break;
       if (status === 'expired' || status === 'closed') {
         stats.waiting--;
@@ -548,7 +552,7 @@ async function demo(i: DemoIn) {
   }
   await Promise.all(all);
   stop();
-  return { rows: rows.filter(Boolean).map((r) => [r.m, r.j, r.a, r.h, r.c, r.n, r.o, r.b, r.e]) };
+  return { rows: rows.filter(Boolean).map((r) => [r.m, r.j, r.a, r.h, r.c, r.n, r.o, r.b, r.e, r.s]) };
 }
 
 let out: Record<string, unknown>;

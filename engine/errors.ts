@@ -23,6 +23,7 @@ export type DomainErrorCode =
   | 'HOLD_EXPIRED'
   | 'INVALID_TRANSITION'
   | 'ADMISSION_REQUIRED'
+  | 'PASS_TICKET_LIMIT'
   | 'QUEUE_CLOSED'
   | 'QUEUE_NOT_FOUND'
   | 'QUEUE_LEFT'

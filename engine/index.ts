@@ -89,6 +89,8 @@ export type { Reservation, CreateBooking } from './booking/bookings.js';
 export type { BookingState } from './booking/states.js';
 export type { OutboxEntry } from './outbox/outbox.js';
 export type { QueueSettings, QueueStatus } from './waiting-room/waiting-room.js';
+export { parseQueueId } from './waiting-room/waiting-room.js';
+export { createChangeFeed, publishChange, type ChangeFeed } from './waiting-room/changes.js';
 export type { PayResult, PaymentAttempt } from './payments/payments.js';
 export type { PaymentProvider } from './payments/provider.js';
 export type { JobSink } from './jobs.js';

@@ -25,6 +25,14 @@ export function eventKeys(ns: Namespace, id: EventId) {
     wrUsed: `${p}:wr:used`,
     wrDone: `${p}:wr:done`,
     wrJoined: `${p}:wr:joined`,
+    /** ZSET member -> deadline for an admission pass's first use (its grace period). */
+    wrGrace: `${p}:wr:grace`,
+    /** HASH member -> when the buyer was first told of the pass. */
+    wrSeen: `${p}:wr:seen`,
+    /** HASH: the admission worker's count of resolved holds (resolved, returned) and its outbox read position. */
+    wrShare: `${p}:wr:share`,
+    /** Pub/sub channel (not a key): "this waiting room changed, read your status again" (engine/waiting-room/changes.ts). */
+    wrNotify: `${p}:wr:notify`,
     wrLease: `${p}:wr:lease`,
     /** One booking's hold HASH (fields: engine/holds/hold-record.ts). */
     hold: (b: BookingId) => `${p}:hold:${b}`,

@@ -17,6 +17,7 @@ const HoldCommonReply = {
   IDEMPOTENCY_MISMATCH: -8,
   NOT_ADMITTED: -33,
   PASS_IN_USE: -34,
+  PASS_LIMIT: -37,
   RATE_LIMITED: -40,
 } as const;
 

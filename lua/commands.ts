@@ -81,10 +81,11 @@ declare module 'ioredis' {
     takeLease(lease: K, owner: A, ttlMs: A, mode: 'take' | 'drop'): Result<C.ReplyOf<typeof C.TakeLeaseReply>, Context>;
     streamSlot(slots: K, streamId: A, nowMs: A, ttlMs: A, max: A, mode: 'take' | 'drop'): Result<C.ReplyOf<typeof C.StreamSlotReply, number>, Context>;
     configureQueue(cfg: K, meta: K, enabled: '1' | '0', opensAtMs: A, salesAtMs: A, rate: A, passTtlMs: A, ticketsPerPass: A,
-      seed: A, seedHash: A): Result<C.ReplyOf<typeof C.ConfigureQueueReply>, Context>;
+      seed: A, seedHash: A, graceMs: A, unseenGraceMs: A): Result<C.ReplyOf<typeof C.ConfigureQueueReply>, Context>;
     joinQueue(cfg: K, pre: K, line: K, passes: K, done: K, joined: K, member: A, nowMs: A): Result<C.ReplyOf<typeof C.JoinQueueReply>, Context>;
     leaveQueue(pre: K, line: K, passes: K, done: K, member: A): Result<C.ReplyOf<typeof C.LeaveQueueReply>, Context>;
-    admitNext(cfg: K, pre: K, line: K, passes: K, used: K, done: K, inv: K, joined: K, nowMs: A, maxAdmit: A): Result<C.ReplyOf<typeof C.AdmitNextReply>, Context>;
-    queueStatus(cfg: K, pre: K, line: K, passes: K, used: K, done: K, inv: K, member: A, nowMs: A): Result<C.ReplyOf<typeof C.QueueStatusReply>, Context>;
+    admitNext(cfg: K, pre: K, line: K, passes: K, used: K, done: K, inv: K, joined: K, grace: K, seen: K, meta: K,
+      nowMs: A, maxAdmit: A, heldShare: A, singles: '1' | '0'): Result<C.ReplyOf<typeof C.AdmitNextReply>, Context>;
+    queueStatus(cfg: K, pre: K, line: K, passes: K, used: K, done: K, inv: K, grace: K, seen: K, meta: K, member: A, nowMs: A): Result<C.ReplyOf<typeof C.QueueStatusReply>, Context>;
   }
 }

@@ -6,7 +6,7 @@
   Invariants: as holdSeats: a seat is free, held by exactly one hold, or sold; cap == free + held + sold;
               the buyer cap holds; the hold and its BookingCreated outbox entry are atomic.
 
-  Input:  KEYS[1] meta     HASH  armed, opensAt, maxPerUser
+  Input:  KEYS[1] meta     HASH  armed, opensAt, maxPerUser, pass:<member> (the size of a sized admission pass)
           KEYS[2] inv      HASH  kind:<tier>, secs:<tier> "A,B", cap:/free:/held:/sold:<tier>
           KEYS[3] sec      HASH  section -> "tierId,rows,seatsPerRow"
           KEYS[4] smap     HASH  section -> one character per seat, row-major
@@ -32,6 +32,7 @@
           {-4, available} INSUFFICIENT | {-11, available} NO_ADJACENT (enough seats, none N in a row)
           {-7, ticketsStillAllowed} TICKET_LIMIT | {-8} IDEMPOTENCY_MISMATCH
           {-33} NOT_ADMITTED (waiting-room event, no live admission pass) | {-34} PASS_IN_USE (the pass has a live hold or a sale)
+          {-37, passTickets} PASS_LIMIT (more tickets than the sized admission pass allows)
           {-40, retryAfterMs} RATE_LIMITED (over a limit of ARGV[14]; only the counters changed)
 
   Idempotent: a call with the same KEYS[8] and fingerprint returns the first reply and writes nothing;
@@ -63,7 +64,7 @@ if replay then return replay end
 local err, maxPerUser, admission = checkSale(k.meta, a.nowMs)
 if err then return err end
 if admission then
-  err = checkPass(k.passes, k.used, a.pass, a.nowMs)
+  err = checkPass(k.passes, k.used, a.pass, a.nowMs, k.meta, a.count)
   if err then return err end
 else
   a.pass = ""

@@ -6,7 +6,7 @@
               a hold and its BookingCreated outbox entry are written together or not at all.
               the rate-limit counters (KEYS[10], KEYS[11]) count every call, refused ones too (includes/rateLimit).
 
-  Input:  KEYS[1] meta     HASH  armed, opensAt, maxPerUser
+  Input:  KEYS[1] meta     HASH  armed, opensAt, maxPerUser, pass:<member> (the size of a sized admission pass)
           KEYS[2] inv      HASH  kind:<tier> "ga"|"seated", cap:/free:/held:/sold:<tier> counts
           KEYS[3] hold     HASH  of this booking (must not exist yet)
           KEYS[4] expiry   ZSET  bookingId scored by expiresAtMs (the sweeper's source of truth)
@@ -28,6 +28,7 @@
           {-1} NOT_ARMED | {-2, opensAtMs} SALES_NOT_OPEN | {-3} UNKNOWN_TIER | {-9} TIER_KIND (tier is seated)
           {-4, available} INSUFFICIENT | {-7, ticketsStillAllowed} TICKET_LIMIT | {-8} IDEMPOTENCY_MISMATCH
           {-33} NOT_ADMITTED (waiting-room event, no live admission pass) | {-34} PASS_IN_USE (the pass has a live hold or a sale)
+          {-37, passTickets} PASS_LIMIT (more tickets than the sized admission pass allows)
           {-40, retryAfterMs} RATE_LIMITED (over a limit of ARGV[12]; only the counters changed)
 
   Idempotent: a call with the same KEYS[6] and fingerprint returns the first reply and writes nothing;
@@ -54,7 +55,7 @@ if replay then return replay end
 local err, maxPerUser, admission = checkSale(k.meta, a.nowMs)
 if err then return err end
 if admission then
-  err = checkPass(k.passes, k.used, a.pass, a.nowMs)
+  err = checkPass(k.passes, k.used, a.pass, a.nowMs, k.meta, a.count)
   if err then return err end
 else
   a.pass = ""

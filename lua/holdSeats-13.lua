@@ -6,7 +6,7 @@
               a buyer's held + bought tickets never exceed the event's maxPerUser;
               a hold and its BookingCreated outbox entry are written together or not at all.
 
-  Input:  KEYS[1] meta     HASH  armed, opensAt, maxPerUser
+  Input:  KEYS[1] meta     HASH  armed, opensAt, maxPerUser, pass:<member> (the size of a sized admission pass)
           KEYS[2] inv      HASH  kind:<tier>, cap:/free:/held:/sold:<tier> counts
           KEYS[3] sec      HASH  section -> "tierId,rows,seatsPerRow"
           KEYS[4] smap     HASH  section -> one character per seat, row-major
@@ -33,6 +33,7 @@
           {-10, seatId} SEAT_TIER_MISMATCH (seat not in the requested tier, or seats of several tiers)
           {-5, seatId} SEAT_TAKEN | {-7, ticketsStillAllowed} TICKET_LIMIT | {-8} IDEMPOTENCY_MISMATCH
           {-33} NOT_ADMITTED (waiting-room event, no live admission pass) | {-34} PASS_IN_USE (the pass has a live hold or a sale)
+          {-37, passTickets} PASS_LIMIT (more tickets than the sized admission pass allows)
           {-40, retryAfterMs} RATE_LIMITED (over a limit of ARGV[11]; only the counters changed)
 
   Idempotent: a call with the same KEYS[8] and fingerprint returns the first reply and writes nothing;
@@ -68,7 +69,7 @@ if replay then return replay end
 local err, maxPerUser, admission = checkSale(k.meta, a.nowMs)
 if err then return err end
 if admission then
-  err = checkPass(k.passes, k.used, a.pass, a.nowMs)
+  err = checkPass(k.passes, k.used, a.pass, a.nowMs, k.meta, a.count)
   if err then return err end
 else
   a.pass = ""

@@ -119,6 +119,18 @@ export function createMetrics(service: 'api' | 'workers') {
       help: 'Admission passes issued and not yet used for a hold (all events)',
       registers: [registry],
     }),
+    waitingRoomPassesUnused: new Counter({
+      name: 'floodgate_waiting_room_passes_unused_total',
+      help: 'Admission passes that ended without a hold: lapsed (not used within the grace period) or left (given back by a buyer who found nothing)',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    waitingRoomHeldShare: new Gauge({
+      name: 'floodgate_waiting_room_held_share',
+      help: 'Share of held tickets admission counts as coming back (observed returned / resolved holds of the sale, conservative prior, bounded)',
+      labelNames: ['event'] as const,
+      registers: [registry],
+    }),
     waitingRoomWait: new Histogram({
       name: 'floodgate_waiting_room_wait_seconds',
       help: 'From joining a waiting room to being admitted',

@@ -2,7 +2,10 @@
  * The waiting-room page: plain HTML and a little JavaScript, no framework (a stand-in until the web app lands). The
  * visitor signs in with a token (pasted, or given in the URL fragment `#token=...`, which browsers never send to a
  * server). On an event with a waiting room it joins the line, follows the place over Server-Sent Events (falling back
- * to polling) and, once admitted, offers a booking form that sends the admission pass; on an event without one it
+ * to polling; the server pushes every change, `sold_out` included, which is not final: tickets that come back reopen
+ * the line) and, once admitted, offers a booking form that sends the admission pass (as many tickets as the pass
+ * allows, which may be fewer when only a few are left; "seats may be apart" is the buyer's explicit choice, suggested
+ * when only single seats are left) and says by when to book before the turn passes on; on an event without one it
  * offers the booking form at once. After a hold it pays with the provider's test card (`pm_card_visa`, one
  * Idempotency-Key per booking) and shows the booking once it is confirmed. Everything shown is set with textContent
  * (no HTML injection). All script is one inline <script> block with no inline event handlers, so a nonce or hash
@@ -47,6 +50,7 @@ export function waitPage(eventId: string): string {
   <section id="waiting" hidden aria-live="polite">
     <p class="big" id="position"></p>
     <p id="ahead"></p>
+    <p id="chance"></p>
     <p id="eta" class="muted"></p>
     <button id="leave" type="button" class="secondary">Leave the line</button>
   </section>
@@ -54,11 +58,13 @@ export function waitPage(eventId: string): string {
   <section id="admitted" hidden>
     <h2 id="choose-title">You're in — choose your tickets</h2>
     <p id="pass" class="muted"></p>
+    <p id="left"></p>
     <form id="book">
       <label for="tier">Ticket type</label>
       <select id="tier" required></select>
       <label for="count">Number of tickets</label>
       <input id="count" type="number" min="1" max="8" value="1" required>
+      <label><input id="apart" type="checkbox"> Seats may be apart (best available, not together)</label>
       <button type="submit">Book</button>
     </form>
     <p id="book-error" role="alert"></p>
@@ -81,7 +87,8 @@ export function waitPage(eventId: string): string {
 
   <section id="soldout" hidden aria-live="polite">
     <h2>Sold out</h2>
-    <p>Everything has been taken for now. Keep this page open: if reservations expire, the line moves again.</p>
+    <p>Everything has been taken, and the tickets others still hold are not expected to come back as far as your place.
+      Keep this page open if you like: if tickets come back, the line moves again and this page tells you at once.</p>
   </section>
 
   <section id="over" hidden aria-live="polite">
@@ -134,20 +141,31 @@ export function waitPage(eventId: string): string {
         $('eta').textContent = st.estimatedWaitSeconds === null ? '' : 'Estimated wait: about ' + minutes(st.estimatedWaitSeconds) +
           (r && r.high !== null && r.high !== r.low ? ' (between ' + minutes(r.low) + ' and ' + minutes(r.high) + ')' : '') + '.';
       }
+      $('chance').textContent = st.chance === 'unlikely'
+        ? 'Nothing is free for your place right now. ' + (st.ticketsHeldAhead || 0) + ' ticket(s) are held by people ahead of you; ' +
+          'only if some come back can you get one: unlikely.'
+        : '';
     } else if (st.status === 'sold_out') {
       show('soldout');
     } else if (st.status === 'admitted') {
       if ($('booked').hidden && $('confirmed').hidden) { show('admitted'); offerTickets(st); }
     } else if (st.status === 'expired') {
-      show('over'); $('over-title').textContent = 'Your turn has passed'; $('over-text').textContent = 'Your admission pass expired before it was used.';
+      show('over'); $('over-title').textContent = 'Your turn has passed';
+      $('over-text').textContent = 'Your admission pass was not used in time, so it went to the next person in line.';
     } else {
       show('over'); $('over-title').textContent = 'The waiting room is closed'; $('over-text').textContent = '';
     }
   }
 
   async function offerTickets(st) {
-    $('pass').textContent = st ? 'Your pass is valid until ' + new Date(st.admissionExpiresAt).toLocaleTimeString() + '.' : '';
+    $('pass').textContent = !st ? '' : st.admissionUseBy
+      ? 'Book by ' + new Date(st.admissionUseBy).toLocaleTimeString() + ', or your turn passes to the next person in line.'
+      : 'Your pass is valid until ' + new Date(st.admissionExpiresAt).toLocaleTimeString() + '.';
     const ev = await fetch('/api/events/' + eventId).then((r) => r.json());
+    const limit = st && st.passTickets ? Math.min(st.passTickets, ev.maxTicketsPerUser) : ev.maxTicketsPerUser;
+    $('left').textContent = !st || !st.passTickets || st.passTickets >= ev.maxTicketsPerUser ? ''
+      : 'Only a few tickets are left: you can book up to ' + st.passTickets + '.' +
+        (st.singleSeatsOnly ? ' They are single seats, not next to each other: tick "Seats may be apart" to take more than one.' : '');
     const select = $('tier');
     if (select.options.length === 0) {
       for (const t of ev.tiers) {
@@ -155,10 +173,11 @@ export function waitPage(eventId: string): string {
         o.value = t.id;
         o.textContent = t.name + ' (' + (t.price / 100).toFixed(2) + ' ' + t.currency + ', ' + t.available + ' left)';
         o.disabled = t.available === 0;
+        o.dataset.seated = t.seated ? '1' : '';
         select.append(o);
       }
-      $('count').max = String(ev.maxTicketsPerUser);
     }
+    $('count').max = String(limit);
   }
 
   $('book').addEventListener('submit', async (e) => {
@@ -167,9 +186,12 @@ export function waitPage(eventId: string): string {
     try {
       // with a waiting room the pass goes along; without one the hold is taken directly
       const headers = current
-        ? { 'x-admission-token': current.admissionToken, 'idempotency-key': 'wait-' + current.queueId + '-' + $('tier').value + '-' + $('count').value }
+        ? { 'x-admission-token': current.admissionToken, 'idempotency-key': 'wait-' + current.queueId + '-' + $('tier').value + '-' + $('count').value + ($('apart').checked ? '-apart' : '') }
         : { 'idempotency-key': 'book-' + newKey() };
-      const b = await api('POST', '/api/bookings', { eventId, tierId: $('tier').value, ticketCount: Number($('count').value) }, headers);
+      const body = { eventId, tierId: $('tier').value, ticketCount: Number($('count').value) };
+      // "not together" applies to assigned seats only (general admission has no places to be apart)
+      if ($('apart').checked && $('tier').selectedOptions[0].dataset.seated === '1') body.seatPreferences = { adjacent: false };
+      const b = await api('POST', '/api/bookings', body, headers);
       booking = { ...b, payKey: 'pay-' + b.bookingId };
       show('booked');
       $('booking').textContent = 'Booking ' + b.bookingId + ': ' + b.ticketCount + ' ticket(s)' + (b.seats.length ? ' (' + b.seats.join(', ') + ')' : '') +

@@ -1,7 +1,7 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
 import type { EventId } from '../../engine/ids.js';
-import type { QueueStatus as Status } from '../../engine/index.js';
+import { createChangeFeed, parseQueueId, type ChangeFeed, type QueueStatus as Status } from '../../engine/index.js';
 import type { AppDeps, AppEnv } from '../env.js';
 import { clientIp } from '../middleware/client-ip.js';
 import { createStreamSlots, tooManyStreams, type StreamSlots } from '../middleware/stream-slots.js';
@@ -61,7 +61,8 @@ export const waitingRoom = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
     }),
     async (c) => {
       const { queueId } = c.req.valid('param');
-      await c.var.deps.engine.waitingRoom.leave(queueId, c.var.user.id);
+      const { unusedPass } = await c.var.deps.engine.waitingRoom.leave(queueId, c.var.user.id);
+      if (unusedPass) c.var.deps.metrics.waitingRoomPassesUnused.inc({ reason: 'left' });
       return c.json({ queueId, status: 'left' as const }, 200);
     },
   )
@@ -105,12 +106,19 @@ export const waitingRoom = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
     },
   );
 
-/** One stream-slot counter per app (the caps are shared through Redis, not through this object). */
+/** One stream-slot counter and one change feed per app (the caps are shared through Redis, not through these objects). */
 const slotsOf = new WeakMap<AppDeps, StreamSlots>();
+const feedOf = new WeakMap<AppDeps, ChangeFeed>();
+/** A stream re-reads its status when the admission worker publishes a change, at most once a second, and at least this often. */
+const FALLBACK_MS = 5_000;
+const MIN_GAP_MS = 1_000;
 
 /**
- * Server-Sent Events: the caller's status now, then again each time it changes (checked every second). Each open
- * stream takes a slot of its user's and its IP's caps (STREAM_MAX_PER_USER, STREAM_MAX_PER_IP); past a cap: 429.
+ * Server-Sent Events: the caller's status now, then again each time it changes. The admission worker publishes every
+ * change of the event's waiting room (someone admitted, a pass taken back, stock moved: engine/waiting-room/changes.ts),
+ * so an admission, a `sold_out` or a reopening reaches the page within about a second; without a message the stream
+ * re-reads every 5 s. Each open stream takes a slot of its user's and its IP's caps (STREAM_MAX_PER_USER,
+ * STREAM_MAX_PER_IP); past a cap: 429.
  */
 waitingRoom.get('/api/queue/:queueId/events', async (c) => {
   const { deps } = c.var;
@@ -122,25 +130,35 @@ waitingRoom.get('/api/queue/:queueId/events', async (c) => {
   if (!slots) slotsOf.set(deps, (slots = createStreamSlots(deps, deps.config.streams)));
   const slot = await slots.open(user, clientIp(c, deps.config.rateLimit?.trustProxyHops ?? 0));
   if (!slot.ok) return tooManyStreams(c, slot.cap, slots.leaseMs);
+  let feed = feedOf.get(deps);
+  if (!feed) feedOf.set(deps, (feed = createChangeFeed(engine.deps.redis, engine.deps.ns)));
+  const changes = feed.open(parseQueueId(queueId)!.eventId);
   const renewEveryMs = slots.leaseMs / 3;
   return streamSSE(c, async (stream) => {
     let last = '';
-    let quiet = 0;
     let status = first;
     let renewed = performance.now();
+    let wrote = performance.now();
+    let read = performance.now();
+    const aborted = new Promise<void>((resolve) => stream.onAbort(resolve));
     try {
       for (;;) {
         const data = JSON.stringify(status);
         if (data !== last) {
           await stream.writeSSE({ event: 'status', data });
           last = data;
-          quiet = 0;
-        } else if (++quiet % 15 === 0) {
+          wrote = performance.now();
+        } else if (performance.now() - wrote >= 15_000) {
           await stream.write(': keep-alive\n\n');
+          wrote = performance.now();
         }
         if (FINAL.includes(status.status) || stream.aborted) return;
-        await stream.sleep(1000);
+        await changes.next(FALLBACK_MS, aborted);
         if (stream.aborted) return;
+        const gap = MIN_GAP_MS - (performance.now() - read);
+        if (gap > 0) await stream.sleep(gap);
+        if (stream.aborted) return;
+        read = performance.now();
         if (performance.now() - renewed >= renewEveryMs) {
           await slot.renew();
           renewed = performance.now();
@@ -148,6 +166,7 @@ waitingRoom.get('/api/queue/:queueId/events', async (c) => {
         status = await engine.waitingRoom.status(queueId, user);
       }
     } finally {
+      changes.close();
       await slot.close();
     }
   });

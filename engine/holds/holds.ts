@@ -112,6 +112,10 @@ function holdResult(r: HoldRequest, reply: HoldScriptReply): Hold {
       throw new DomainError('ADMISSION_REQUIRED', 'this admission pass already has a live hold or a booking (one pass, one live hold)', {
         field: 'X-Admission-Token',
       });
+    case HoldGeneralReply.PASS_LIMIT:
+      throw new DomainError('PASS_TICKET_LIMIT', `your admission pass is for at most ${a} ticket(s): only that many were left when you were admitted`, {
+        passTickets: Number(a),
+      });
     case HoldGeneralReply.IDEMPOTENCY_MISMATCH:
       throw new DomainError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with a different request', {
         field: 'Idempotency-Key',

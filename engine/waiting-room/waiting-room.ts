@@ -14,6 +14,7 @@ import { DomainError } from '../errors.js';
 import type { EventId, UserId } from '../ids.js';
 import { eventKeys, globalKeys } from '../keys.js';
 import { signAdmission } from './admission-token.js';
+import { publishChange } from './changes.js';
 
 /** An event's waiting-room settings as the admin sets them. */
 export type QueueSettings = {
@@ -24,7 +25,40 @@ export type QueueSettings = {
   admissionRatePerSecond: number;
   /** How long an admission pass lasts. */
   passTtlSeconds: number;
+  /**
+   * A pass not used (no hold made with it) within this many seconds of its buyer being told (SSE push or a status
+   * read) gives its slot to the next person. Default 20.
+   */
+  passGraceSeconds?: number | undefined;
+  /** The same for a pass its buyer has not looked at yet, counted from the admission. Default 90 (beyond the wait page's 60 s poll). */
+  passUnseenGraceSeconds?: number | undefined;
 };
+
+export const DEFAULT_PASS_GRACE_SECONDS = 20;
+export const DEFAULT_PASS_UNSEEN_GRACE_SECONDS = 90;
+
+/**
+ * The share of held tickets admission counts as coming back: (returned + 1) / (resolved + 10) over this sale's
+ * resolved holds (returned = expired, cancelled or failed; resolved = those plus the confirmed), so it starts at a
+ * conservative 10 % and follows what is observed; bounded to [0, 0.9].
+ */
+export const HELD_SHARE_PRIOR = { returned: 1, resolved: 10 } as const;
+export const HELD_SHARE_MAX = 0.9;
+export function heldShareOf(returned: number, resolved: number): number {
+  const share = (returned + HELD_SHARE_PRIOR.returned) / (resolved + HELD_SHARE_PRIOR.resolved);
+  return Math.min(HELD_SHARE_MAX, Math.max(0, share));
+}
+
+/** How the stock stands for one person in line: whether anything can still reach them, and how likely. */
+export function standing(s: { ahead: number; free: number; held: number; reserved: number; unusedPasses: number; heldSharePermille: number }) {
+  const heldReturning = Math.floor((s.held * s.heldSharePermille) / 1000);
+  const freeForLine = s.free - s.reserved; // free tickets no pass has been given for
+  // every unused pass is expected to take at least one ticket; the rest of the free stock and the held tickets expected
+  // back (in the observed share) are what can still reach the line, each person ahead taking at least one
+  const reach = Math.max(0, s.free - s.unusedPasses) + heldReturning;
+  const soldOut = freeForLine <= 0 && reach <= s.ahead;
+  return { soldOut, chance: freeForLine > s.ahead ? ('likely' as const) : ('unlikely' as const), heldReturning, reach, freeForLine };
+}
 
 /** Settings as stored in Postgres, with the fairness seed (secret until the sale opens) and its published hash. */
 export type StoredQueue = QueueSettings & { seed: string; seedHash: string };
@@ -42,6 +76,16 @@ export type QueueStatus = {
   drawAt: string;
   admissionToken?: string;
   admissionExpiresAt?: string;
+  /** Make a hold with the pass by then, or its slot goes to the next person (absent once the pass has a hold). */
+  admissionUseBy?: string;
+  /** How many tickets the pass allows: the event's per-person limit, or fewer when only that many were left. */
+  passTickets?: number;
+  /** Only scattered single seats are left: hold them one by one, or as "best available, not together". */
+  singleSeatsOnly?: boolean;
+  /** Waiting while free stock does not reach your place: tickets now held by people admitted before you, which may come back. */
+  ticketsHeldAhead?: number;
+  /** Waiting: whether free stock reaches your place ('likely') or only tickets that come back could ('unlikely'). */
+  chance?: 'likely' | 'unlikely';
   bookingId?: string;
 };
 
@@ -86,6 +130,8 @@ function observedRates(samples: Sample[], now: number, admitted: number): { shor
 
 export function createWaitingRoom(d: EngineDeps) {
   const keys = (eventId: EventId) => eventKeys(d.ns, eventId);
+  /** What the last admission step of each event saw (a change is published only when it differs). */
+  const lastState = new Map<EventId, string>();
 
   async function stored(eventId: EventId): Promise<StoredQueue | null> {
     const { rows } = await d.pg.query<{ queue: StoredQueue | null }>('SELECT queue FROM events WHERE id = $1', [eventId]);
@@ -97,7 +143,8 @@ export function createWaitingRoom(d: EngineDeps) {
   async function apply(eventId: EventId, q: StoredQueue, salesOpenAtMs: number, ticketsPerPass: number) {
     const k = keys(eventId);
     const [code] = await d.redis.configureQueue(k.wrCfg, k.meta, q.enabled ? '1' : '0', Date.parse(q.opensAt), salesOpenAtMs,
-      q.admissionRatePerSecond, q.passTtlSeconds * 1000, ticketsPerPass, q.seed, q.seedHash);
+      q.admissionRatePerSecond, q.passTtlSeconds * 1000, ticketsPerPass, q.seed, q.seedHash,
+      (q.passGraceSeconds ?? DEFAULT_PASS_GRACE_SECONDS) * 1000, (q.passUnseenGraceSeconds ?? DEFAULT_PASS_UNSEEN_GRACE_SECONDS) * 1000);
     switch (code) {
       case ConfigureQueueReply.CONFIGURED:
         break;
@@ -121,6 +168,8 @@ export function createWaitingRoom(d: EngineDeps) {
       const q: StoredQueue = {
         enabled: s.enabled, opensAt: new Date(s.opensAt).toISOString(), admissionRatePerSecond: s.admissionRatePerSecond,
         passTtlSeconds: s.passTtlSeconds, seed, seedHash: createHash('sha256').update(seed).digest('hex'),
+        passGraceSeconds: s.passGraceSeconds ?? DEFAULT_PASS_GRACE_SECONDS,
+        passUnseenGraceSeconds: s.passUnseenGraceSeconds ?? DEFAULT_PASS_UNSEEN_GRACE_SECONDS,
       };
       // Postgres commits only once Redis has taken the settings: a refusal (closed event, bad value) changes nothing
       await withTx(d.pg, async (tx) => {
@@ -191,7 +240,8 @@ export function createWaitingRoom(d: EngineDeps) {
       const { eventId, member } = place;
       const k = keys(eventId);
       const now = d.clock.now();
-      const r = await d.redis.queueStatus(k.wrCfg, k.wrPre, k.wrLine, k.wrPasses, k.wrUsed, k.wrDone, k.inv, member, scriptNow(d.clock));
+      const r = await d.redis.queueStatus(k.wrCfg, k.wrPre, k.wrLine, k.wrPasses, k.wrUsed, k.wrDone, k.inv, k.wrGrace, k.wrSeen, k.meta,
+        member, scriptNow(d.clock));
       switch (r[0]) {
         case QueueStatusReply.FOUND:
           break;
@@ -200,12 +250,16 @@ export function createWaitingRoom(d: EngineDeps) {
         default:
           assertNever(r[0], 'queueStatus');
       }
-      const [, rawStatus, aheadS, passExpS, salesAtS, freeS, , admittedS, , bookingId, , rateS, ...samples] = r;
+      const [, rawStatus, aheadS, passExpS, salesAtS, freeS, heldS, admittedS, , bookingId, , rateS, passTicketsS, useByS, reservedS,
+        shareS, unusedS, tppS, ...samples] = r;
       const ahead = Number(aheadS);
       const salesAt = Number(salesAtS);
       const free = Number(freeS);
+      const held = Number(heldS);
       let status = rawStatus as QueueStatus['status'];
-      if (status === 'waiting' && free === 0) status = 'sold_out'; // nothing left to hold right now
+      const stand = standing({ ahead: Math.max(0, ahead), free, held, reserved: Number(reservedS), unusedPasses: Number(unusedS), heldSharePermille: Number(shareS) });
+      // nothing free and nothing held that could come back far enough to reach this place (see standing())
+      if (status === 'waiting' && ahead >= 0 && stand.soldOut) status = 'sold_out';
       const out: QueueStatus = {
         queueId, eventId, status, position: null, aheadOfYou: null, estimatedWaitSeconds: null, estimatedWaitRange: null,
         drawAt: new Date(salesAt).toISOString(),
@@ -214,6 +268,9 @@ export function createWaitingRoom(d: EngineDeps) {
         const exp = Number(passExpS);
         out.admissionToken = signAdmission(d.config.admissionSecret, { eventId, userId, member, expiresAtMs: exp });
         out.admissionExpiresAt = new Date(exp).toISOString();
+        if (useByS) out.admissionUseBy = new Date(Number(useByS)).toISOString();
+        out.passTickets = passTicketsS ? Number(passTicketsS) : Number(tppS);
+        out.singleSeatsOnly = !!passTicketsS && (await d.redis.hget(k.wrCfg, 'singles')) === '1';
         out.position = 0;
         out.aheadOfYou = 0;
         if (bookingId) out.bookingId = bookingId;
@@ -231,6 +288,8 @@ export function createWaitingRoom(d: EngineDeps) {
       out.aheadOfYou = ahead;
       out.position = ahead + 1;
       if (status === 'sold_out') return out;
+      out.chance = stand.chance;
+      if (stand.chance === 'unlikely') out.ticketsHeldAhead = held;
       const { short, long } = observedRates(parseSamples(samples), now, Number(admittedS));
       const rates = [short, long].filter((x): x is number => x !== null && x > 0);
       const best = rates.length ? rates[0]! : ceiling;
@@ -241,31 +300,48 @@ export function createWaitingRoom(d: EngineDeps) {
         // with no admissions observed yet the slowest pace is unknown
         high: rates.length ? toWait(Math.min(...rates) * 0.8) : null,
       };
+      if (stand.chance === 'unlikely') {
+        // this place is reached only by tickets that come back: not before the holds ahead resolve. The n-th earliest hold
+        // deadline, n = the people ahead beyond the free stock (each takes at least one ticket), is the soonest it can
+        // be without cancellations; how late is unknown.
+        const n = Math.max(0, ahead - Math.max(0, stand.freeForLine));
+        const [, deadline] = await d.redis.zrange(k.expiry, String(n), String(n), 'WITHSCORES');
+        const untilHolds = deadline ? Math.max(0, Math.ceil((Number(deadline) - now) / 1000)) : 0;
+        out.estimatedWaitSeconds = Math.max(out.estimatedWaitSeconds, untilHolds);
+        out.estimatedWaitRange = { low: Math.min(out.estimatedWaitRange.low, out.estimatedWaitSeconds), high: null };
+      }
       return out;
     },
 
-    async leave(queueId: string, userId: UserId): Promise<void> {
+    /** Gives the place up; `unusedPass`: the person held a pass they never made a hold with (they found nothing, or gave up). */
+    async leave(queueId: string, userId: UserId): Promise<{ unusedPass: boolean }> {
       const place = parseQueueId(queueId);
       if (!place || place.member !== memberOf(d.config.admissionSecret, place.eventId, userId)) throw new DomainError('QUEUE_NOT_FOUND', 'no such place in a waiting room');
       const k = keys(place.eventId);
+      // read before leaving, for the metric only (leaveQueue decides atomically)
+      const [pass, used] = await Promise.all([d.redis.zscore(k.wrPasses, place.member), d.redis.hexists(k.wrUsed, place.member)]);
       const [code] = await d.redis.leaveQueue(k.wrPre, k.wrLine, k.wrPasses, k.wrDone, place.member);
       switch (code) {
         case LeaveQueueReply.LEFT:
-          return;
+          return { unusedPass: pass !== null && used === 0 };
         case LeaveQueueReply.NOT_IN_QUEUE:
           throw new DomainError('QUEUE_NOT_FOUND', 'no such place in a waiting room');
         default:
-          assertNever(code, 'leaveQueue');
+          return assertNever(code, 'leaveQueue');
       }
     },
 
     /**
-     * One admission step for one event: at most maxAdmit people, never more than the stock can serve. `waitsMs` has
-     * each admitted person's wait, from taking the place to this admission.
+     * One admission step for one event: at most maxAdmit people, never more than the stock can serve (held tickets
+     * counted at `heldSharePermille`; passes for one seat each when `singles`). `waitsMs` has each admitted person's wait,
+     * from taking the place to this admission. Publishes a change (engine/waiting-room/changes.ts) when anything a
+     * status shows may have moved, so open status streams read again at once.
      */
-    async admit(eventId: EventId, maxAdmit: number) {
+    async admit(eventId: EventId, maxAdmit: number, o: { heldSharePermille?: number; singles?: boolean } = {}) {
       const k = keys(eventId);
-      const r = await d.redis.admitNext(k.wrCfg, k.wrPre, k.wrLine, k.wrPasses, k.wrUsed, k.wrDone, k.inv, k.wrJoined, scriptNow(d.clock), maxAdmit);
+      const share = o.heldSharePermille ?? Math.round(heldShareOf(0, 0) * 1000);
+      const r = await d.redis.admitNext(k.wrCfg, k.wrPre, k.wrLine, k.wrPasses, k.wrUsed, k.wrDone, k.inv, k.wrJoined, k.wrGrace, k.wrSeen,
+        k.meta, scriptNow(d.clock), maxAdmit, share, o.singles ? '1' : '0');
       switch (r[0]) {
         case AdmitNextReply.TICKED:
           break;
@@ -274,8 +350,67 @@ export function createWaitingRoom(d: EngineDeps) {
         default:
           assertNever(r[0], 'admitNext');
       }
-      const [, admitted, expired, free, held, outstanding, waiting, ...waitsMs] = r.map(Number) as number[];
-      return { admitted: admitted!, expired: expired!, free: free!, held: held!, outstanding: outstanding!, waiting: waiting!, waitsMs };
+      const [, admitted, expired, free, held, outstanding, waiting, lapsed, reserved, ...waitsMs] = r.map(Number) as number[];
+      // tell every open status stream of this event to read again when anything a status shows may have changed
+      const state = `${free}:${held}:${reserved}:${outstanding}:${waiting}:${share}`;
+      if (admitted! > 0 || expired! > 0 || lastState.get(eventId) !== state) {
+        lastState.set(eventId, state);
+        await publishChange(d.redis, d.ns, eventId);
+      }
+      return {
+        admitted: admitted!, expired: expired!, lapsed: lapsed!, free: free!, held: held!, outstanding: outstanding!, waiting: waiting!,
+        reserved: reserved!, waitsMs,
+      };
+    },
+
+    /**
+     * The share of held tickets that comes back in this sale, measured live from the event's outbox: resolved holds
+     * (ReservationExpired, BookingCancelled, BookingFailed = returned; BookingConfirmed = kept) are counted as the
+     * stream is read, from where the last call stopped (at most `maxEntries` entries a call). Per mille, see heldShareOf.
+     * One caller at a time per event (the admission worker holds the event's lease).
+     */
+    async measureHeldShare(eventId: EventId, maxEntries = 5000): Promise<{ permille: number; returned: number; resolved: number }> {
+      const k = keys(eventId);
+      const [pos, returned0, resolved0] = await d.redis.hmget(k.wrShare, 'pos', 'returned', 'resolved');
+      let returned = Number(returned0 ?? 0);
+      let resolved = Number(resolved0 ?? 0);
+      const entries = await d.redis.xrange(k.outbox, pos ? `(${pos}` : '-', '+', 'COUNT', maxEntries);
+      if (entries.length) {
+        for (const [, fields] of entries) {
+          const type = fields[fields.indexOf('type') + 1];
+          if (type === 'BookingConfirmed') resolved++;
+          else if (type === 'ReservationExpired' || type === 'BookingCancelled' || type === 'BookingFailed') {
+            resolved++;
+            returned++;
+          }
+        }
+        await d.redis.hset(k.wrShare, 'pos', entries.at(-1)![0], 'returned', returned, 'resolved', resolved);
+      }
+      return { permille: Math.round(heldShareOf(returned, resolved) * 1000), returned, resolved };
+    },
+
+    /**
+     * Whether the free stock is only scattered single seats: no general-admission tier has two free tickets and no
+     * row of a seated section has two free seats side by side. Read only when few tickets are left (at most
+     * `upTo` free), where it decides the size of passes; above that, false.
+     */
+    async singlesOnly(eventId: EventId, upTo = 100): Promise<boolean> {
+      const k = keys(eventId);
+      const inv = await d.redis.hgetall(k.inv);
+      let free = 0;
+      for (const [f, v] of Object.entries(inv)) {
+        if (!f.startsWith('free:')) continue;
+        free += Number(v);
+        if (inv[`kind:${f.slice(5)}`] === 'ga' && Number(v) >= 2) return false;
+      }
+      if (free < 2 || free > upTo) return free === 1;
+      const [sec, smap] = await Promise.all([d.redis.hgetall(k.sec), d.redis.hgetall(k.smap)]);
+      for (const [section, layout] of Object.entries(sec)) {
+        const per = Number(layout.split(',')[2]);
+        const seats = smap[section] ?? '';
+        for (let at = 0; at + per <= seats.length; at += per) if (seats.slice(at, at + per).includes('..')) return false;
+      }
+      return true;
     },
 
     /** The admission ceiling of an event (people per second), or 0 when its waiting room is off. */

@@ -16,7 +16,9 @@
 --                     {-8} (IDEMPOTENCY_MISMATCH) if not, nil if the key is new or the caller sent none.
 --   checkSale:        {-1} NOT_ARMED | {-2, opensAtMs} SALES_NOT_OPEN | nil, maxPerUser, admissionRequired
 --   checkPass:        on a waiting-room event: {-33} NOT_ADMITTED (no live pass) | {-34} PASS_IN_USE (the pass
---                     already has a live hold or a sale) | nil
+--                     already has a live hold or a sale) | {-37, passTickets} PASS_LIMIT (more tickets than a sized
+--                     pass allows: admitNext keeps k in meta as pass:<member> when it admits for fewer than a full
+--                     pass) | nil
 --   checkCap:         {-7, ticketsStillAllowed} TICKET_LIMIT | nil
 --   commitHold:       writes the hold, its expiry entry, the buyer's count, the idempotent reply and the
 --                     BookingCreated outbox entry (with the Idempotency-Key and fingerprint when there is one);
@@ -39,11 +41,13 @@ local function checkSale(metaKey, nowMs)
   return nil, tonumber(m[3]), m[4] == "1"
 end
 
-local function checkPass(passesKey, usedKey, pass, nowMs)
+local function checkPass(passesKey, usedKey, pass, nowMs, metaKey, count)
   if pass == "" then return {-33} end
   local expires = redis.call("ZSCORE", passesKey, pass)
   if not expires or tonumber(expires) <= nowMs then return {-33} end
   if redis.call("HEXISTS", usedKey, pass) == 1 then return {-34} end
+  local size = redis.call("HGET", metaKey, "pass:" .. pass)
+  if size and count > tonumber(size) then return {-37, size} end
   return nil
 end
 

@@ -12,6 +12,10 @@ export type AdmissionOptions = { engine: Engine; log: Logger; metrics?: Metrics;
  * (a token bucket of at most one second of admissions), never more than the stock can serve (decided inside
  * admitNext). One process at a time admits for an event (a lease), so the rate is the ceiling whatever the number of
  * workers; the script is atomic anyway, so no one is ever admitted twice.
+ *
+ * Each tick also measures the share of held tickets that comes back (from the event's outbox), tells admitNext
+ * whether only scattered single seats are left (passes for one seat each); admit() publishes each change to the
+ * open status streams (engine/waiting-room/changes.ts).
  */
 export function createAdmissionWorker(o: AdmissionOptions) {
   const owner = `admission-${randomBytes(6).toString('hex')}`;
@@ -19,11 +23,12 @@ export function createAdmissionWorker(o: AdmissionOptions) {
   const leaseMs = o.leaseMs ?? 5_000;
   // errors start at 0: a panel or rate() sees a series (0 errors) from the start, not "no data"
   o.metrics?.workerErrors.inc({ worker: 'admission' }, 0);
+  for (const reason of ['lapsed', 'left'] as const) o.metrics?.waitingRoomPassesUnused.inc({ reason }, 0);
   const credit = new Map<EventId, { at: number; credit: number }>();
   let running = false;
   let loop: Promise<void> | undefined;
 
-  async function tickEvent(eventId: EventId, now: number): Promise<{ admitted: number; waiting: number; outstanding: number; waitsMs: number[] } | null> {
+  async function tickEvent(eventId: EventId, now: number): Promise<{ admitted: number; lapsed: number; waiting: number; outstanding: number; waitsMs: number[] } | null> {
     const { engine } = o;
     const [lease] = await engine.deps.redis.takeLease(eventKeys(engine.deps.ns, eventId).wrLease, owner, leaseMs, 'take');
     if (lease !== 1) {
@@ -36,10 +41,12 @@ export function createAdmissionWorker(o: AdmissionOptions) {
     bucket.credit = Math.min(rate, bucket.credit + (rate * (now - bucket.at)) / 1000);
     bucket.at = now;
     credit.set(eventId, bucket);
-    const r = await engine.waitingRoom.admit(eventId, Math.floor(bucket.credit));
+    const [share, singles] = await Promise.all([engine.waitingRoom.measureHeldShare(eventId), engine.waitingRoom.singlesOnly(eventId)]);
+    const r = await engine.waitingRoom.admit(eventId, Math.floor(bucket.credit), { heldSharePermille: share.permille, singles });
     if (!r) return null;
     bucket.credit -= r.admitted;
-    return { admitted: r.admitted, waiting: r.waiting, outstanding: r.outstanding, waitsMs: r.waitsMs };
+    o.metrics?.waitingRoomHeldShare.set({ event: eventId }, share.permille / 1000);
+    return { admitted: r.admitted, lapsed: r.lapsed, waiting: r.waiting, outstanding: r.outstanding, waitsMs: r.waitsMs };
   }
 
   /** One pass over every event with a waiting room. */
@@ -53,6 +60,7 @@ export function createAdmissionWorker(o: AdmissionOptions) {
       if (!r) continue;
       for (const ms of r.waitsMs) o.metrics?.waitingRoomWait.observe(ms / 1000);
       admitted += r.admitted;
+      if (r.lapsed) o.metrics?.waitingRoomPassesUnused.inc({ reason: 'lapsed' }, r.lapsed);
       waiting += r.waiting;
       outstanding += r.outstanding;
     }
