@@ -21,7 +21,7 @@ export function createEngine(d: EngineDeps) {
   const bookings = createBookings(d, catalog, holds);
   const outbox = createOutbox(d);
   const waitingRoom = createWaitingRoom(d);
-  const payments = createPayments(d, holds);
+  const payments = createPayments(d, holds, catalog);
   const refunds = createRefunds(d);
   const tickets = createTickets(d, catalog, bookings);
   const idempotency = createIdempotency(d);

@@ -11,6 +11,8 @@ export const OUTBOX_TYPES = [
   'ReservationExpired',
   'BookingConfirmed',
   'BookingRefunded',
+  'PaymentStarted',
+  'PaymentDeclined',
 ] as const;
 export type OutboxType = (typeof OUTBOX_TYPES)[number];
 
@@ -33,6 +35,12 @@ export type OutboxEntry = {
   /** BookingCreated: the buyer's Idempotency-Key and the request fingerprint, when the hold was made with one. */
   idemKey?: string;
   idemFp?: string;
+  /** PaymentStarted, PaymentDeclined: the payment attempt (1-based). */
+  attempt?: number;
+  /** PaymentStarted: the holder the buyer gave with the payment (absent = not given). */
+  holderName?: string;
+  holderEmail?: string;
+  holderPhone?: string;
 };
 
 const GROUP = 'persist';
@@ -61,6 +69,7 @@ export function parseEntry(id: string, fields: string[]): OutboxEntry {
   if (f.retaken === '1') e.retaken = true;
   if (f.idemKey) e.idemKey = f.idemKey;
   if (f.idemFp) e.idemFp = f.idemFp;
+  if (f.attempt) e.attempt = Number(f.attempt); if (f.holderName) e.holderName = f.holderName; if (f.holderEmail) e.holderEmail = f.holderEmail; if (f.holderPhone) e.holderPhone = f.holderPhone;
   return e;
 }
 
