@@ -55,11 +55,15 @@ type Holder = { holder_name: string | null; holder_email: string | null; holder_
 const holderOf = async (d: ProcessorDeps, id: BookingId) =>
   (await d.engine.deps.pg.query<Holder>('SELECT holder_name, holder_email, holder_phone FROM bookings WHERE id = $1', [id])).rows[0]!;
 
-/** Sends the refund confirmation of a REFUNDED booking, once. */
+/**
+ * Sends the refund confirmation of a refunded booking, once. Refunded: the money record says so (the refund job's own
+ * write); the booking becomes REFUNDED a moment later, when the persist worker applies BookingRefunded.
+ */
 async function sendRefundMail(d: ProcessorDeps, id: BookingId): Promise<'sent' | 'already sent' | 'not refunded'> {
   const { engine } = d;
   const b = await getBooking(engine.deps.pg, id);
-  if (b?.status !== 'REFUNDED') return 'not refunded';
+  const refund = await engine.deps.pg.query<{ status: string }>('SELECT status FROM refunds WHERE booking_id = $1', [id]);
+  if (!b || (b.status !== 'REFUNDED' && refund.rows[0]?.status !== 'refunded')) return 'not refunded';
   const claim = await engine.tickets.claimDelivery(id, 'refund-email');
   if (claim === 'sent') return 'already sent';
   if (claim === 'in-flight') throw new Error(`the refund e-mail of ${id} is claimed by another run; retrying later`);

@@ -2,6 +2,7 @@ import type { Engine } from '../index.js';
 import { eventOfBooking, type BookingId, type EventId } from '../ids.js';
 import { HOLD_FIELDS } from '../holds/hold-record.js';
 import { eventKeys } from '../keys.js';
+import { scanKeys } from '../../platform/redis.js';
 
 /** A charge as the payment provider knows it (the simulated provider's records, or the Stripe double's). */
 export type ChargeRecord = { bookingId: string; status: string; amount: number; refunded?: number };
@@ -143,14 +144,9 @@ async function paymentSteps(engine: Engine, eventIds: EventId[], settling: Reado
   // every hold of these events that is sold, and the state of the hold of every booking with an attempt
   const state = new Map<string, string | null>();
   for (const eventId of eventIds) {
-    const k = eventKeys(engine.deps.ns, eventId);
-    let cursor = '0';
-    do {
-      const [next, keys] = await engine.deps.redis.scan(cursor, 'MATCH', k.holdPattern, 'COUNT', 1000);
-      cursor = next;
-      const states = keys.length ? await Promise.all(keys.map((key) => engine.deps.redis.hget(key, HOLD_FIELDS.state))) : [];
-      keys.forEach((key, i) => state.set(key.slice(key.lastIndexOf(':') + 1), states[i] ?? null));
-    } while (cursor !== '0');
+    const keys = await scanKeys(engine.deps.redis, eventKeys(engine.deps.ns, eventId).holdPattern);
+    const states = await Promise.all(keys.map((key) => engine.deps.redis.hget(key, HOLD_FIELDS.state)));
+    keys.forEach((key, i) => state.set(key.slice(key.lastIndexOf(':') + 1), states[i] ?? null));
   }
   for (const [id, as] of byBooking) {
     const hold = state.get(id) ?? 'gone';
