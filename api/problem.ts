@@ -44,10 +44,31 @@ export const DOMAIN_HTTP = {
   EVENT_LIVE: [409, 'Event is live'],
   BOOKING_NOT_RECORDED: [503, 'Booking still being recorded'],
   QUEUE_OPENS_AFTER_SALES: [400, 'Waiting room opens after sales'],
+  PAYMENT_FAILED: [402, 'Payment failed'],
+  PAYMENT_TOO_LATE: [409, 'Payment too late'],
+  PAYMENT_PROVIDER_UNAVAILABLE: [503, 'Payment provider unavailable'],
+  WEBHOOK_SIGNATURE: [400, 'Invalid webhook signature'],
+  WEBHOOK_MALFORMED: [400, 'Malformed webhook event'],
 } as const satisfies Record<DomainErrorCode, readonly [ContentfulStatusCode, string]>;
 
 /** `INSUFFICIENT_INVENTORY` -> `/problems/insufficient-inventory` */
 export const problemType = (code: string) => `/problems/${code.toLowerCase().replace(/_/g, '-')}`;
+
+/**
+ * The members of a table code's problem document that a route builds itself (an outcome the engine reports as a value,
+ * or a refusal before the engine): type, title and status from DOMAIN_HTTP. Unlike a thrown DomainError's document,
+ * it carries no `code` member (these documents never had one).
+ */
+export function problemBody<C extends DomainErrorCode>(code: C, detail?: string) {
+  const [status, title] = DOMAIN_HTTP[code];
+  return { type: problemType(code), title, status: status as (typeof DOMAIN_HTTP)[C][0], ...(detail === undefined ? {} : { detail }) };
+}
+
+/** Answers with the problem document of a table code (see `problemBody`), plus `extra` members. */
+export function problemFor(c: Context, code: DomainErrorCode, detail: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
+  const { status, ...p } = problemBody(code, detail);
+  return problem(c, status, { ...p, ...extra }, headers);
+}
 
 /** Writes an RFC 9457 problem document with the request id and path. */
 export function problem(c: Context, status: ContentfulStatusCode, p: ProblemInput, headers: Record<string, string> = {}) {

@@ -33,7 +33,15 @@ export type DomainErrorCode =
   | 'IDEMPOTENCY_IN_PROGRESS'
   | 'EVENT_LIVE'
   | 'BOOKING_NOT_RECORDED'
-  | 'QUEUE_OPENS_AFTER_SALES';
+  | 'QUEUE_OPENS_AFTER_SALES'
+  // Outcomes answered as problem documents but not thrown: the engine reports a payment's outcome as a value
+  // (PayResult), which the route keeps for an idempotent replay; the webhook route refuses a provider's delivery
+  // before the engine sees it. The route builds their documents from the same table (api/problem.ts `problemFor`).
+  | 'PAYMENT_FAILED'
+  | 'PAYMENT_TOO_LATE'
+  | 'PAYMENT_PROVIDER_UNAVAILABLE'
+  | 'WEBHOOK_SIGNATURE'
+  | 'WEBHOOK_MALFORMED';
 
 export class DomainError<C extends DomainErrorCode = DomainErrorCode> extends Error {
   constructor(

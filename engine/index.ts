@@ -13,6 +13,9 @@ import { createIdempotency } from './idempotency.js';
 import { reconcileEvent } from './inventory/reconcile.js';
 import { rebuildEvent } from './inventory/rebuild.js';
 import type { EventId } from './ids.js';
+import { createWebhookEvents } from './payments/webhook-events.js';
+import { createStreamSlots } from './waiting-room/stream-slots.js';
+import { pgActivity } from '../platform/pg.js';
 
 export function createEngine(d: EngineDeps) {
   const catalog = createCatalog(d);
@@ -37,6 +40,14 @@ export function createEngine(d: EngineDeps) {
     refunds,
     tickets,
     idempotency,
+    /** The payment provider's webhook events already handled. */
+    webhookEvents: createWebhookEvents(d),
+    /** Slots of open status streams, capped per user and per IP across every API process. */
+    streamSlots: createStreamSlots(d),
+    /** The payment provider's name (`simulated`, `stripe`; `none` when there is none): a metrics label. */
+    providerName: d.provider?.name ?? 'none',
+    /** Postgres's own counters (lock waits, active sessions, deadlocks), for the reconcile worker's gauges. */
+    pgActivity: () => pgActivity(d.pg),
     /** Creates an event in Postgres, arms its inventory in Redis, and sets its waiting room if asked. */
     async createEvent(input: EventInput & { queue?: QueueSettings | undefined }) {
       const event = await catalog.create(input);

@@ -65,3 +65,16 @@ export async function withTxRetrying<T>(pool: pg.Pool, fn: (tx: pg.PoolClient) =
     }
   }
 }
+
+/** What Postgres itself says about this database: sessions waiting on a lock, sessions running a statement, and the
+ *  deadlocks it has counted since its statistics were last reset. */
+export type PgActivity = { lockWaits: number; activeSessions: number; deadlocks: number };
+
+export async function pgActivity(db: Queryable): Promise<PgActivity> {
+  const { rows } = await db.query<{ waiting: string; active: string; deadlocks: string }>(
+    `SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock') AS waiting,
+            (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active') AS active,
+            (SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()) AS deadlocks`,
+  );
+  return { lockWaits: Number(rows[0]!.waiting), activeSessions: Number(rows[0]!.active), deadlocks: Number(rows[0]!.deadlocks) };
+}

@@ -1,6 +1,5 @@
 import { UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from 'pino';
-import { getBooking } from '../engine/booking/bookings-repo.js';
 import type { Engine } from '../engine/index.js';
 import { formatStartsAt } from '../engine/tickets/ticket-pdf.js';
 import type { BookingId } from '../engine/ids.js';
@@ -51,32 +50,27 @@ export function formatAmount(minor: number, currency: string): string {
   return f.format(minor / 10 ** (f.resolvedOptions().maximumFractionDigits ?? 2)).replace(/\u00a0/g, ' ');
 }
 
-type Holder = { holder_name: string | null; holder_email: string | null; holder_phone: string | null };
-const holderOf = async (d: ProcessorDeps, id: BookingId) =>
-  (await d.engine.deps.pg.query<Holder>('SELECT holder_name, holder_email, holder_phone FROM bookings WHERE id = $1', [id])).rows[0]!;
-
 /**
  * Sends the refund confirmation of a refunded booking, once. Refunded: the money record says so (the refund job's own
  * write); the booking becomes REFUNDED a moment later, when the persist worker applies BookingRefunded.
  */
 async function sendRefundMail(d: ProcessorDeps, id: BookingId): Promise<'sent' | 'already sent' | 'not refunded'> {
   const { engine } = d;
-  const b = await getBooking(engine.deps.pg, id);
-  const refund = await engine.deps.pg.query<{ status: string }>('SELECT status FROM refunds WHERE booking_id = $1', [id]);
-  if (!b || (b.status !== 'REFUNDED' && refund.rows[0]?.status !== 'refunded')) return 'not refunded';
+  const b = await engine.bookings.recorded(id);
+  if (!b || (b.status !== 'REFUNDED' && (await engine.refunds.status(id)) !== 'refunded')) return 'not refunded';
   const claim = await engine.tickets.claimDelivery(id, 'refund-email');
   if (claim === 'sent') return 'already sent';
   if (claim === 'in-flight') throw new Error(`the refund e-mail of ${id} is claimed by another run; retrying later`);
-  const holder = await holderOf(d, id);
+  const holder = (await engine.bookings.holder(id))!;
   const event = (await engine.catalog.cached(b.eventId))!;
   let messageId: string;
   try {
     ({ messageId } = await d.mailer.send({
-      to: holder.holder_email ?? `${b.userId}@users.floodgate.invalid`,
+      to: holder.email ?? `${b.userId}@users.floodgate.invalid`,
       from: d.mailFrom,
       subject: `Refund for ${event.name}`.replace(/[\r\n]+/g, ' '),
       text:
-        `${greeting(holder.holder_name)}\n\nyour booking ${b.bookingId} for ${event.name} at ${event.venue}, ` +
+        `${greeting(holder.name)}\n\nyour booking ${b.bookingId} for ${event.name} at ${event.venue}, ` +
         `${formatStartsAt(event.startsAt, event.timeZone)}, has been refunded: ${formatAmount(b.amount, b.currency)} goes back to the ` +
         `card you paid with. Its ${b.ticketCount} ticket(s) are no longer valid.\n`,
       attachments: [],
@@ -102,7 +96,7 @@ export const notifyProcessor = (d: ProcessorDeps) => async (job: Job) => {
   const { bookingId, channel } = QUEUES.notify.data.parse(job.data);
   const id = bookingId as BookingId;
   const { engine } = d;
-  const b = await getBooking(engine.deps.pg, id);
+  const b = await engine.bookings.recorded(id);
   if (!b) return { skipped: 'unknown booking' };
   if (b.status !== 'CONFIRMED' && b.status !== 'TICKETS_DELIVERED') {
     // paid, but the record is not CONFIRMED yet (a sale after a re-take is recorded by the persist worker, in outbox
@@ -113,14 +107,8 @@ export const notifyProcessor = (d: ProcessorDeps) => async (job: Job) => {
     }
     return { skipped: b.status };
   }
-  const { rows } = await engine.deps.pg.query<{ holder_name: string | null; holder_email: string | null; holder_phone: string | null; confirmed_at: Date | null }>(
-    `SELECT holder_name, holder_email, holder_phone,
-            (SELECT max(at) FROM booking_transitions WHERE booking_id = $1 AND to_state = 'CONFIRMED') AS confirmed_at
-       FROM bookings WHERE id = $1`,
-    [id],
-  );
-  const holder = rows[0]!;
-  const required: ('email' | 'sms')[] = d.sms && holder.holder_phone ? ['email', 'sms'] : ['email'];
+  const holder = (await engine.bookings.holder(id))!;
+  const required: ('email' | 'sms')[] = d.sms && holder.phone ? ['email', 'sms'] : ['email'];
   if (channel === 'sms' && !required.includes('sms')) return { skipped: 'no SMS for this booking' };
   const claim = await engine.tickets.claimDelivery(id, channel);
   if (claim === 'sent') {
@@ -138,21 +126,21 @@ export const notifyProcessor = (d: ProcessorDeps) => async (job: Job) => {
     if (channel === 'email') {
       const { pdf } = await engine.tickets.pdf(id, undefined, d.renderPdf);
       const event = (await engine.catalog.cached(b.eventId))!;
-      const to = holder.holder_email ?? `${b.userId}@users.floodgate.invalid`;
+      const to = holder.email ?? `${b.userId}@users.floodgate.invalid`;
       const seats = b.seats.length ? ` (${b.seats.join(', ')})` : '';
       ({ messageId } = await d.mailer.send({
         to,
         from: d.mailFrom,
         subject: `Your tickets for ${event.name}`.replace(/[\r\n]+/g, ' '),
         text:
-          `${greeting(holder.holder_name)}\n\nyour ${b.ticketCount} ticket(s)${seats} for ${event.name} at ${event.venue}, ` +
+          `${greeting(holder.name)}\n\nyour ${b.ticketCount} ticket(s)${seats} for ${event.name} at ${event.venue}, ` +
           `${formatStartsAt(event.startsAt, event.timeZone)}, ` +
           `are attached. Show the QR code of each ticket at the gate.\n\nBooking ${b.bookingId}\n`,
         attachments: [{ filename: `tickets-${b.bookingId}.pdf`, contentType: 'application/pdf', content: pdf }],
         idempotencyKey: `tickets-${b.bookingId}`,
       }));
     } else {
-      ({ messageId } = await d.sms!.send({ to: holder.holder_phone!, body: `Your Floodgate tickets (booking ${b.bookingId}) are in your e-mail.`, idempotencyKey: `sms-${b.bookingId}` }));
+      ({ messageId } = await d.sms!.send({ to: holder.phone!, body: `Your Floodgate tickets (booking ${b.bookingId}) are in your e-mail.`, idempotencyKey: `sms-${b.bookingId}` }));
     }
   } catch (err) {
     await engine.tickets.releaseClaim(id, channel);
@@ -162,7 +150,7 @@ export const notifyProcessor = (d: ProcessorDeps) => async (job: Job) => {
   }
   await engine.tickets.markDelivered(id, channel, messageId);
   d.metrics?.notifications.inc({ channel, outcome: 'sent' });
-  if (holder.confirmed_at) d.metrics?.notificationDelay.observe({ channel }, (Date.now() - holder.confirmed_at.getTime()) / 1000);
+  if (holder.confirmedAt) d.metrics?.notificationDelay.observe({ channel }, (Date.now() - holder.confirmedAt.getTime()) / 1000);
   await engine.tickets.markTicketsDelivered(id, required);
   d.log.info({ jobId: job.id, bookingId, channel }, 'tickets sent');
   return { sent: messageId };

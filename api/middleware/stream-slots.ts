@@ -1,7 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import type { Context } from 'hono';
-import { scriptNow } from '../../engine/clock.js';
-import { globalKeys } from '../../engine/keys.js';
 import type { AppDeps, AppEnv, StreamCapConfig } from '../env.js';
 import { problem } from '../problem.js';
 
@@ -13,15 +11,12 @@ const DEFAULT_LEASE_MS = 30_000;
  * stream renews while it runs and drops when it ends, so a crashed process frees its slots after `leaseMs`.
  */
 export function createStreamSlots(deps: AppDeps, cfg: StreamCapConfig | undefined) {
-  const { redis, ns, clock } = deps.engine.deps;
+  const { streamSlots } = deps.engine;
   const leaseMs = cfg?.leaseMs ?? DEFAULT_LEASE_MS;
   const caps = [
     { kind: 'user' as const, max: cfg?.perUser ?? 0 },
     { kind: 'ip' as const, max: cfg?.perIp ?? 0 },
   ].filter((c) => c.max > 0);
-
-  const call = (key: string, streamId: string, max: number, mode: 'take' | 'drop') =>
-    redis.streamSlot(key, streamId, scriptNow(clock), leaseMs, max, mode);
 
   return {
     leaseMs,
@@ -31,20 +26,19 @@ export function createStreamSlots(deps: AppDeps, cfg: StreamCapConfig | undefine
      */
     async open(userId: string, ip: string): Promise<{ ok: true; renew(): Promise<void>; close(): Promise<void> } | { ok: false; cap: 'user' | 'ip' }> {
       const streamId = randomBytes(9).toString('base64url');
-      const held: { key: string; max: number }[] = [];
-      const release = () => Promise.all(held.map((h) => call(h.key, streamId, h.max, 'drop'))).then(() => undefined);
+      const held: { kind: 'user' | 'ip'; who: string; max: number }[] = [];
+      const release = () => Promise.all(held.map((h) => streamSlots.drop(h.kind, h.who, streamId, h.max, leaseMs))).then(() => undefined);
       for (const c of caps) {
-        const key = globalKeys(ns).streams(c.kind, encodeURIComponent(c.kind === 'user' ? userId : ip));
-        const [code] = await call(key, streamId, c.max, 'take');
-        if (code !== 1) {
+        const who = c.kind === 'user' ? userId : ip;
+        if (!(await streamSlots.take(c.kind, who, streamId, c.max, leaseMs))) {
           await release();
           return { ok: false, cap: c.kind };
         }
-        held.push({ key, max: c.max });
+        held.push({ kind: c.kind, who, max: c.max });
       }
       return {
         ok: true,
-        renew: () => Promise.all(held.map((h) => call(h.key, streamId, h.max, 'take'))).then(() => undefined),
+        renew: () => Promise.all(held.map((h) => streamSlots.take(h.kind, h.who, streamId, h.max, leaseMs))).then(() => undefined),
         close: release,
       };
     },

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import type { BookingId } from '../../engine/ids.js';
 import type { AppEnv } from '../env.js';
-import { problem } from '../problem.js';
+import { problem, problemBody } from '../problem.js';
 import { BookingIdParam, problemResponses } from '../schemas.js';
 import { validationHook } from '../validate.js';
 
@@ -45,9 +45,14 @@ export const payments = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
     const { engine, metrics } = c.var.deps;
     const body = c.req.valid('json');
     const user = c.var.user.id;
-    const providerName = engine.deps.provider?.name ?? 'none';
+    const providerName = engine.providerName;
     const started = performance.now();
     type Answer = { status: number; store: boolean; body: Record<string, unknown> };
+    /** A refusal's problem document, from the closed table; kept whole (with its status) for an idempotent replay. */
+    const refused = (code: 'PAYMENT_FAILED' | 'PAYMENT_TOO_LATE' | 'PAYMENT_PROVIDER_UNAVAILABLE', detail: string, store: boolean, extra: Record<string, unknown>): Answer => {
+      const p = problemBody(code, detail);
+      return { status: p.status, store, body: { ...p, ...extra } };
+    };
     const run = async (): Promise<Answer> => {
       const r = await engine.payments.pay({ ...body, bookingId: body.bookingId as BookingId, userId: user });
       metrics.payments.inc({ provider: providerName, outcome: r.outcome === 'succeeded' ? 'succeeded' : r.outcome === 'declined' ? 'declined' : r.outcome === 'pending' ? 'unavailable' : 'failed' });
@@ -57,25 +62,14 @@ export const payments = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
           // confirmations, revenue and time to book are counted once, by the persist worker, from the outbox
           return { status: 200, store: true, body: { paymentId: r.paymentId, status: 'succeeded', bookingStatus: 'CONFIRMED' } };
         case 'declined':
-          return {
-            status: 402,
-            store: true,
-            body: {
-              type: '/problems/payment-failed', title: 'Payment failed', status: 402, detail: r.message, paymentId: r.paymentId,
-              declineCode: r.code, attemptsLeft: r.attemptsLeft, bookingStatus: r.bookingStatus,
-            },
-          };
+          return refused('PAYMENT_FAILED', r.message, true, { paymentId: r.paymentId, declineCode: r.code, attemptsLeft: r.attemptsLeft, bookingStatus: r.bookingStatus });
         case 'returned':
-          return { status: 409, store: true, body: { type: '/problems/payment-too-late', title: 'Payment too late', status: 409, detail: r.reason, paymentId: r.paymentId } };
+          return refused('PAYMENT_TOO_LATE', r.reason, true, { paymentId: r.paymentId });
         case 'pending':
-          return {
-            status: 503,
-            store: false, // not kept: a retry with the same key carries the same attempt on
-            body: {
-              type: '/problems/payment-provider-unavailable', title: 'Payment provider unavailable', status: 503, paymentId: r.paymentId,
-              detail: 'the payment provider did not answer; retry with the same Idempotency-Key (it never charges twice)',
-            },
-          };
+          // not kept: a retry with the same key carries the same attempt on
+          return refused('PAYMENT_PROVIDER_UNAVAILABLE', 'the payment provider did not answer; retry with the same Idempotency-Key (it never charges twice)', false, {
+            paymentId: r.paymentId,
+          });
       }
     };
     const key = c.req.valid('header')['idempotency-key'];

@@ -1,9 +1,10 @@
 import { Hono } from 'hono';
+import { HTTPException } from 'hono/http-exception';
 import { z } from 'zod';
 import { WebhookSignatureError, verifyStripeWebhook } from '../../integrations/payments/stripe.js';
 import type { BookingId } from '../../engine/ids.js';
 import type { AppEnv } from '../env.js';
-import { problem } from '../problem.js';
+import { problemFor } from '../problem.js';
 
 /** What the handler reads of a (signed) event: anything else in it is ignored, anything missing is a 400. */
 const WebhookEvent = z.looseObject({
@@ -24,7 +25,7 @@ const WebhookEvent = z.looseObject({
 export const webhooks = new Hono<AppEnv>().post('/api/webhooks/stripe', async (c) => {
   const { engine, config, log } = c.var.deps;
   const secrets = config.stripeWebhookSecrets ?? [];
-  if (secrets.length === 0) return problem(c, 404, { type: '/problems/not-found', title: 'Not found', detail: 'Stripe is not the payment provider here' });
+  if (secrets.length === 0) throw new HTTPException(404, { message: 'Stripe is not the payment provider here' });
   const raw = await c.req.text();
   let verified: unknown;
   try {
@@ -32,7 +33,7 @@ export const webhooks = new Hono<AppEnv>().post('/api/webhooks/stripe', async (c
   } catch (err) {
     if (err instanceof WebhookSignatureError) {
       log.warn({ reason: err.reason, requestId: c.var.requestId }, 'stripe webhook signature rejected');
-      return problem(c, 400, { type: '/problems/webhook-signature', title: 'Invalid webhook signature', detail: err.reason });
+      return problemFor(c, 'WEBHOOK_SIGNATURE', err.reason);
     }
     // the signature matched but the body is not JSON (the SDK parses it after checking the signature)
     if (!(err instanceof SyntaxError)) throw err;
@@ -41,14 +42,11 @@ export const webhooks = new Hono<AppEnv>().post('/api/webhooks/stripe', async (c
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     log.warn({ requestId: c.var.requestId, field: issue.path.join('.') }, 'signed stripe webhook is not a usable event');
-    return problem(c, 400, {
-      type: '/problems/webhook-malformed', title: 'Malformed webhook event', detail: `not a Stripe event: ${issue.path.join('.') || 'body'}: ${issue.message}`,
-      errors: [{ field: issue.path.join('.') || 'body', detail: issue.message }],
-    });
+    const field = issue.path.join('.') || 'body';
+    return problemFor(c, 'WEBHOOK_MALFORMED', `not a Stripe event: ${field}: ${issue.message}`, { errors: [{ field, detail: issue.message }] });
   }
   const event = parsed.data;
-  const seen = await engine.deps.pg.query('SELECT 1 FROM webhook_events WHERE id = $1', [event.id]);
-  if (seen.rowCount) return c.json({ received: true, duplicate: true });
+  if (await engine.webhookEvents.seen(event.id)) return c.json({ received: true, duplicate: true });
   const pi = event.data.object;
   // the attempt: by the PaymentIntent id, or by its metadata when the request that created it died before recording it
   let attempt = pi.id?.startsWith('pi_') ? await engine.payments.byProviderRef(pi.id) : null;
@@ -70,6 +68,6 @@ export const webhooks = new Hono<AppEnv>().post('/api/webhooks/stripe', async (c
     }
   }
   // recorded once handled: a delivery whose handling failed (500) is handled again when Stripe retries it
-  await engine.deps.pg.query('INSERT INTO webhook_events (id, type) VALUES ($1, $2) ON CONFLICT DO NOTHING', [event.id, event.type]);
+  await engine.webhookEvents.record(event.id, event.type);
   return c.json({ received: true });
 });

@@ -182,3 +182,17 @@ export async function transitionsOf(db: Queryable, id: BookingId): Promise<Trans
   );
   return rows.map((r) => ({ from: r.from_state, to: r.to_state, cause: r.cause, at: r.at.toISOString() }));
 }
+
+/** Who a booking's messages go to, as the buyer gave it at payment (null: not given), and when it was confirmed. */
+export type Holder = { name: string | null; email: string | null; phone: string | null; confirmedAt: Date | null };
+
+export async function getHolder(db: Queryable, id: BookingId): Promise<Holder | null> {
+  const { rows } = await db.query<{ holder_name: string | null; holder_email: string | null; holder_phone: string | null; confirmed_at: Date | null }>(
+    `SELECT holder_name, holder_email, holder_phone,
+            (SELECT max(at) FROM booking_transitions WHERE booking_id = $1 AND to_state = 'CONFIRMED') AS confirmed_at
+       FROM bookings WHERE id = $1`,
+    [id],
+  );
+  const r = rows[0];
+  return r ? { name: r.holder_name, email: r.holder_email, phone: r.holder_phone, confirmedAt: r.confirmed_at } : null;
+}

@@ -5,7 +5,7 @@ import { DomainError } from '../errors.js';
 import type { Holds, HoldMode } from '../holds/holds.js';
 import { eventOfBooking, newBookingId, type BookingId, type EventId, type TierId, type UserId } from '../ids.js';
 import { verifyAdmission } from '../waiting-room/admission-token.js';
-import { getBooking, listBookings, type Booking } from './bookings-repo.js';
+import { getBooking, getHolder, listBookings, type Booking } from './bookings-repo.js';
 
 export type SeatPreferences = { seatIds?: string[] | undefined; section?: string | undefined; adjacent?: boolean | undefined };
 
@@ -139,6 +139,12 @@ export function createBookings(d: EngineDeps, catalog: Catalog, holds: Holds) {
     },
 
     list: (userId: UserId, limit?: number) => listBookings(d.pg, userId, limit),
+
+    /** The booking as Postgres records it (null: not recorded), for the workers: no viewer check, no live hold. */
+    recorded: (bookingId: BookingId) => getBooking(d.pg, bookingId),
+
+    /** Whom the booking's messages go to (name, e-mail, phone as given at payment) and when it was confirmed. */
+    holder: (bookingId: BookingId) => getHolder(d.pg, bookingId),
 
     /** Buyer cancel: the seats are free again at once; Postgres records CANCELLED through the outbox. */
     async cancel(bookingId: BookingId, userId: UserId): Promise<{ bookingId: BookingId; status: 'CANCELLED' }> {

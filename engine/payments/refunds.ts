@@ -119,6 +119,12 @@ export function createRefunds(d: EngineDeps) {
       return { status: r };
     },
 
+    /** The refund's own record: requested, approved, denied or refunded (null: none asked for). */
+    async status(bookingId: BookingId): Promise<string | null> {
+      const { rows } = await d.pg.query<{ status: string }>('SELECT status FROM refunds WHERE booking_id = $1', [bookingId]);
+      return rows[0]?.status ?? null;
+    },
+
     /**
      * The refund job: money back (idempotent key per booking), seats back to stock in Redis (refundHold appends
      * BookingRefunded), and the money record. The booking becomes REFUNDED, and its seats leave Postgres's counters,

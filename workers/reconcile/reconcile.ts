@@ -1,6 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Engine } from '../../engine/index.js';
+import { createPollLoop } from '../../platform/loop.js';
 import type { Metrics } from '../../platform/metrics.js';
 
 export type ReconcileOptions = {
@@ -24,8 +25,6 @@ export function createReconcileWorker(o: ReconcileOptions) {
   let lastDeadlocks: number | null = null;
   // errors start at 0: a panel or rate() sees a series (0 errors) from the start, not "no data"
   metrics.workerErrors.inc({ worker: 'reconcile' }, 0);
-  let running = false;
-  let loop: Promise<void> | undefined;
 
   async function pass(): Promise<{ mismatch: number }> {
     let mismatch = 0;
@@ -47,41 +46,25 @@ export function createReconcileWorker(o: ReconcileOptions) {
       const counts = await q.getJobCounts('waiting', 'active', 'delayed', 'failed');
       for (const [state, n] of Object.entries(counts)) metrics.queueJobs.set({ queue: name, state }, n);
     }
-    const { rows } = await engine.deps.pg.query<{ waiting: string; active: string; deadlocks: string }>(
-      `SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock') AS waiting,
-              (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active') AS active,
-              (SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()) AS deadlocks`,
-    );
-    metrics.pgLockWaits.set(Number(rows[0]!.waiting));
-    metrics.pgActiveSessions.set(Number(rows[0]!.active));
-    const deadlocks = Number(rows[0]!.deadlocks);
+    const { lockWaits, activeSessions, deadlocks } = await engine.pgActivity();
+    metrics.pgLockWaits.set(lockWaits);
+    metrics.pgActiveSessions.set(activeSessions);
     if (lastDeadlocks !== null && deadlocks > lastDeadlocks) metrics.pgDeadlocks.inc(deadlocks - lastDeadlocks);
     lastDeadlocks = deadlocks;
     return { mismatch };
   }
 
-  async function run() {
-    while (running) {
-      try {
-        await pass();
-      } catch (err) {
-        metrics.workerErrors.inc({ worker: 'reconcile' });
-        log.warn({ err: { message: (err as Error).message } }, 'reconcile pass failed; retrying');
-      }
-      if (running) await new Promise((r) => setTimeout(r, intervalMs).unref());
-    }
-  }
+  // one pass every intervalMs, whatever it found; a failed pass is counted and tried again after the same pause
+  const loop = createPollLoop({
+    pass: async () => void (await pass()),
+    busyMs: intervalMs,
+    idleMs: intervalMs,
+    errorMs: intervalMs,
+    onError: (err) => {
+      metrics.workerErrors.inc({ worker: 'reconcile' });
+      log.warn({ err: { message: (err as Error).message } }, 'reconcile pass failed; retrying');
+    },
+  });
 
-  return {
-    pass,
-    start() {
-      if (running) return;
-      running = true;
-      loop = run();
-    },
-    async stop() {
-      running = false;
-      await loop;
-    },
-  };
+  return { pass, start: loop.start, stop: loop.stop };
 }
