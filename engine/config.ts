@@ -13,8 +13,6 @@ export type EngineConfig = {
   paymentMaxAttempts: number;
   /** A hold being paid lives at least this long after the payment started. */
   paymentWindowMs: number;
-  /** How long a payment waits for a hold made a moment ago to be recorded by the persist worker (default 5 s). */
-  recordWaitMs?: number;
   /** Refunds are automatic until this many hours before the event; later an admin decides. */
   refundCutoffHours: number;
 };

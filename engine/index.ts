@@ -28,7 +28,7 @@ export function createEngine(d: EngineDeps) {
   const stream = createOutbox(d);
   const outbox = { ...stream, ...createOutboxDrain(d, stream, holds) };
   const waitingRoom = createWaitingRoom(d);
-  const payments = createPayments(d, holds);
+  const payments = createPayments(d, holds, catalog);
   const refunds = createRefunds(d);
   const tickets = createTickets(d, catalog, bookings);
   const idempotency = createIdempotency(d);

@@ -43,7 +43,15 @@ export const ExpireHoldReply = { EXPIRED: 1, NOT_DUE: 0, HOLD_NOT_FOUND: -20, NO
 
 export const ConfirmHoldReply = { CONFIRMED: 1, ALREADY_CONFIRMED: 3, HOLD_NOT_FOUND: -20, HOLD_EXPIRED: -23 } as const;
 
-export const PayHoldReply = { DONE: 1, HOLD_NOT_FOUND: -20, NOT_OWNER: -21, NOT_RELEASABLE: -22, HOLD_EXPIRED: -23 } as const;
+export const PayHoldReply = {
+  DONE: 1,
+  HOLD_NOT_FOUND: -20,
+  NOT_OWNER: -21,
+  NOT_RELEASABLE: -22,
+  HOLD_EXPIRED: -23,
+  NO_ATTEMPTS_LEFT: -25,
+  OTHER_ATTEMPT: -26,
+} as const;
 
 export const RetakeHoldReply = { RETAKEN: 1, ALREADY_CONFIRMED: 3, GONE: -24 } as const;
 

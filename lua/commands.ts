@@ -71,7 +71,8 @@ declare module 'ioredis' {
       eventId: A, bookingId: A, nowMs: A): Result<C.ReplyOf<typeof C.ExpireHoldReply>, Context>;
     confirmHold(inv: K, sec: K, smap: K, hold: K, expiry: K, outbox: K,
       eventId: A, bookingId: A, nowMs: A, paymentRef: A): Result<C.ReplyOf<typeof C.ConfirmHoldReply>, Context>;
-    payHold(hold: K, expiry: K, bookingId: A, userId: A, nowMs: A, windowMs: A, mode: 'start' | 'decline'): Result<C.ReplyOf<typeof C.PayHoldReply>, Context>;
+    payHold(hold: K, expiry: K, outbox: K, eventId: A, bookingId: A, userId: A, nowMs: A, windowMs: A, mode: 'start' | 'decline',
+      attempt: A, reason: A, holderName: A, holderEmail: A, holderPhone: A): Result<C.ReplyOf<typeof C.PayHoldReply>, Context>;
     retakeHold(inv: K, sec: K, smap: K, hold: K, expiry: K, buyers: K, outbox: K, eventId: A, bookingId: A, userId: A, tierId: A,
       count: A, seats: A, nowMs: A, paymentRef: A): Result<C.ReplyOf<typeof C.RetakeHoldReply>, Context>;
     refundHold(inv: K, sec: K, smap: K, hold: K, buyers: K, outbox: K, eventId: A, bookingId: A, nowMs: A, reason: A): Result<C.ReplyOf<typeof C.RefundHoldReply>, Context>;

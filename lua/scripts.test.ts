@@ -11,6 +11,7 @@ import {
   HoldBestReply,
   HoldGeneralReply,
   HoldSeatsReply,
+  PayHoldReply,
   ReleaseHoldReply,
   RateLimitReply,
   TakeLeaseReply,
@@ -315,6 +316,49 @@ describe('Lua scripts', () => {
       await fx.redis.zadd(k.expiry, NOW, sold); // a stray expiry entry for a sold hold is removed, nothing else
       expect(await expire(fx, seated.id, sold, NOW + TTL)).toEqual([ExpireHoldReply.NOT_RELEASABLE, 'sold']);
       expect(await fx.redis.zscore(k.expiry, sold)).toBeNull();
+    }));
+  });
+
+  describe('payHold', () => {
+    const pay = (fx: Ctx, b: string, mode: 'start' | 'decline', o: { user?: string; now?: number; attempt?: number; reason?: string } = {}) => {
+      const k = eventKeys(fx.ns, seated.id);
+      return fx.redis.payHold(k.hold(b as BookingId), k.expiry, k.outbox, seated.id, b, o.user ?? '', o.now ?? NOW, 60_000, mode,
+        o.attempt ?? 2, o.reason ?? '', mode === 'start' ? 'Ann Example' : '', '', '');
+    };
+    const lastEntry = async (fx: Ctx) => {
+      const f = (await fx.redis.xrange(eventKeys(fx.ns, seated.id).outbox, '-', '+')).at(-1)![1];
+      return Object.fromEntries(f.flatMap((v, i) => (i % 2 ? [] : [[v, f[i + 1]!]])));
+    };
+    it('DONE: start counts the attempt, extends the deadline and appends PaymentStarted; decline hands back with PaymentDeclined', t(async (fx) => {
+      const k = eventKeys(fx.ns, seated.id);
+      const b = (await holdGeneral(fx, { eventId: seated.id, tier: seated.gaTier, user: 'pat', count: 2 }))[1]!;
+      expect(await pay(fx, b, 'start', { user: 'pat', now: NOW + 10 })).toEqual([PayHoldReply.DONE, String(NOW + 10 + 60_000), '1']);
+      expect(await fx.redis.hmget(k.hold(b as BookingId), 'st', 'a', 'x')).toEqual(['paying', '1', String(NOW + 10 + 60_000)]);
+      expect(await fx.redis.zscore(k.expiry, b)).toBe(String(NOW + 10 + 60_000));
+      expect(await lastEntry(fx)).toEqual({
+        type: 'PaymentStarted', eventId: seated.id, bookingId: b, userId: 'pat', tierId: seated.gaTier, count: '2', seats: '', attempt: '1',
+        atMs: String(NOW + 10), holderName: 'Ann Example', holderEmail: '', holderPhone: '',
+      });
+      expect(await pay(fx, b, 'decline', { attempt: 1, reason: 'declined: card_declined: no' })).toEqual([PayHoldReply.DONE, String(NOW + 10 + 60_000), '1']);
+      expect(await fx.redis.hget(k.hold(b as BookingId), 'st')).toBe('held');
+      expect(await lastEntry(fx)).toMatchObject({ type: 'PaymentDeclined', bookingId: b, attempt: '1', reason: 'declined: card_declined: no' });
+      expect((await pay(fx, b, 'start', { user: 'pat' })).at(-1)).toBe('2'); // the next attempt is the second
+    }));
+    it('HOLD_NOT_FOUND, NOT_OWNER, NOT_RELEASABLE, HOLD_EXPIRED, NO_ATTEMPTS_LEFT, OTHER_ATTEMPT: nothing changes', t(async (fx) => {
+      const k = eventKeys(fx.ns, seated.id);
+      expect(await unchanged(fx, seated.id, () => pay(fx, 'bk_none', 'start', { user: 'quinn' }))).toEqual([PayHoldReply.HOLD_NOT_FOUND]);
+      const b = (await holdGeneral(fx, { eventId: seated.id, tier: seated.gaTier, user: 'quinn' }))[1]!;
+      expect(await unchanged(fx, seated.id, () => pay(fx, b, 'start', { user: 'mallory' }))).toEqual([PayHoldReply.NOT_OWNER]);
+      expect(await unchanged(fx, seated.id, () => pay(fx, b, 'decline', { attempt: 1 }))).toEqual([PayHoldReply.OTHER_ATTEMPT, '0']);
+      expect(await unchanged(fx, seated.id, () => pay(fx, b, 'start', { user: 'quinn', now: NOW + TTL }))).toEqual([PayHoldReply.HOLD_EXPIRED, String(NOW + TTL)]);
+      expect((await pay(fx, b, 'start', { user: 'quinn', attempt: 1 }))[0]).toBe(PayHoldReply.DONE);
+      expect(await unchanged(fx, seated.id, () => pay(fx, b, 'start', { user: 'quinn' }))).toEqual([PayHoldReply.NOT_RELEASABLE, 'paying']);
+      expect(await unchanged(fx, seated.id, () => pay(fx, b, 'decline', { attempt: 2 }))).toEqual([PayHoldReply.OTHER_ATTEMPT, '1']);
+      expect((await pay(fx, b, 'decline', { attempt: 1 }))[0]).toBe(PayHoldReply.DONE);
+      expect(await unchanged(fx, seated.id, () => pay(fx, b, 'decline', { attempt: 1 }))).toEqual([PayHoldReply.NOT_RELEASABLE, 'held']);
+      // maxAttempts 1, one attempt used: no more
+      expect(await unchanged(fx, seated.id, () => pay(fx, b, 'start', { user: 'quinn', attempt: 1 }))).toEqual([PayHoldReply.NO_ATTEMPTS_LEFT, '1']);
+      expect(await fx.redis.hget(k.hold(b as BookingId), 'st')).toBe('held');
     }));
   });
 

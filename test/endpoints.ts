@@ -234,8 +234,9 @@ export async function apiWorld(engine: Engine, clock: FakeClock) {
     (await engine.bookings.create({ userId: u(user), eventId, tierId: eventId === ev.id ? ev.tiers[1]!.id : undefined, ticketCount: n })).reservation.bookingId as BookingId;
   const paid = async (user: string, eventId = ev.id) => {
     const id = await book(user, eventId);
-    await drain(engine, eventId); // a payment needs its booking recorded (the persist worker's job)
+    await drain(engine, eventId); // the booking recorded (the persist worker's job), so the payment's row may reference it
     await engine.payments.pay({ bookingId: id, userId: u(user), paymentMethodId: 'pm_card_visa' });
+    await drain(engine, eventId); // and its sale (BookingConfirmed) recorded: CONFIRMED in Postgres
     return id;
   };
   const annReserved = await book('ann');

@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from '../test/fixtures.js';
 import { createGaEvent } from '../test/events.js';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../test/env.js';
+import { dropPaymentsBookingFk } from '../test/follow-outbox.js';
 import { drain, waitFor } from '../test/wait.js';
 import { createEngine } from '../engine/index.js';
 import type { UserId } from '../engine/ids.js';
@@ -49,6 +50,8 @@ describe('job workers', () => {
     const ids = await Promise.all(users.map(async (userId, i) => (await e.bookings.create({ userId, eventId: ev.id, ticketCount: i + 1 })).reservation.bookingId));
     await drain(e, ev.id);
     await Promise.all(ids.map((bookingId, i) => e.payments.pay({ bookingId, userId: users[i]!, paymentMethodId: 'pm_card_visa' })));
+    await drain(e, ev.id); // CONFIRMED in Postgres; the persist worker asks for the tickets then (issue 12, its branch)
+    for (const id of ids) await sink.deliverTickets(id);
     for (const [i, id] of ids.entries()) {
       await waitFor(`booking ${i} delivered`, async () => (await e.bookings.get(id, { userId: users[i]! })).status === 'TICKETS_DELIVERED');
     }
@@ -77,6 +80,8 @@ describe('job workers', () => {
     const id = reservation.bookingId;
     await drain(e, ev.id);
     expect((await e.payments.pay({ bookingId: id, userId: 'gil' as UserId, paymentMethodId: 'pm_card_visa' })).outcome).toBe('succeeded');
+    await drain(e, ev.id); // CONFIRMED in Postgres; the persist worker asks for the tickets then (issue 12, its branch)
+    await sink.deliverTickets(id);
     await waitFor('tickets delivered', async () => (await e.bookings.get(id, { userId: 'gil' as UserId })).status === 'TICKETS_DELIVERED');
     await sink.deliverTickets(id); // asked again: the job id and the delivery claim keep it to one e-mail
     await waitFor('the second notify job done', async () => ((await sink.queues.notify.getJobCounts('completed')).completed ?? 0) >= 1);
@@ -84,12 +89,14 @@ describe('job workers', () => {
     expect(await metrics.registry.getSingleMetricAsString('floodgate_notifications_total')).toMatch(/channel="email",outcome="sent"[^}]*\} 1$/m);
 
     await e.refunds.request(id, 'gil' as UserId);
-    await waitFor('refunded', async () => (await e.bookings.get(id, { userId: 'gil' as UserId })).status === 'REFUNDED');
+    // REFUNDED comes from the outbox's BookingRefunded (the persist worker's step, played here by drain)
+    await waitFor('refunded', async () => (await drain(e, ev.id), (await e.bookings.get(id, { userId: 'gil' as UserId })).status === 'REFUNDED'));
     expect((await e.inventory.redisState(ev.id))[ev.tiers[0]!.id]!.free).toBe(4);
   });
 
-  for (const step of ['authorize', 'capture'] as const) {
-    it(`a payer killed (SIGKILL) after the ${step}: the settle job finishes it, one charge, one confirmation, one e-mail`, async ({ engine, ns, redis, clock, onTestFinished }) => {
+  for (const step of ['authorize', 'confirm', 'capture'] as const) {
+    it(`a payer killed (SIGKILL) after the ${step}: the settle job finishes it, one charge, one confirmation, one e-mail`, async ({ engine, ns, redis, pg, clock, onTestFinished }) => {
+      await dropPaymentsBookingFk(pg);
       const outbox = await mkdtemp(join(tmpdir(), 'fg-kill-'));
       const bull = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
       const sink = createJobSink(bull, `${ns}:bull`, { sms: false });
@@ -98,7 +105,7 @@ describe('job workers', () => {
       const user = `killed-${step}` as UserId;
       const { reservation } = await e.bookings.create({ userId: user, eventId: ev.id, ticketCount: 1 });
       const id = reservation.bookingId;
-      await drain(e, ev.id); // the persist worker records the hold before it is paid
+      // the payer does not wait for the persist worker: the hold is not in Postgres yet when it pays
       const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'test', 'children', 'pay-and-die.ts')], {
         env: { ...process.env, NS: ns, SCHEMA: ns, REDIS_URL: TEST_REDIS_URL, DATABASE_URL: TEST_DATABASE_URL, BOOKING_ID: id, USER_ID: user,
           DIE_AFTER: step, NOW: String(clock.now()) },
@@ -110,8 +117,11 @@ describe('job workers', () => {
       const signal = await new Promise((r) => child.once('exit', (_code, sig) => r(sig)));
       expect(signal, out).toBe('SIGKILL');
       const money = () => listSimulatedPayments(redis, simulatedPaymentKeys(ns)).then((p) => p.filter((x) => x.bookingId === id));
-      expect((await money()).map((m) => m.status)).toEqual([step === 'authorize' ? 'authorized' : 'captured']);
-      expect((await e.bookings.get(id, { userId: user })).status).toBe('PAYMENT_PENDING');
+      expect((await money()).map((m) => m.status)).toEqual([step === 'capture' ? 'captured' : 'authorized']);
+      // authorize: the seats are still only held (being paid); confirm, capture: sold in Redis, the money not captured
+      // (confirm) or captured but not recorded (capture)
+      expect((await e.holds.get(ev.id, id))!.state).toBe(step === 'authorize' ? 'paying' : 'sold');
+      expect((await e.payments.attempts(id)).map((a) => a.status)).toEqual([step === 'authorize' ? 'pending' : 'authorized']);
 
       // the settle job the payer queued before charging: run it now rather than after its delay
       const workers = startJobWorkers(
@@ -130,6 +140,10 @@ describe('job workers', () => {
       });
       const settle = (await sink.queues.payment.getDelayed()).find((j) => j.data.bookingId === id)!;
       await settle.promote();
+      await waitFor('the settle job done', async () => (await e.payments.attempts(id))[0]?.status === 'captured');
+      await waitFor('recorded CONFIRMED', async () => (await engine.deps.pg.query("SELECT 1 FROM bookings WHERE id = $1 AND state = 'CONFIRMED'", [id])).rowCount === 1);
+      // the persist worker asks for the tickets when it records CONFIRMED (issue 12, its branch); asking again is one job
+      await sink.deliverTickets(id);
       await waitFor('tickets delivered', async () => (await e.bookings.get(id, { userId: user })).status === 'TICKETS_DELIVERED');
       expect((await money()).map((m) => m.status)).toEqual(['captured']);
       expect((await e.payments.attempts(id)).map((a) => a.status)).toEqual(['captured']);

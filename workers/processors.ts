@@ -53,11 +53,14 @@ export function formatAmount(minor: number, currency: string): string {
   return f.format(minor / 10 ** (f.resolvedOptions().maximumFractionDigits ?? 2)).replace(/\u00a0/g, ' ');
 }
 
-/** Sends the refund confirmation of a REFUNDED booking, once. */
+/**
+ * Sends the refund confirmation of a refunded booking, once. Refunded: the money record says so (the refund job's own
+ * write); the booking becomes REFUNDED a moment later, when the persist worker applies BookingRefunded.
+ */
 async function sendRefundMail(d: ProcessorDeps, id: BookingId): Promise<'sent' | 'already sent' | 'not refunded'> {
   const { engine } = d;
   const b = await engine.bookings.recorded(id);
-  if (b?.status !== 'REFUNDED') return 'not refunded';
+  if (!b || (b.status !== 'REFUNDED' && (await engine.refunds.status(id)) !== 'refunded')) return 'not refunded';
   const claim = await engine.tickets.claimDelivery(id, 'refund-email');
   if (claim === 'sent') return 'already sent';
   if (claim === 'in-flight') throw new Error(`the refund e-mail of ${id} is claimed by another run; retrying later`);

@@ -1,7 +1,9 @@
 import { describe, expect, it } from '../../test/fixtures.js';
 import { createGaEvent } from '../../test/events.js';
 import { startStripeDouble } from '../../test/doubles/stripe.js';
+import { dropPaymentsBookingFk } from '../../test/follow-outbox.js';
 import { startApi, token } from '../../test/http.js';
+import { waitFor } from '../../test/wait.js';
 import { snapshotPg, snapshotRedis } from '../../test/state.js';
 import { createStripeProvider } from '../../integrations/payments/stripe.js';
 import { createEngine } from '../../engine/index.js';
@@ -11,7 +13,8 @@ import type { BookingId, UserId } from '../../engine/ids.js';
 const SECRET = 'whsec_test_floodgate';
 
 describe('Stripe: the real SDK against a local double, and signed webhooks', () => {
-  it('pays through Stripe: authorize (manual capture), sell the seats, then capture; the SDK sends idempotency keys', async ({ engine, onTestFinished }) => {
+  it('pays through Stripe: authorize (manual capture), sell the seats, then capture; the SDK sends idempotency keys', async ({ engine, pg, onTestFinished }) => {
+    await dropPaymentsBookingFk(pg);
     const stripe = await startStripeDouble();
     const provider = createStripeProvider({ secretKey: 'sk_test_floodgate', host: stripe.host, port: stripe.port, protocol: 'http', maxNetworkRetries: 0 });
     const api = await startApi(createEngine({ ...engine.deps, provider }), { stripeWebhookSecrets: [SECRET], persist: true });
@@ -44,6 +47,7 @@ describe('Stripe: the real SDK against a local double, and signed webhooks', () 
   });
 
   it('webhooks finish a payment whose request died after the authorization: duplicates and any order are harmless; tampering is refused', async ({ engine, redis, ns, pg, onTestFinished }) => {
+    await dropPaymentsBookingFk(pg);
     const stripe = await startStripeDouble();
     const real = createStripeProvider({ secretKey: 'sk_test_floodgate', host: stripe.host, port: stripe.port, protocol: 'http', maxNetworkRetries: 0 });
     // the API process "dies" right after Stripe authorized: the answer never makes it back
@@ -62,8 +66,9 @@ describe('Stripe: the real SDK against a local double, and signed webhooks', () 
     const pi = stripe.paymentIntents().find((p) => p.metadata.bookingId === bookingId)!;
     expect(pi.status).toBe('requires_capture');
 
-    // a tampered delivery changes nothing
+    // a tampered delivery changes nothing (compared once the persist worker has caught up with the outbox)
     const authorized = stripe.makeEvent('payment_intent.amount_capturable_updated', pi);
+    await waitFor('the persist worker caught up', async () => (await engine.outbox.backlog(ev.id)).entries === 0);
     const before = [await snapshotRedis(redis, `${ns}:{evt:${ev.id}}:*`), await snapshotPg(pg)];
     const forged = await fetch(`${api.url}/api/webhooks/stripe`, {
       method: 'POST',
@@ -83,7 +88,7 @@ describe('Stripe: the real SDK against a local double, and signed webhooks', () 
     expect(dup.map((r) => r.status)).toEqual([200, 200, 200]);
     expect(dup.slice(1).every((r) => JSON.parse(r.body).duplicate === true)).toBe(true);
     expect((await engine.payments.attempts(bookingId))[0]).toMatchObject({ status: 'captured', providerRef: pi.id });
-    expect((await engine.bookings.get(bookingId, { userId: 'cat' as UserId })).status).toBe('CONFIRMED');
+    await waitFor('CONFIRMED in the record', async () => (await pg.query("SELECT 1 FROM bookings WHERE id = $1 AND state = 'CONFIRMED'", [bookingId])).rowCount === 1);
     expect(stripe.requests.filter((r) => r.path === `/v1/payment_intents/${pi.id}/capture`)).toHaveLength(1);
     expect((await pg.query('SELECT count(*)::int AS n FROM webhook_events')).rows[0].n).toBe(2);
   });

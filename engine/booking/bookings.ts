@@ -121,7 +121,7 @@ export function createBookings(d: EngineDeps, catalog: Catalog, holds: Holds) {
           const tier = event?.tiers.find((t) => t.id === h.tierId);
           b = {
             bookingId,
-            status: h.state === 'sold' ? 'CONFIRMED' : 'RESERVED',
+            status: h.state === 'sold' ? 'CONFIRMED' : h.state === 'paying' ? 'PAYMENT_PENDING' : 'RESERVED',
             eventId,
             tierId: h.tierId,
             userId: h.userId,

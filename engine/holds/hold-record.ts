@@ -19,6 +19,8 @@ export const HOLD_FIELDS = {
   state: 'st',
   /** The admission pass member the hold used ("" = none). */
   pass: 'p',
+  /** Payment attempts started on this hold (absent = 0); payHold "start" increments it and names the attempt. */
+  attempts: 'a',
 } as const satisfies Record<string, string>;
 
 export type HoldState = 'held' | 'paying' | 'sold';
@@ -34,6 +36,8 @@ export type HoldRecord = {
   expiresAtMs: number;
   createdAtMs: number;
   state: HoldState;
+  /** Payment attempts started (the running or last attempt's number; 0 = none yet). */
+  attempts: number;
 };
 
 /** Decodes an HGETALL of a hold HASH; null when the hold does not exist (HGETALL answers {}). */
@@ -52,5 +56,6 @@ export function decodeHold(eventId: EventId, bookingId: BookingId, h: Record<str
     expiresAtMs: Number(h[f.expiresAtMs]),
     createdAtMs: Number(h[f.createdAtMs]),
     state: h[f.state] as HoldState,
+    attempts: Number(h[f.attempts] ?? 0),
   };
 }

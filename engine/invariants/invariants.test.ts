@@ -1,5 +1,6 @@
 import { describe, expect, it } from '../../test/fixtures.js';
 import { createGaEvent } from '../../test/events.js';
+import { dropPaymentsBookingFk } from '../../test/follow-outbox.js';
 import { drain } from '../../test/wait.js';
 import { listSimulatedPayments } from '../../integrations/payments/simulated.js';
 import type { UserId } from '../ids.js';
@@ -43,5 +44,28 @@ describe('the invariant checker', () => {
     await pg.query("UPDATE bookings SET state = 'CONFIRMED' WHERE id = $1", [b.reservation.bookingId]);
     const noMoney = await checkInvariants(engine, { eventIds: [ev.id], charges: [] });
     expect(noMoney.violations).toEqual(expect.arrayContaining([expect.stringMatching(/a ticket without money: booking .* is CONFIRMED/)]));
+  });
+
+  it('checks the payment steps on the money record against the holds, before anything is drained', async ({ engine, pg }) => {
+    await dropPaymentsBookingFk(pg);
+    const ev = await createGaEvent(engine, 10);
+    const paid = (await engine.bookings.create({ userId: u('pia'), eventId: ev.id, ticketCount: 1 })).reservation.bookingId;
+    const held = (await engine.bookings.create({ userId: u('rob'), eventId: ev.id, ticketCount: 1 })).reservation.bookingId;
+    await engine.payments.pay({ bookingId: paid, userId: u('pia'), paymentMethodId: 'pm_card_visa' });
+    // healthy, with the persist worker behind (nothing drained): the rules read Redis and the payments rows
+    const settling = new Set<string>();
+    expect((await checkInvariants(engine, { eventIds: [ev.id], settling })).violations).toEqual([]);
+
+    // money without a ticket: an attempt captured for a hold that was never sold
+    await pg.query(`INSERT INTO payments (booking_id, attempt, provider, payment_method, amount, currency, status) VALUES ($1, 1, 'simulated', 'pm_card_visa', 4500, 'EUR', 'captured')`, [held]);
+    expect((await checkInvariants(engine, { eventIds: [ev.id] })).violations).toEqual([`money without a ticket: attempt ${held}.a1 is captured but the hold is held`]);
+    // an authorized attempt nobody will finish (no settle job queued for it)
+    await pg.query(`UPDATE payments SET status = 'authorized' WHERE booking_id = $1`, [held]);
+    expect((await checkInvariants(engine, { eventIds: [ev.id], settling })).violations).toEqual([`attempt ${held}.a1 is authorized and no settle job will finish it`]);
+    expect((await checkInvariants(engine, { eventIds: [ev.id], settling: new Set([`${held}:a1`]) })).violations).toEqual([]);
+    await pg.query('DELETE FROM payments WHERE booking_id = $1', [held]);
+    // a ticket without money: the sold hold's only attempt is not captured
+    await pg.query(`UPDATE payments SET status = 'cancelled' WHERE booking_id = $1`, [paid]);
+    expect((await checkInvariants(engine, { eventIds: [ev.id] })).violations).toEqual([`a ticket without money: the hold of ${paid} is sold with 0 captured or authorized attempts`]);
   });
 });

@@ -1,5 +1,8 @@
 import type { Engine } from '../index.js';
-import type { EventId } from '../ids.js';
+import { eventOfBooking, type BookingId, type EventId } from '../ids.js';
+import { HOLD_FIELDS } from '../holds/hold-record.js';
+import { eventKeys } from '../keys.js';
+import { scanKeys } from '../../platform/redis.js';
 
 /** A charge as the payment provider knows it (the simulated provider's records, or the Stripe double's). */
 export type ChargeRecord = { bookingId: string; status: string; amount: number; refunded?: number };
@@ -31,11 +34,17 @@ const PAID = new Set(['CONFIRMED', 'TICKETS_DELIVERED', 'REFUND_REQUESTED', 'REF
  *   3. money: every captured charge belongs to exactly one paid booking (or was refunded with its booking), every paid
  *      booking has exactly one captured charge, never two captures for one booking;
  *   4. at most one e-mail per booking;
- *   5. with `drained`: the outbox is empty and Redis agrees with Postgres exactly.
+ *   5. with `drained`: the outbox is empty and Redis agrees with Postgres exactly;
+ *   6. the payment steps (authorize, confirm in Redis, capture; Postgres follows the outbox), checked on the money record
+ *      (`payments` rows) against the holds in Redis, so they hold at every instant, not only once drained:
+ *      a captured attempt belongs to a sold hold (no money without a ticket); a sold hold has exactly one attempt that
+ *      is captured, or authorized with its capture still to come (no ticket without money); and, with `settling` (the
+ *      settle jobs still queued or running, as `<bookingId>:a<attempt>`), every attempt still open (pending,
+ *      authorized, cancelling) has a settle job that will finish it.
  */
 export async function checkInvariants(
   engine: Engine,
-  o: { eventIds?: EventId[]; charges?: ChargeRecord[]; emailsPerBooking?: Map<string, number>; drained?: boolean } = {},
+  o: { eventIds?: EventId[]; charges?: ChargeRecord[]; emailsPerBooking?: Map<string, number>; drained?: boolean; settling?: ReadonlySet<string> } = {},
 ): Promise<InvariantReport> {
   const v: string[] = [];
   const pg = engine.deps.pg;
@@ -68,13 +77,7 @@ export async function checkInvariants(
   const bookings = await pg.query<{ id: string; state: string }>('SELECT id, state FROM bookings WHERE event_id = ANY($1::text[])', [eventIds]);
   f.bookings = bookings.rowCount ?? 0;
   const state = new Map(bookings.rows.map((b) => [b.id, b.state]));
-  const captures = await pg.query<{ booking_id: string; n: number }>(
-    `SELECT p.booking_id, count(*)::int AS n FROM payments p JOIN bookings b ON b.id = p.booking_id
-      WHERE b.event_id = ANY($1::text[]) AND p.status IN ('captured', 'refunded') GROUP BY p.booking_id`,
-    [eventIds],
-  );
-  const capturedInPg = new Map(captures.rows.map((r) => [r.booking_id, r.n]));
-  for (const [id, n] of capturedInPg) if (n > 1) v.push(`booking ${id}: ${n} captured payments`);
+  v.push(...(await paymentSteps(engine, eventIds, o.settling)));
 
   if (o.charges) {
     const mine = o.charges.filter((c) => state.has(c.bookingId));
@@ -116,4 +119,48 @@ export async function checkInvariants(
     }
   }
   return { ok: v.length === 0, violations: v, figures: f };
+}
+
+const OPEN_ATTEMPT = new Set(['pending', 'authorized', 'cancelling']);
+
+/** Rule 6: the money record against the holds in Redis (a payment row may exist before its booking is recorded). */
+async function paymentSteps(engine: Engine, eventIds: EventId[], settling: ReadonlySet<string> | undefined): Promise<string[]> {
+  const v: string[] = [];
+  const events = new Set<string>(eventIds);
+  const { rows } = await engine.deps.pg.query<{ booking_id: BookingId; attempt: number; status: string }>(
+    'SELECT booking_id, attempt, status FROM payments ORDER BY booking_id, attempt',
+  );
+  const mine = rows.filter((r) => events.has(eventOfBooking(r.booking_id)));
+  // an approved refund gives the seats back in Redis, then marks the money refunded: in between, captured money has no hold
+  const refunding = new Set(
+    (await engine.deps.pg.query<{ booking_id: string }>("SELECT booking_id FROM refunds WHERE status = 'approved'")).rows.map((r) => r.booking_id),
+  );
+  const byBooking = new Map<BookingId, { attempt: number; status: string }[]>();
+  for (const r of mine) byBooking.set(r.booking_id, [...(byBooking.get(r.booking_id) ?? []), r]);
+  for (const [id, as] of byBooking) {
+    const n = as.filter((a) => a.status === 'captured' || a.status === 'refunded').length;
+    if (n > 1) v.push(`booking ${id}: ${n} captured payments`);
+  }
+  // every hold of these events that is sold, and the state of the hold of every booking with an attempt
+  const state = new Map<string, string | null>();
+  for (const eventId of eventIds) {
+    const keys = await scanKeys(engine.deps.redis, eventKeys(engine.deps.ns, eventId).holdPattern);
+    const states = await Promise.all(keys.map((key) => engine.deps.redis.hget(key, HOLD_FIELDS.state)));
+    keys.forEach((key, i) => state.set(key.slice(key.lastIndexOf(':') + 1), states[i] ?? null));
+  }
+  for (const [id, as] of byBooking) {
+    const hold = state.get(id) ?? 'gone';
+    for (const a of as) {
+      if (a.status === 'captured' && hold !== 'sold' && !(hold === 'gone' && refunding.has(id))) v.push(`money without a ticket: attempt ${id}.a${a.attempt} is captured but the hold is ${hold}`);
+      if (settling && OPEN_ATTEMPT.has(a.status) && !settling.has(`${id}:a${a.attempt}`)) {
+        v.push(`attempt ${id}.a${a.attempt} is ${a.status} and no settle job will finish it`);
+      }
+    }
+  }
+  for (const [id, st] of state) {
+    if (st !== 'sold') continue;
+    const paid = (byBooking.get(id as BookingId) ?? []).filter((a) => a.status === 'captured' || a.status === 'authorized');
+    if (paid.length !== 1) v.push(`a ticket without money: the hold of ${id} is sold with ${paid.length} captured or authorized attempts`);
+  }
+  return v;
 }

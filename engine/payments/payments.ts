@@ -1,11 +1,13 @@
 import { assertNever, PayHoldReply, RetakeHoldReply } from '../../lua/codes.js';
 import { scriptNow } from '../clock.js';
-import { withTx, withTxRetrying, type Queryable } from '../../platform/pg.js';
-import { getBooking, transition, type Booking } from '../booking/bookings-repo.js';
+import { withTx, type Queryable } from '../../platform/pg.js';
+import { getBooking } from '../booking/bookings-repo.js';
+import type { Catalog } from '../catalog/catalog.js';
 import type { EngineDeps } from '../deps.js';
 import { DomainError } from '../errors.js';
+import type { HoldRecord } from '../holds/hold-record.js';
 import type { Holds } from '../holds/holds.js';
-import { eventOfBooking, type BookingId, type UserId } from '../ids.js';
+import { eventOfBooking, type BookingId, type EventId, type TierId, type UserId } from '../ids.js';
 import { NO_JOBS } from '../jobs.js';
 import { eventKeys } from '../keys.js';
 import type { PaymentProvider } from './provider.js';
@@ -36,7 +38,7 @@ export const paymentIdOf = (bookingId: string, attempt: number) => `${bookingId}
 const keyOf = (bookingId: string, attempt: number, step: string) => `${bookingId}:a${attempt}:${step}`;
 
 type AttemptRow = {
-  booking_id: string; attempt: number; provider: string; status: PaymentAttempt['status']; provider_ref: string | null;
+  booking_id: string; attempt: number; provider: string; payment_method: string; status: PaymentAttempt['status']; provider_ref: string | null;
   decline_code: string | null; note: string | null; amount: string; currency: string; created_at: Date;
 };
 const toAttempt = (r: AttemptRow): PaymentAttempt => ({
@@ -44,9 +46,25 @@ const toAttempt = (r: AttemptRow): PaymentAttempt => ({
   declineCode: r.decline_code, note: r.note, amount: Number(r.amount), currency: r.currency, createdAt: r.created_at.toISOString(),
 });
 
+/** An attempt with what a charge needs (the payment method is not part of the public PaymentAttempt). */
+type Charge = PaymentAttempt & { paymentMethod: string };
+const toCharge = (r: AttemptRow): Charge => ({ ...toAttempt(r), paymentMethod: r.payment_method });
+
+/** What a late payment needs to re-take its tickets: who holds which tickets of which tier. */
+type Tickets = { userId: UserId; tierId: TierId; ticketCount: number; seats: string[] };
+
+const OPEN: readonly PaymentAttempt['status'][] = ['pending', 'authorized', 'cancelling'];
+
 export async function attemptsOf(db: Queryable, bookingId: BookingId): Promise<PaymentAttempt[]> {
   const { rows } = await db.query<AttemptRow>('SELECT * FROM payments WHERE booking_id = $1 ORDER BY attempt', [bookingId]);
   return rows.map(toAttempt);
+}
+
+async function chargeOf(db: Queryable, bookingId: BookingId, attempt: number | 'latest'): Promise<Charge | null> {
+  const { rows } = attempt === 'latest'
+    ? await db.query<AttemptRow>('SELECT * FROM payments WHERE booking_id = $1 ORDER BY attempt DESC LIMIT 1', [bookingId])
+    : await db.query<AttemptRow>('SELECT * FROM payments WHERE booking_id = $1 AND attempt = $2', [bookingId, attempt]);
+  return rows[0] ? toCharge(rows[0]) : null;
 }
 
 /** Moves an attempt forward only from the states given (the guard makes every step safe to repeat). */
@@ -68,15 +86,33 @@ async function setAttempt(
 }
 
 /**
- * Takes the row lock of the booking's tier before anything else in a transaction that may move its counters (the
- * booking_inventory trigger updates the tier row): the persist worker's batch takes tier rows first as well, so
- * the two wait for each other instead of deadlocking.
+ * Payments. The sale is decided in Redis, and Postgres learns of it from the outbox: a payment's own writes in Postgres
+ * are its `payments` rows (one per attempt, the money record), never a booking or a tier row. The booking's states
+ * (PAYMENT_PENDING, PAYMENT_FAILED, CONFIRMED, CANCELLED, EXPIRED) follow from the entries the scripts append in the same
+ * step as each change (PaymentStarted, PaymentDeclined, BookingConfirmed, BookingCancelled, ReservationExpired), applied
+ * by the persist worker in stream order and in batches. So a payment never waits for the persist worker and never
+ * queues behind a hot row.
+ *
+ * The steps of an attempt, in this order (each safe to repeat; a crash between two is finished by the settle job, a
+ * retry of the request, or a webhook, with the same provider idempotency keys, so money is never taken twice):
+ *   1. payHold "start" (Lua): the live, unpaid hold goes held -> paying, its deadline outlives the charge, the attempt
+ *      counter `a` in the hold grows by one and names the attempt; PaymentStarted is appended. Before this, nothing.
+ *   2. the attempt's row, 'pending', keyed (booking_id, attempt): amount and currency are the tier's price x count
+ *      (the catalog, cached per tier). A crash between 1 and 2 leaves a "paying" hold without a row and no money
+ *      asked for: a retry of the request finds the running attempt and writes its row; without one the hold expires
+ *      at its deadline (the sweeper's ReservationExpired).
+ *   3. the settle job is queued (it finishes whatever a dead request left open); a crash between 2 and 3 still has no
+ *      money asked for.
+ *   4. authorize (key `<booking>:a<n>:authorize`). Declined: the row is 'declined' first, then payHold "decline"
+ *      (PaymentDeclined; paying -> held), and after the last allowed attempt the hold is released (BookingCancelled).
+ *   5. the row is 'authorized' (write-ahead: money exists), then confirmHold (Lua) sells the seats and appends
+ *      BookingConfirmed. If the hold did not survive, the very same tickets are re-taken when still free (retakeHold,
+ *      under the attempt's row lock, the lock a refund takes too), otherwise the row goes 'cancelling' and the
+ *      authorization is cancelled ('cancelled'): no money without a ticket.
+ *   6. capture (key `<booking>:a<n>:capture`), then the row is 'captured'. A capture that gets no answer is retried by
+ *      the settle job. A crash between 5 and 6 leaves sold seats with authorized money: the settle job captures it.
  */
-export async function lockTierOf(tx: Queryable, bookingId: BookingId): Promise<void> {
-  await tx.query('SELECT t.id FROM tiers t JOIN bookings b ON b.tier_id = t.id AND b.event_id = t.event_id WHERE b.id = $1 FOR NO KEY UPDATE OF t', [bookingId]);
-}
-
-export function createPayments(d: EngineDeps, holds: Holds) {
+export function createPayments(d: EngineDeps, holds: Holds, catalog: Catalog) {
   const provider = (): PaymentProvider => {
     if (!d.provider) throw new Error('no payment provider configured');
     return d.provider;
@@ -84,75 +120,207 @@ export function createPayments(d: EngineDeps, holds: Holds) {
   const jobs = d.jobs ?? NO_JOBS;
   const cfg = d.config;
 
-  /**
-   * The caller's booking as Postgres has it. A hold the persist worker has not recorded yet (it was made a moment ago)
-   * is waited for, briefly: the payment paths never write a booking ahead of the outbox, whose order is what keeps
-   * Postgres's stock and seats in step with Redis. Someone else's booking, or none, is null at once.
-   */
-  async function recorded(bookingId: BookingId, userId: UserId): Promise<Booking | null> {
-    const b = await getBooking(d.pg, bookingId);
-    if (b) return b.userId === userId ? b : null;
-    const h = await holds.get(eventOfBooking(bookingId), bookingId);
-    if (!h || h.userId !== userId) return null;
-    const deadline = performance.now() + (cfg.recordWaitMs ?? 5_000);
-    for (let pause = 10; performance.now() < deadline; pause = Math.min(pause * 2, 250)) {
-      await new Promise((r) => setTimeout(r, pause));
-      const now = await getBooking(d.pg, bookingId);
-      if (now) return now;
-    }
-    throw new DomainError('BOOKING_NOT_RECORDED', 'the reservation is still being recorded; retry in a moment (nothing was charged)', {
-      retryAfterSeconds: 1,
-    });
+  /** A tier's price and currency never change once it is on sale: read once per process and tier. */
+  const prices = new Map<string, { price: number; currency: string }>();
+  async function priceOf(eventId: EventId, tierId: TierId): Promise<{ price: number; currency: string }> {
+    const known = prices.get(tierId);
+    if (known) return known;
+    const tier = (await catalog.require(eventId)).tiers.find((t) => t.id === tierId);
+    if (!tier) throw new Error(`tier ${tierId} of ${eventId} is not in the catalog`);
+    const p = { price: tier.price, currency: tier.currency };
+    prices.set(tierId, p);
+    return p;
   }
 
-  async function decline(b: Booking, attempt: number, code: string, message: string): Promise<PayResult> {
-    const attemptsLeft = Math.max(0, cfg.paymentMaxAttempts - attempt);
-    const cancel = attemptsLeft === 0;
-    await withTxRetrying(d.pg, async (tx) => {
-      await lockTierOf(tx, b.bookingId);
-      await setAttempt(tx, b.bookingId, attempt, ['pending'], 'declined', { declineCode: code, note: message });
-      await transition(tx, b.bookingId, ['PAYMENT_PENDING'], 'PAYMENT_FAILED', `declined: ${code}`, `payment declined (${code}): ${message}`);
-      if (cancel) await transition(tx, b.bookingId, ['PAYMENT_FAILED'], 'CANCELLED', 'payment_failed', 'payment declined too many times');
-    });
-    const eventId = eventOfBooking(b.bookingId);
-    if (cancel) {
-      // the seats go back at once
-      await holds.release(eventId, b.bookingId, { system: 'BookingCancelled', reason: 'payment_failed', states: ['paying', 'held'] }).catch(ignoreGone);
-    } else {
-      const k = eventKeys(d.ns, eventId);
-      await d.redis.payHold(k.hold(b.bookingId), k.expiry, b.bookingId, '', scriptNow(d.clock), 0, 'decline');
+  const payHold = (bookingId: BookingId, userId: string, mode: 'start' | 'decline', attempt: number, reason = '', holder: HolderDetails = {}) => {
+    const eventId = eventOfBooking(bookingId);
+    const k = eventKeys(d.ns, eventId);
+    return d.redis.payHold(k.hold(bookingId), k.expiry, k.outbox, eventId, bookingId, userId, scriptNow(d.clock), cfg.paymentWindowMs, mode,
+      attempt, reason, holder.holderName ?? '', holder.holderEmail ?? '', holder.holderPhone ?? '');
+  };
+
+  /**
+   * Step 2: the attempt's row, written once (a retry or a concurrent double submit of the same attempt finds the row
+   * the first one wrote, and charges with its payment method and amount, under the same idempotency keys).
+   */
+  async function recordAttempt(bookingId: BookingId, attempt: number, paymentMethodId: string, t: Tickets): Promise<Charge> {
+    const { price, currency } = await priceOf(eventOfBooking(bookingId), t.tierId);
+    try {
+      const { rows } = await d.pg.query<AttemptRow>(
+        `INSERT INTO payments (booking_id, attempt, provider, payment_method, amount, currency, status) VALUES ($1, $2, $3, $4, $5, $6, 'pending')
+         ON CONFLICT (booking_id, attempt) DO NOTHING RETURNING *`,
+        [bookingId, attempt, provider().name, paymentMethodId, price * t.ticketCount, currency],
+      );
+      if (rows[0]) return toCharge(rows[0]);
+    } catch (err) {
+      // a schema that still has payments.booking_id -> bookings (before migration 0009): the hold is not recorded yet.
+      // Nothing was asked of the provider; the hold stays "paying" and a retry carries this attempt on.
+      if ((err as { code?: string }).code === '23503') throw notRecorded();
+      throw err;
     }
-    return { outcome: 'declined', paymentId: paymentIdOf(b.bookingId, attempt), code, message, attemptsLeft, bookingStatus: cancel ? 'CANCELLED' : 'PAYMENT_FAILED' };
+    return (await chargeOf(d.pg, bookingId, attempt))!;
+  }
+
+  /** Steps 1-3 and on: a new attempt on a held hold. */
+  async function start(r: PayRequest, h: HoldRecord): Promise<PayResult> {
+    await priceOf(h.eventId, h.tierId); // before the hold moves: a catalog that cannot answer leaves the hold as it was
+    const [code, x, y] = await payHold(r.bookingId, r.userId, 'start', cfg.paymentMaxAttempts, '', r);
+    switch (code) {
+      case PayHoldReply.DONE:
+        break;
+      case PayHoldReply.HOLD_NOT_FOUND:
+        return fromRecord(r); // expired or cancelled a moment ago
+      case PayHoldReply.NOT_OWNER:
+        throw notFound();
+      case PayHoldReply.NOT_RELEASABLE: {
+        // another request started an attempt (or sold it) a moment ago: carry that one on
+        const now = await holds.get(h.eventId, r.bookingId);
+        if (!now) return fromRecord(r);
+        if (now.state === 'held') throw new Error(`payHold start: refused a held hold (${x})`);
+        return carryOn(r, now);
+      }
+      case PayHoldReply.HOLD_EXPIRED:
+        throw new DomainError('HOLD_EXPIRED', 'the reservation has expired');
+      case PayHoldReply.NO_ATTEMPTS_LEFT:
+        // the last attempt was declined and the process stopped before releasing the hold: release it now
+        await releaseDeclined(r.bookingId);
+        throw new DomainError('BOOKING_NOT_PAYABLE', 'the booking was declined too many times', { bookingStatus: 'CANCELLED' });
+      case PayHoldReply.OTHER_ATTEMPT:
+        throw new Error('payHold start: unexpected OTHER_ATTEMPT');
+      default:
+        return assertNever(code, 'payHold');
+    }
+    const attempt = Number(y);
+    const charge = await recordAttempt(r.bookingId, attempt, r.paymentMethodId, h);
+    await jobs.settlePayment(r.bookingId, attempt, cfg.paymentWindowMs + 5_000);
+    return authorizeAndAct(charge, h);
+  }
+
+  /**
+   * The hold is "paying" or "sold": attempt `a` of the hold is (or was) running. An open attempt is carried on with the
+   * same keys (never a second charge); a paying hold whose row is missing (the request died between steps 1 and 2)
+   * gets its row now; a declined attempt whose hold was not handed back yet is handed back, then a new one starts.
+   */
+  async function carryOn(r: PayRequest, h: HoldRecord): Promise<PayResult> {
+    const charge = await chargeOf(d.pg, r.bookingId, h.attempts > 0 ? h.attempts : 'latest');
+    if (charge && OPEN.includes(charge.status)) return continueAttempt(charge, h);
+    if (h.state === 'sold') throw new DomainError('BOOKING_NOT_PAYABLE', 'the booking is paid already', { bookingStatus: 'CONFIRMED' });
+    if (!charge && h.attempts > 0) {
+      const written = await recordAttempt(r.bookingId, h.attempts, r.paymentMethodId, h);
+      await jobs.settlePayment(r.bookingId, h.attempts, cfg.paymentWindowMs + 5_000);
+      return continueAttempt(written, h);
+    }
+    if (charge?.status === 'declined' && charge.attempt === h.attempts) {
+      await finishDecline(r.bookingId, charge.attempt, declineReason(charge));
+      const now = await holds.get(h.eventId, r.bookingId);
+      if (now?.state === 'held') return start(r, now);
+      if (!now) return fromRecord(r);
+    }
+    throw new DomainError('BOOKING_NOT_PAYABLE', 'the booking is already being paid', { bookingStatus: 'PAYMENT_PENDING' });
+  }
+
+  /**
+   * The hold is gone from Redis (expired, cancelled, refunded, or never there): the answer comes from the Postgres
+   * record, and an attempt still open there is carried on (its money must end captured with a ticket, or returned).
+   */
+  async function fromRecord(r: PayRequest): Promise<PayResult> {
+    const [b, charge] = await Promise.all([getBooking(d.pg, r.bookingId), chargeOf(d.pg, r.bookingId, 'latest')]);
+    if (b && b.userId !== r.userId) throw notFound();
+    if (!b) {
+      // an attempt whose booking the persist worker has not recorded yet: whose it is cannot be told; the settle job
+      // finishes it meanwhile
+      if (charge && OPEN.includes(charge.status)) throw notRecorded();
+      throw notFound();
+    }
+    if (charge && OPEN.includes(charge.status)) return continueAttempt(charge, b);
+    if (b.status === 'EXPIRED') throw new DomainError('HOLD_EXPIRED', 'the reservation has expired');
+    throw new DomainError('BOOKING_NOT_PAYABLE', `the booking is ${b.status} and cannot be paid`, { bookingStatus: b.status });
+  }
+
+  function continueAttempt(c: Charge, t: Tickets | undefined): Promise<PayResult> {
+    return c.status === 'pending' ? authorizeAndAct(c, t) : complete(c.bookingId, c.attempt, c.providerRef!, t);
+  }
+
+  /** Step 4: authorizes (again: the same idempotency key returns the first answer) and acts on the outcome. */
+  async function authorizeAndAct(c: Charge, t: Tickets | undefined): Promise<PayResult> {
+    const auth = await provider().authorize({
+      bookingId: c.bookingId, attempt: c.attempt, amount: c.amount, currency: c.currency, paymentMethodId: c.paymentMethod,
+      idempotencyKey: keyOf(c.bookingId, c.attempt, 'authorize'), description: `Floodgate booking ${c.bookingId}`,
+    });
+    switch (auth.outcome) {
+      case 'authorized':
+        return complete(c.bookingId, c.attempt, auth.paymentRef, t);
+      case 'declined':
+        return decline(c.bookingId, c.attempt, auth.code, auth.message);
+      case 'unavailable':
+        return { outcome: 'pending', paymentId: paymentIdOf(c.bookingId, c.attempt) };
+    }
+  }
+
+  /** The row first (the money record says declined), then the hold: a crash between is finished by finishDecline. */
+  async function decline(bookingId: BookingId, attempt: number, code: string, message: string): Promise<PayResult> {
+    const attemptsLeft = Math.max(0, cfg.paymentMaxAttempts - attempt);
+    await setAttempt(d.pg, bookingId, attempt, ['pending'], 'declined', { declineCode: code, note: message });
+    await finishDecline(bookingId, attempt, `declined: ${code}: ${message}`);
+    return {
+      outcome: 'declined', paymentId: paymentIdOf(bookingId, attempt), code, message, attemptsLeft,
+      bookingStatus: attemptsLeft === 0 ? 'CANCELLED' : 'PAYMENT_FAILED',
+    };
+  }
+
+  /**
+   * Hands a declined attempt's hold back (paying -> held, PaymentDeclined) and, after the last allowed attempt, releases
+   * it (BookingCancelled, reason payment_failed; the seats go back at once). Safe to repeat: payHold answers
+   * NOT_RELEASABLE once it is done, and OTHER_ATTEMPT if a newer attempt runs (a stale call never touches it).
+   */
+  async function finishDecline(bookingId: BookingId, attempt: number, reason: string): Promise<void> {
+    const [code] = await payHold(bookingId, '', 'decline', attempt, reason);
+    switch (code) {
+      case PayHoldReply.DONE:
+      case PayHoldReply.NOT_RELEASABLE: // handed back before (or the hold expired meanwhile and was re-taken: not ours)
+        break;
+      case PayHoldReply.HOLD_NOT_FOUND: // expired or released already
+      case PayHoldReply.OTHER_ATTEMPT: // a newer attempt runs: this one was handed back long ago
+        return;
+      case PayHoldReply.NOT_OWNER:
+      case PayHoldReply.HOLD_EXPIRED:
+      case PayHoldReply.NO_ATTEMPTS_LEFT:
+        throw new Error(`payHold decline: unexpected reply ${code}`);
+      default:
+        assertNever(code, 'payHold');
+    }
+    if (attempt >= cfg.paymentMaxAttempts) await releaseDeclined(bookingId);
+  }
+
+  async function releaseDeclined(bookingId: BookingId): Promise<void> {
+    await holds.release(eventOfBooking(bookingId), bookingId, { system: 'BookingCancelled', reason: 'payment_failed', states: ['held'] }).catch(ignoreGone);
   }
 
   /** Cancels the authorization of a late payment whose seats were gone (marked 'cancelling' first), then records it. */
   async function giveBack(bookingId: BookingId, attempt: number, paymentRef: string, reason: string): Promise<PayResult> {
     const cancelled = await provider().cancel(paymentRef, keyOf(bookingId, attempt, 'cancel'));
     if (cancelled.outcome !== 'cancelled') throw new Error(`cancelling authorization ${paymentRef}: ${cancelled.message}`);
-    await withTxRetrying(d.pg, async (tx) => {
-      await lockTierOf(tx, bookingId);
-      await setAttempt(tx, bookingId, attempt, ['cancelling'], 'cancelled');
-      await tx.query('UPDATE bookings SET failure_reason = $2, updated_at = now() WHERE id = $1', [bookingId, reason]);
-      // a booking still PAYMENT_PENDING here expires (its hold did; seats only leave the record here)
-      await transition(tx, bookingId, ['PAYMENT_PENDING'], 'EXPIRED', 'payment too late');
-    });
+    // only the money record: the booking is EXPIRED by its hold's ReservationExpired, in outbox order
+    await setAttempt(d.pg, bookingId, attempt, ['cancelling'], 'cancelled', { note: reason });
     return { outcome: 'returned', paymentId: paymentIdOf(bookingId, attempt), reason };
   }
 
+  /** Who holds which tickets, for a re-take: the hold if Redis still has it, else the Postgres record. */
+  async function ticketsOf(bookingId: BookingId): Promise<Tickets | null> {
+    return (await holds.get(eventOfBooking(bookingId), bookingId)) ?? (await getBooking(d.pg, bookingId));
+  }
+
   /**
-   * Finishes an authorized attempt: the seats are sold in Redis (or, if the hold expired meanwhile, the same seats are
-   * re-taken when still free), then the money is captured and the booking CONFIRMED. If the seats are gone the
-   * authorization is cancelled: no money is kept without a ticket. Safe to run again at any point, and beside a
-   * refund: the re-take happens under the attempt's row lock, so it never re-sells a refunded booking's seats.
-   *
-   * Postgres: the booking moves to CONFIRMED here only when this call sold a live hold (held -> sold, same seats).
-   * A sale that went through an expiry (a re-take) or that an earlier call made is recorded by the persist worker in
-   * outbox order, so Postgres never counts seats ahead of the stream that freed them in between.
+   * Steps 5 and 6: sells the seats in Redis (or, if the hold expired meanwhile, re-takes the same seats when still
+   * free), then captures. If the seats are gone the authorization is cancelled: no money is kept without a ticket.
+   * Safe to run again at any point, and beside a refund: the re-take happens under the attempt's row lock, so it never
+   * re-sells a refunded booking's seats. Postgres: only this attempt's row; the booking becomes CONFIRMED when the
+   * persist worker applies BookingConfirmed (and queues the tickets then).
    */
-  async function complete(bookingId: BookingId, attempt: number, paymentRef: string): Promise<PayResult> {
+  async function complete(bookingId: BookingId, attempt: number, paymentRef: string, tickets?: Tickets): Promise<PayResult> {
     const paymentId = paymentIdOf(bookingId, attempt);
-    const b = (await getBooking(d.pg, bookingId))!;
-    const a = (await attemptsOf(d.pg, bookingId)).find((x) => x.attempt === attempt)!;
+    const a = await chargeOf(d.pg, bookingId, attempt);
+    if (!a) throw new Error(`no payment attempt ${paymentId}`);
     const gone = 'the payment arrived after the reservation expired and its seats were taken by then; the authorization was cancelled, no money was taken';
     switch (a.status) {
       case 'captured':
@@ -166,17 +334,22 @@ export function createPayments(d: EngineDeps, holds: Holds) {
         // cancelled, refunded, declined, failed: a stale call (a parked request, settle job or webhook) changes nothing
         return { outcome: 'returned', paymentId, reason: a.note ?? `the payment attempt is ${a.status}` };
     }
+    // write-ahead: the money exists before anything sells it (a crash from here on is the settle job's to finish)
     await setAttempt(d.pg, bookingId, attempt, ['pending'], 'authorized', { providerRef: paymentRef });
 
     const eventId = eventOfBooking(bookingId);
-    let sold: 'confirmed' | 'already-confirmed' | 'late';
+    let late = false;
     try {
-      sold = await holds.confirm(eventId, bookingId, paymentRef);
+      await holds.confirm(eventId, bookingId, paymentRef);
     } catch (err) {
       if (!(err instanceof DomainError) || (err.code !== 'HOLD_EXPIRED' && err.code !== 'BOOKING_NOT_FOUND')) throw err;
-      sold = 'late';
+      late = true;
     }
-    if (sold === 'late') {
+    if (late) {
+      const t = tickets ?? (await ticketsOf(bookingId));
+      // neither Redis nor Postgres knows the tickets yet (the hold expired before the persist worker recorded it):
+      // the settle job tries again once it has
+      if (!t) return { outcome: 'pending', paymentId };
       const k = eventKeys(d.ns, eventId);
       const taken = await withTx(d.pg, async (tx) => {
         // the refund job takes this lock around its own Redis step: a refunded booking is never re-taken
@@ -184,7 +357,7 @@ export function createPayments(d: EngineDeps, holds: Holds) {
           'SELECT status FROM payments WHERE booking_id = $1 AND attempt = $2 FOR UPDATE', [bookingId, attempt]);
         if (rows[0]!.status !== 'authorized') return rows[0]!.status;
         const [code] = await d.redis.retakeHold(k.inv, k.sec, k.smap, k.hold(bookingId), k.expiry, k.buyers, k.outbox, eventId, bookingId,
-          b.userId, b.tierId, b.ticketCount, b.seats.join(','), scriptNow(d.clock), paymentRef);
+          t.userId, t.tierId, t.ticketCount, t.seats.join(','), scriptNow(d.clock), paymentRef);
         switch (code) {
           case RetakeHoldReply.RETAKEN:
           case RetakeHoldReply.ALREADY_CONFIRMED:
@@ -199,111 +372,35 @@ export function createPayments(d: EngineDeps, holds: Holds) {
         return 'gone';
       });
       if (taken === 'gone') return giveBack(bookingId, attempt, paymentRef, gone);
-      if (taken !== 'retaken') return complete(bookingId, attempt, paymentRef); // another call moved it on meanwhile
+      if (taken !== 'retaken') return complete(bookingId, attempt, paymentRef, t); // another call moved it on meanwhile
     }
     const captured = await provider().capture(paymentRef, keyOf(bookingId, attempt, 'capture'));
-    if (captured.outcome === 'unavailable') {
-      // the seats are sold and the money authorized; the settle job captures once the provider answers
-      await jobs.settlePayment(bookingId, attempt, 5_000);
-    } else if (captured.outcome === 'failed') {
-      throw new Error(`capture of ${paymentRef} failed: ${captured.message}`);
+    switch (captured.outcome) {
+      case 'captured':
+        await setAttempt(d.pg, bookingId, attempt, ['pending', 'authorized'], 'captured', { providerRef: paymentRef });
+        break;
+      case 'unavailable':
+        // the seats are sold and the money authorized; the settle job captures once the provider answers
+        await jobs.settlePayment(bookingId, attempt, 5_000);
+        break;
+      case 'failed':
+        throw new Error(`capture of ${paymentRef} failed: ${captured.message}`);
     }
-    await withTxRetrying(d.pg, async (tx) => {
-      await lockTierOf(tx, bookingId);
-      if (captured.outcome === 'captured') await setAttempt(tx, bookingId, attempt, ['pending', 'authorized'], 'captured', { providerRef: paymentRef });
-      if (sold === 'confirmed') {
-        await transition(tx, bookingId, ['RESERVED', 'PAYMENT_FAILED'], 'PAYMENT_PENDING', 'payment');
-        await transition(tx, bookingId, ['PAYMENT_PENDING'], 'CONFIRMED', `payment ${paymentRef}`);
-      }
-    });
-    // the notify job waits for the record to say CONFIRMED (the persist worker's step after a re-take)
-    await jobs.deliverTickets(bookingId);
     return { outcome: 'succeeded', paymentId, bookingStatus: 'CONFIRMED' };
   }
 
-  /** Authorizes (again: the same idempotency key returns the first answer) and acts on the outcome. */
-  async function authorizeAndAct(b: Booking, attempt: number, paymentMethodId: string, validate?: () => Promise<unknown>): Promise<PayResult> {
-    const [auth] = await Promise.all([
-      provider().authorize({
-        bookingId: b.bookingId, attempt, amount: b.amount, currency: b.currency, paymentMethodId,
-        idempotencyKey: keyOf(b.bookingId, attempt, 'authorize'), description: `Floodgate booking ${b.bookingId}`,
-      }),
-      // the booking is validated while the charge runs (the seed's parallel step); complete() re-takes or gives the
-      // money back if the hold did not survive
-      validate?.(),
-    ]);
-    switch (auth.outcome) {
-      case 'authorized':
-        return complete(b.bookingId, attempt, auth.paymentRef);
-      case 'declined':
-        return decline(b, attempt, auth.code, auth.message);
-      case 'unavailable':
-        return { outcome: 'pending', paymentId: paymentIdOf(b.bookingId, attempt) };
-    }
-  }
-
   return {
-    complete,
+    complete: (bookingId: BookingId, attempt: number, paymentRef: string) => complete(bookingId, attempt, paymentRef),
 
-    /** POST /api/payments: pay a reservation with a tokenized payment method. */
-    async pay(r: {
-      bookingId: BookingId;
-      userId: UserId;
-      paymentMethodId: string;
-      holderName?: string | undefined;
-      holderEmail?: string | undefined;
-      holderPhone?: string | undefined;
-    }): Promise<PayResult> {
-      const b = await recorded(r.bookingId, r.userId);
-      if (!b) throw new DomainError('BOOKING_NOT_FOUND', 'no such booking');
-      const payment = await d.pg.query<{ payment_method: string; attempt: number; status: string }>(
-        'SELECT payment_method, attempt, status FROM payments WHERE booking_id = $1 ORDER BY attempt DESC LIMIT 1',
-        [b.bookingId],
-      );
-      const open = payment.rows[0];
-      if (b.status === 'PAYMENT_PENDING' && open && (open.status === 'pending' || open.status === 'authorized')) {
-        // an attempt is still open (the provider did not answer): carry it on, same keys, never a second charge
-        return authorizeAndAct(b, open.attempt, open.payment_method);
-      }
-      if (b.status !== 'RESERVED' && b.status !== 'PAYMENT_FAILED') {
-        throw new DomainError('BOOKING_NOT_PAYABLE', `the booking is ${b.status} and cannot be paid`, { bookingStatus: b.status });
-      }
-      const k = eventKeys(d.ns, b.eventId);
-      const attempt = await withTx(d.pg, async (tx) => {
-        if (!(await transition(tx, b.bookingId, ['RESERVED', 'PAYMENT_FAILED'], 'PAYMENT_PENDING', 'payment started'))) {
-          throw new DomainError('BOOKING_NOT_PAYABLE', 'the booking is already being paid', { bookingStatus: 'PAYMENT_PENDING' });
-        }
-        const { rows } = await tx.query<{ payment_attempts: number }>(
-          // a new attempt: the reason the last one was declined no longer describes the booking
-          `UPDATE bookings SET payment_attempts = payment_attempts + 1, failure_reason = NULL, holder_name = COALESCE($2, holder_name),
-                  holder_email = COALESCE($3, holder_email), holder_phone = COALESCE($4, holder_phone) WHERE id = $1 RETURNING payment_attempts`,
-          [b.bookingId, r.holderName ?? null, r.holderEmail ?? null, r.holderPhone ?? null],
-        );
-        const n = rows[0]!.payment_attempts;
-        await tx.query(
-          `INSERT INTO payments (booking_id, attempt, provider, payment_method, amount, currency, status) VALUES ($1, $2, $3, $4, $5, $6, 'pending')`,
-          [b.bookingId, n, provider().name, r.paymentMethodId, b.amount, b.currency],
-        );
-        // the hold must be live and unpaid; it now outlives the charge (committed only if this succeeds)
-        const [code, x] = await d.redis.payHold(k.hold(b.bookingId), k.expiry, b.bookingId, r.userId, scriptNow(d.clock), cfg.paymentWindowMs, 'start');
-        switch (code) {
-          case PayHoldReply.DONE:
-            return n;
-          case PayHoldReply.HOLD_EXPIRED:
-            throw new DomainError('HOLD_EXPIRED', 'the reservation has expired');
-          case PayHoldReply.HOLD_NOT_FOUND:
-          case PayHoldReply.NOT_OWNER:
-          case PayHoldReply.NOT_RELEASABLE:
-            throw new DomainError('BOOKING_NOT_PAYABLE', `the reservation cannot be paid now (${x ?? 'no hold'})`);
-          default:
-            return assertNever(code, 'payHold');
-        }
-      });
-      await jobs.settlePayment(b.bookingId, attempt, cfg.paymentWindowMs + 5_000);
-      return authorizeAndAct({ ...b, status: 'PAYMENT_PENDING' }, attempt, r.paymentMethodId, async () => {
-        const h = await holds.get(b.eventId, b.bookingId);
-        return h?.state === 'paying' && h.expiresAtMs > d.clock.now();
-      });
+    /**
+     * POST /api/payments: pay a reservation with a tokenized payment method. Works from the hold in Redis (owner, tier,
+     * count, state, deadline, attempt counter): it never waits for the persist worker.
+     */
+    async pay(r: PayRequest): Promise<PayResult> {
+      const h = await holds.get(eventOfBooking(r.bookingId), r.bookingId);
+      if (!h) return fromRecord(r);
+      if (h.userId !== r.userId) throw notFound();
+      return h.state === 'held' ? start(r, h) : carryOn(r, h);
     },
 
     /**
@@ -311,20 +408,21 @@ export function createPayments(d: EngineDeps, holds: Holds) {
      * once the hold is gone. Throws while the provider does not answer (the job retries with backoff).
      */
     async settle(bookingId: BookingId, attempt: number): Promise<PayResult | { outcome: 'done' }> {
-      const a = (await attemptsOf(d.pg, bookingId)).find((x) => x.attempt === attempt);
+      const a = await chargeOf(d.pg, bookingId, attempt);
+      // no row: the request died before step 2, nothing was asked of the provider (the hold expires at its deadline)
       if (!a) return { outcome: 'done' };
       let r: PayResult;
       if (a.status === 'authorized' || a.status === 'cancelling') r = await complete(bookingId, attempt, a.providerRef!);
-      else if (a.status !== 'pending') return { outcome: 'done' };
-      else {
-        const b = (await getBooking(d.pg, bookingId))!;
-        const { rows } = await d.pg.query<{ payment_method: string }>('SELECT payment_method FROM payments WHERE booking_id = $1 AND attempt = $2', [bookingId, attempt]);
-        r = await authorizeAndAct(b, attempt, rows[0]!.payment_method);
-      }
+      else if (a.status === 'pending') r = await authorizeAndAct(a, undefined);
+      else if (a.status === 'declined') {
+        // the request may have died between the row and the hold: hand the hold back (or release it) now
+        await finishDecline(bookingId, attempt, declineReason(a));
+        return { outcome: 'done' };
+      } else return { outcome: 'done' };
       if (r.outcome === 'pending') throw new Error(`payment provider unavailable for ${paymentIdOf(bookingId, attempt)}`);
       // a capture the provider did not answer: this job is the one that retries it (it cannot schedule itself again)
-      const after = (await attemptsOf(d.pg, bookingId)).find((x) => x.attempt === attempt)!;
-      if (after.status === 'authorized') throw new Error(`capture of ${paymentIdOf(bookingId, attempt)} still pending; retrying`);
+      const after = await chargeOf(d.pg, bookingId, attempt);
+      if (after?.status === 'authorized') throw new Error(`capture of ${paymentIdOf(bookingId, attempt)} still pending; retrying`);
       return r;
     },
 
@@ -338,6 +436,14 @@ export function createPayments(d: EngineDeps, holds: Holds) {
   };
 }
 export type Payments = ReturnType<typeof createPayments>;
+
+type HolderDetails = { holderName?: string | undefined; holderEmail?: string | undefined; holderPhone?: string | undefined };
+type PayRequest = HolderDetails & { bookingId: BookingId; userId: UserId; paymentMethodId: string };
+
+const notFound = () => new DomainError('BOOKING_NOT_FOUND', 'no such booking');
+const notRecorded = () =>
+  new DomainError('BOOKING_NOT_RECORDED', 'the reservation is still being recorded; retry in a moment (nothing was charged)', { retryAfterSeconds: 1 });
+const declineReason = (a: PaymentAttempt) => `declined: ${a.declineCode ?? 'unknown'}: ${a.note ?? ''}`;
 
 const ignoreGone = (err: unknown) => {
   if (!(err instanceof DomainError) || err.code !== 'BOOKING_NOT_FOUND') throw err;

@@ -14,6 +14,7 @@ async function paidBooking(engine: Engine, eventId: string, who: string, o: { de
   const { reservation } = await engine.bookings.create({ userId: u(who), eventId: eventId as never, ticketCount: 1 });
   await drain(engine, eventId as never);
   expect((await engine.payments.pay({ bookingId: reservation.bookingId, userId: u(who), paymentMethodId: 'pm_card_visa' })).outcome).toBe('succeeded');
+  await drain(engine, eventId as never); // the persist worker records the sale (BookingConfirmed) before anything else
   if (o.delivered) await transition(engine.deps.pg, reservation.bookingId, ['CONFIRMED'], 'TICKETS_DELIVERED', 'delivered: email');
   return reservation.bookingId;
 }
@@ -51,6 +52,7 @@ describe('refunds and the gate', () => {
     });
     expect(jobs.refund).toContain(id);
     expect(await engine.refunds.process(id)).toBe('refunded');
+    await drain(engine, ev.id); // REFUNDED comes from the outbox's BookingRefunded
     expect((await getBooking(engine.deps.pg, id))!.status).toBe('REFUNDED');
     const audit = await transitionsOf(engine.deps.pg, id);
     expect(audit.find((t) => t.to === 'REFUND_REQUESTED')!.cause).toBe('refund approved by root over 1 scanned ticket(s): show cancelled at half time');

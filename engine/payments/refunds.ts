@@ -8,7 +8,7 @@ import { DomainError } from '../errors.js';
 import type { BookingId, UserId } from '../ids.js';
 import { NO_JOBS } from '../jobs.js';
 import { eventKeys } from '../keys.js';
-import { attemptsOf, lockTierOf } from './payments.js';
+import { attemptsOf } from './payments.js';
 
 export type RefundDecision = 'automatic' | 'pending_review';
 export type DecideOptions = {
@@ -119,7 +119,17 @@ export function createRefunds(d: EngineDeps) {
       return { status: r };
     },
 
-    /** The refund job: money back (idempotent key per booking), seats back to stock, booking REFUNDED. */
+    /** The refund's own record: requested, approved, denied or refunded (null: none asked for). */
+    async status(bookingId: BookingId): Promise<string | null> {
+      const { rows } = await d.pg.query<{ status: string }>('SELECT status FROM refunds WHERE booking_id = $1', [bookingId]);
+      return rows[0]?.status ?? null;
+    },
+
+    /**
+     * The refund job: money back (idempotent key per booking), seats back to stock in Redis (refundHold appends
+     * BookingRefunded), and the money record. The booking becomes REFUNDED, and its seats leave Postgres's counters,
+     * when the persist worker applies BookingRefunded in outbox order: this job writes no booking or tier row.
+     */
     async process(bookingId: BookingId): Promise<'refunded' | 'nothing-to-do'> {
       const { rows } = await d.pg.query<{ status: string }>('SELECT status FROM refunds WHERE booking_id = $1', [bookingId]);
       if (rows[0]?.status !== 'approved') return 'nothing-to-do';
@@ -139,9 +149,6 @@ export function createRefunds(d: EngineDeps) {
       const b = (await getBooking(d.pg, bookingId))!;
       const k = eventKeys(d.ns, b.eventId);
       await withTx(d.pg, async (tx) => {
-        // lock order tier row, payment row, booking (as the persist worker and payments.complete): REFUNDED gives seats
-        // back, so the trigger updates the tier row; taking it last deadlocked with a persist batch holding it
-        await lockTierOf(tx, bookingId);
         // the payment's row lock: a late payment call re-taking seats (payments.complete) waits, then sees 'refunded'
         await tx.query('SELECT 1 FROM payments WHERE booking_id = $1 FOR UPDATE', [bookingId]);
         const [code] = await d.redis.refundHold(k.inv, k.sec, k.smap, k.hold(bookingId), k.buyers, k.outbox, b.eventId, bookingId, scriptNow(d.clock), 'refunded');
@@ -156,7 +163,6 @@ export function createRefunds(d: EngineDeps) {
         }
         if (paid) await tx.query(`UPDATE payments SET status = 'refunded', updated_at = now() WHERE booking_id = $1 AND attempt = $2 AND status = 'captured'`, [bookingId, paid.attempt]);
         await tx.query(`UPDATE refunds SET status = 'refunded', provider_ref = COALESCE($2, provider_ref) WHERE booking_id = $1`, [bookingId, refundRef]);
-        await transition(tx, bookingId, ['REFUND_REQUESTED'], 'REFUNDED', 'refunded');
       });
       return 'refunded';
     },

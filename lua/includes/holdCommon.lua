@@ -7,6 +7,7 @@
 --   u  userId        t  tierId        n  ticketCount   s  seats ("A-1-1,A-1-2"; "" for general admission)
 --   x  expiresAtMs   c  createdAtMs   st  state ("held" | "paying" | "sold")
 --   p  pass (the admission pass member; "" = none)
+--   a  attempts (payment attempts started, 1-based; absent = 0; only payHold "start" increments it)
 --
 -- The idempotency record (KEYS idem, one per buyer and Idempotency-Key): its format is written down once, in
 -- engine/idempotency.ts ("hold scripts' record"); replayIdempotent reads it and commitHold writes it.

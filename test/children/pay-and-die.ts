@@ -1,6 +1,7 @@
 /**
- * A process that pays a booking and is killed with SIGKILL at a chosen step (DIE_AFTER=authorize | capture), as a
- * crash would: no cleanup, no finally. Used by the crash tests; everything it needs comes from the environment.
+ * A process that pays a booking and is killed with SIGKILL at a chosen step, as a crash would: no cleanup, no finally.
+ * DIE_AFTER=authorize: the provider authorized, the seats are not sold yet; confirm: the seats are sold in Redis
+ * (confirmHold), the capture not asked for yet; capture: the provider captured, nothing recorded after it. Used by the crash tests; everything it needs comes from the environment.
  */
 import { Redis } from 'ioredis';
 import { fakeClock } from '../../engine/clock.js';
@@ -31,6 +32,7 @@ const provider: PaymentProvider = {
     return r;
   },
   capture: async (ref, key) => {
+    if (dieAfter === 'confirm') die();
     const r = await real.capture(ref, key);
     if (dieAfter === 'capture') die();
     return r;

@@ -15,6 +15,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { pino } from 'pino';
 import { migrate } from '../../db/migrate.js';
+import { dropPaymentsBookingFk } from '../follow-outbox.js';
 import { systemClock } from '../../engine/clock.js';
 import { asNamespace, type EventId, type Namespace } from '../../engine/ids.js';
 import { createEngine, type Engine, type EngineConfig } from '../../engine/index.js';
@@ -271,6 +272,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   const schema = ns;
   await migrate({ databaseUrl, schema });
   const pool = createPool({ url: databaseUrl, schema, max: 20 });
+  await dropPaymentsBookingFk(pool); // migration 0009 (issue 12): a payment's row may come before its booking's
   const config: EngineConfig = { ...TEST_ENGINE_CONFIG, ...o.engineConfig };
   const apiRedis = await createRedis({ url: o.apiRedisUrl ?? o.redisUrl, commandTimeoutMs: o.commandTimeoutMs ?? 300 }, 'api');
   apiRedis.on('error', () => {});

@@ -59,7 +59,9 @@ export async function deepCheck(sim: Sim): Promise<string[]> {
   const { engine, redis, pg, ns, parked, jobs } = sim;
   const { eventIds } = sim.sc;
   bump(sim, 'oracle checks');
-  const report = await checkInvariants(engine, { eventIds });
+  // every attempt still open must have a settle job that will finish it
+  const settling = new Set([...jobs.jobs.values()].filter((j) => j.kind === 'settle' && (j.state === 'waiting' || j.state === 'active')).map((j) => `${j.bookingId}:a${j.attempt}`));
+  const report = await checkInvariants(engine, { eventIds, settling });
   const v = [...report.violations];
   const busy = new Set(parked.flatMap((p) => (p.bookingId ? [p.bookingId] : [])));
   for (const j of jobs.jobs.values()) if (j.kind === 'refund' && (j.state === 'waiting' || j.state === 'active')) busy.add(j.bookingId);

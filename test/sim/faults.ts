@@ -5,8 +5,10 @@ import type { Rng } from './prng.js';
 
 /**
  * A process dying in the middle of an operation, simulated in-process: thrown right after the provider did the work
- * (authorized, captured, cancelled, refunded) and before the caller heard of it, as test/children/pay-and-die.ts does
- * with SIGKILL. Nothing in the engine catches it, so everything after the provider call is skipped, as in a crash.
+ * (authorized, captured, cancelled, refunded) and before the caller heard of it, or right before a call (fault
+ * 'die-before': before capture is between the sale in Redis and the capture; before authorize, between the attempt's
+ * row and the charge), as test/children/pay-and-die.ts does with SIGKILL. Nothing in the engine catches it, so
+ * everything after that point is skipped, as in a crash.
  */
 export class SimCrash extends Error {
   constructor(where: string) {
@@ -31,13 +33,14 @@ export type FaultControl = {
 };
 
 export type Call = 'authorize' | 'capture' | 'cancel' | 'refund';
-export type Fault = 'ok' | 'unavailable' | 'lost' | 'crash' | 'park';
+export type Fault = 'ok' | 'unavailable' | 'lost' | 'crash' | 'park' | 'die-before';
 
 /** Per call: the chance of each fault. unavailable = nothing done, no answer; lost = done, answer lost; crash = done,
- *  then the caller dies; park = the call waits until a later step resumes it (other steps run meanwhile). */
+ *  then the caller dies; park = the call waits until a later step resumes it (other steps run meanwhile); die-before =
+ *  the caller dies before the call (capture: after the sale in Redis; authorize: after the attempt's row). */
 const RATES: Record<Call, Partial<Record<Exclude<Fault, 'ok'>, number>>> = {
-  authorize: { unavailable: 0.06, lost: 0.06, crash: 0.06, park: 0.12 },
-  capture: { unavailable: 0.08, lost: 0.06, crash: 0.06, park: 0.08 },
+  authorize: { unavailable: 0.06, lost: 0.06, crash: 0.06, park: 0.12, 'die-before': 0.03 },
+  capture: { unavailable: 0.08, lost: 0.06, crash: 0.06, park: 0.08, 'die-before': 0.05 },
   cancel: { unavailable: 0.08, lost: 0.04, crash: 0.05 },
   refund: { unavailable: 0.08, lost: 0.04, crash: 0.05 },
 };
@@ -91,6 +94,8 @@ export function faultyProvider(
       case 'crash':
         await doIt();
         throw new SimCrash(call);
+      case 'die-before':
+        throw new SimCrash(`the step before ${call}`);
       case 'ok':
         return doIt();
     }

@@ -8,12 +8,23 @@ import { BUGS, formatReport, simulate } from './simulator.js';
 const SEEDS = [1, 2, 3, 4, 5];
 const STEPS = 400;
 
+/** Fault counts over the seed runs above (the tests of a file run in order). */
+const faults = new Map<string, number>();
+
 describe('deterministic simulation of the booking core (VOPR-lite)', () => {
   it.for(SEEDS)(`seed %i: ${STEPS} random steps under injected faults keep every invariant`, async (seed, { ns, redis, pg }) => {
     const r = await simulate({ ns, redis, pg }, { seed, steps: STEPS });
     expect(r.ok, formatReport(r, { steps: STEPS })).toBe(true);
     expect(r.steps).toBe(STEPS);
     expect(r.stats['oracle checks']).toBe(STEPS / 100 + 1);
+    for (const [k, n] of Object.entries(r.stats)) if (k.startsWith('fault ')) faults.set(k, (faults.get(k) ?? 0) + n);
+  });
+
+  it('the seeds crash payments at every step: after the authorization, between the sale (Lua) and the capture, after the capture', () => {
+    expect(faults.get('fault authorize crash')).toBeGreaterThan(0);
+    expect(faults.get('fault capture die-before')).toBeGreaterThan(0);
+    expect(faults.get('fault authorize die-before')).toBeGreaterThan(0);
+    expect(faults.get('fault capture crash')).toBeGreaterThan(0);
   });
 
   it('the same seed replays the same run, step by step', async ({ ns, redis, pg }) => {

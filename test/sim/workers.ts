@@ -78,8 +78,8 @@ export async function drainEvent(sim: Sim, eventId: EventId) {
 
 /**
  * The persist worker runs all the time and is usually milliseconds behind: before a payment step it has caught up
- * with the event four times in five; otherwise the step meets Postgres behind Redis (a payment of a fresh hold is then
- * refused, BOOKING_NOT_RECORDED, and whatever the step writes lands ahead of older outbox entries).
+ * with the event four times in five; otherwise the step meets Postgres behind Redis (a payment of a fresh hold goes
+ * on from the hold in Redis, and its attempt row lands ahead of the booking's outbox entries).
  */
 export async function caughtUp(sim: Sim, eventId: EventId) {
   if (sim.progress.chance(0.8)) await drainEvent(sim, eventId);

@@ -34,6 +34,7 @@ async function paid(engine: Engine, eventId: string, who: string, holderName?: s
   await drain(engine, eventId as never);
   const r = await engine.payments.pay({ bookingId: reservation.bookingId, userId: who as UserId, paymentMethodId: 'pm_card_visa', holderName });
   expect(r.outcome).toBe('succeeded');
+  await drain(engine, eventId as never); // CONFIRMED (and the holder's name) recorded from the outbox
   return reservation.bookingId;
 }
 
@@ -80,6 +81,7 @@ describe('messages to buyers', () => {
     expect(await engine.refunds.request(id, 'leaver' as UserId)).toMatchObject({ decision: 'automatic' });
     failNext(1);
     await expect(refund(job({ bookingId: id }))).rejects.toThrow(/transport down/); // refunded, the e-mail failed
+    await drain(engine, ev.id); // REFUNDED from the outbox's BookingRefunded
     expect((await engine.bookings.get(id, { userId: 'leaver' as UserId })).status).toBe('REFUNDED');
     expect(await refund(job({ bookingId: id }))).toEqual({ result: 'nothing-to-do', mail: 'sent' }); // the retry sends it
     expect(await refund(job({ bookingId: id }))).toEqual({ result: 'nothing-to-do', mail: 'already sent' });
