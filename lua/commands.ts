@@ -77,7 +77,7 @@ declare module 'ioredis' {
       count: A, seats: A, nowMs: A, paymentRef: A): Result<C.ReplyOf<typeof C.RetakeHoldReply>, Context>;
     refundHold(inv: K, sec: K, smap: K, hold: K, buyers: K, outbox: K, eventId: A, bookingId: A, nowMs: A, reason: A): Result<C.ReplyOf<typeof C.RefundHoldReply>, Context>;
     restoreHold(hold: K, expiry: K, bookingId: A, userId: A, tierId: A, count: A, seats: A, expiresAtMs: A, createdAtMs: A,
-      state: 'held' | 'paying' | 'sold'): Result<C.ReplyOf<typeof C.RestoreHoldReply>, Context>;
+      state: 'held' | 'paying' | 'sold', attempts: A): Result<C.ReplyOf<typeof C.RestoreHoldReply>, Context>;
     rateLimit(counter: K, points: A, windowMs: A): Result<C.ReplyOf<typeof C.RateLimitReply>, Context>;
     takeLease(lease: K, owner: A, ttlMs: A, mode: 'take' | 'drop'): Result<C.ReplyOf<typeof C.TakeLeaseReply>, Context>;
     streamSlot(slots: K, streamId: A, nowMs: A, ttlMs: A, max: A, mode: 'take' | 'drop'): Result<C.ReplyOf<typeof C.StreamSlotReply, number>, Context>;

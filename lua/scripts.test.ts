@@ -14,6 +14,7 @@ import {
   PayHoldReply,
   ReleaseHoldReply,
   RateLimitReply,
+  RestoreHoldReply,
   TakeLeaseReply,
 } from './codes.js';
 
@@ -359,6 +360,21 @@ describe('Lua scripts', () => {
       // maxAttempts 1, one attempt used: no more
       expect(await unchanged(fx, seated.id, () => pay(fx, b, 'start', { user: 'quinn', attempt: 1 }))).toEqual([PayHoldReply.NO_ATTEMPTS_LEFT, '1']);
       expect(await fx.redis.hget(k.hold(b as BookingId), 'st')).toBe('held');
+    }));
+  });
+
+  describe('restoreHold', () => {
+    it('RESTORED with the attempt counter (the next payHold start numbers max + 1); ALREADY_THERE writes nothing', t(async (fx) => {
+      const k = eventKeys(fx.ns, seated.id);
+      const b = newBookingId(seated.id);
+      const restore = (attempts: number | string) => fx.redis.restoreHold(k.hold(b), k.expiry, b, 'rita', seated.gaTier, 1, '', NOW + TTL, NOW, 'held', attempts);
+      await expect(restore('x')).rejects.toThrow(/bad argument/);
+      expect(await restore(2)).toEqual([RestoreHoldReply.RESTORED]);
+      expect(await fx.redis.hmget(k.hold(b), 'st', 'a')).toEqual(['held', '2']);
+      expect(await fx.redis.zscore(k.expiry, b)).toBe(String(NOW + TTL));
+      expect(await unchanged(fx, seated.id, () => restore(0))).toEqual([RestoreHoldReply.ALREADY_THERE]);
+      const started = await fx.redis.payHold(k.hold(b), k.expiry, k.outbox, seated.id, b, 'rita', NOW, 60_000, 'start', 5, '', '', '', '');
+      expect(started).toEqual([PayHoldReply.DONE, String(NOW + TTL), '3']);
     }));
   });
 

@@ -1,13 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { ArmEventReply, assertNever } from '../../lua/codes.js';
+import { ArmEventReply, assertNever, RetakeHoldReply } from '../../lua/codes.js';
+import { withTx } from '../../platform/pg.js';
 import { scanKeys } from '../../platform/redis.js';
+import { scriptNow } from '../clock.js';
 import type { EngineDeps } from '../deps.js';
 import { DomainError } from '../errors.js';
 import type { EventId } from '../ids.js';
 import { holdIdempotencyRecord } from '../idempotency.js';
+import { NO_JOBS } from '../jobs.js';
 import { eventKeys, globalKeys } from '../keys.js';
 import type { Outbox } from '../outbox/outbox.js';
 import type { OutboxDrain } from '../outbox/drain.js';
+import { LOST_SALE_NOTE } from '../payments/payments.js';
 import type { WaitingRoom } from '../waiting-room/waiting-room.js';
 import { specFromPostgres, type ArmSpec } from './inventory.js';
 
@@ -18,6 +22,9 @@ export type RebuildReport = {
   tiers: ArmSpec['tiers'];
   holdsRestored: number;
   soldRestored: number;
+  /** Paid bookings whose BookingConfirmed the loss took: sold again (re-taken) / their money given back. */
+  salesRetaken: number;
+  paymentsReturned: number;
   idempotencyKeysRestored: number;
   buyers: number;
 };
@@ -67,9 +74,12 @@ export async function rebuildEvent(
     }
     await d.redis.sadd(globalKeys(d.ns).events, eventId);
 
-    const { rows } = await d.pg.query<{ id: string; user_id: string; tier_id: string; ticket_count: number; state: string; holds: string; expires_at: Date | null; created_at: Date; seats: string[] }>(
+    // `attempts`: the hold's attempt counter comes back as the highest attempt recorded, so the next payHold "start"
+    // numbers its attempt max + 1 instead of colliding with an existing payments row (booking_id, attempt)
+    const { rows } = await d.pg.query<{ id: string; user_id: string; tier_id: string; ticket_count: number; state: string; holds: string; expires_at: Date | null; created_at: Date; seats: string[]; attempts: number }>(
       `SELECT b.id, b.user_id, b.tier_id, b.ticket_count, b.state, st.holds, b.expires_at, b.created_at,
-              COALESCE((SELECT array_agg(s.seat_id ORDER BY s.seat_id) FROM booking_seats s WHERE s.booking_id = b.id AND s.live), '{}') AS seats
+              COALESCE((SELECT array_agg(s.seat_id ORDER BY s.seat_id) FROM booking_seats s WHERE s.booking_id = b.id AND s.live), '{}') AS seats,
+              GREATEST(b.payment_attempts, COALESCE((SELECT max(p.attempt) FROM payments p WHERE p.booking_id = b.id), 0))::int AS attempts
          FROM bookings b JOIN booking_states st ON st.state = b.state WHERE b.event_id = $1 AND st.holds <> 'none'`,
       [eventId],
     );
@@ -78,10 +88,11 @@ export async function rebuildEvent(
     for (const b of rows) {
       const state = b.holds === 'sold' ? 'sold' : HOLD_STATE[b.state as keyof typeof HOLD_STATE];
       await d.redis.restoreHold(k.hold(b.id as never), k.expiry, b.id, b.user_id, b.tier_id, b.ticket_count, b.seats.join(','),
-        (b.expires_at ?? b.created_at).getTime(), b.created_at.getTime(), state);
+        (b.expires_at ?? b.created_at).getTime(), b.created_at.getTime(), state, b.attempts);
       if (state === 'sold') soldRestored++;
       else holdsRestored++;
     }
+    const { salesRetaken, paymentsReturned } = await settleLostSales(d, eventId);
     // first replies of Idempotency-Keys still in their window, so a retry replays the booking instead of a second one
     const keyed = await d.pg.query<{ id: string; user_id: string; tier_id: string; ticket_count: number; expires_at: Date; created_at: Date;
       idempotency_key: string; idempotency_fp: string; seats: string[] }>(
@@ -97,8 +108,75 @@ export async function rebuildEvent(
       if (left > 0) await d.redis.set(k.idem(b.user_id as never, b.idempotency_key), record, 'PX', left, 'NX');
     }
     await waitingRoom.restore(eventId);
-    return { eventId, drained, tiers: spec.tiers, holdsRestored, soldRestored, idempotencyKeysRestored: keyed.rows.length, buyers: spec.buyers.length };
+    return { eventId, drained, tiers: spec.tiers, holdsRestored, soldRestored, salesRetaken, paymentsReturned, idempotencyKeysRestored: keyed.rows.length, buyers: spec.buyers.length };
   } finally {
     await outbox.lease(eventId, owner, 30_000, 'drop');
   }
+}
+
+/** Postgres states a lost sale can be sold again from: BookingConfirmed's moves accept them (persist.ts MOVES). */
+const RETAKABLE = new Set(['RESERVED', 'PAYMENT_PENDING', 'PAYMENT_FAILED', 'EXPIRED']);
+
+/**
+ * Money without a ticket after a Redis loss: a payment sold its hold in Redis (confirmHold, or retakeHold for a late
+ * one) and its attempt is 'authorized' or 'captured', but the BookingConfirmed entry went with the lost outbox, so
+ * Postgres (and so the rebuilt inventory) does not count the booking as sold. For each such booking (latest attempt
+ * only; the others are settled), exactly one of:
+ *  - sold again: retakeHold (the late payment's script) keeps the restored hold ("held"/"paying" -> "sold") or, for an
+ *    EXPIRED booking, re-takes the same tickets if they are still free in the rebuilt inventory, and appends
+ *    BookingConfirmed (retaken = 1), so the persist worker records the sale in outbox order;
+ *  - given back: the tickets are gone (an EXPIRED booking's seats went to a booking Postgres still counts, e.g. one
+ *    whose release was lost with the same outbox; or the booking itself was never recorded), so the attempt goes
+ *    'cancelling' (write-ahead, LOST_SALE_NOTE) and the settle job cancels the authorization or refunds the capture
+ *    (payments.ts complete()/giveBack()).
+ * Both happen under the attempt's row lock, the lock complete()'s late path and the refund job take: a payment still
+ * in flight during the rebuild (confirmHold does not check `armed`) either sold the hold already (retakeHold answers
+ * ALREADY_CONFIRMED: nothing more), or finds the row 'cancelling' and gives the money back, or re-takes after this
+ * and gets ALREADY_CONFIRMED. Never both, never neither.
+ */
+async function settleLostSales(d: EngineDeps, eventId: EventId): Promise<{ salesRetaken: number; paymentsReturned: number }> {
+  const k = eventKeys(d.ns, eventId);
+  const jobs = d.jobs ?? NO_JOBS;
+  // booking ids start with the event's own part (ids.ts newBookingId), so this event's payments are found by prefix
+  const { rows } = await d.pg.query<{ booking_id: string; attempt: number; provider_ref: string; state: string | null; user_id: string;
+    tier_id: string; ticket_count: number; seats: string[] }>(
+    `SELECT p.booking_id, p.attempt, p.provider_ref, b.state, b.user_id, b.tier_id, b.ticket_count,
+            COALESCE((SELECT array_agg(s.seat_id ORDER BY s.seat_id) FROM booking_seats s WHERE s.booking_id = b.id), '{}') AS seats
+       FROM (SELECT DISTINCT ON (booking_id) * FROM payments WHERE left(booking_id, length($1)) = $1 ORDER BY booking_id, attempt DESC) p
+       LEFT JOIN bookings b ON b.id = p.booking_id LEFT JOIN booking_states st ON st.state = b.state
+      WHERE p.status IN ('authorized', 'captured') AND st.holds IS DISTINCT FROM 'sold'`,
+    [`bk_${eventId.slice(3)}_`],
+  );
+  let salesRetaken = 0;
+  let paymentsReturned = 0;
+  for (const r of rows) {
+    const outcome = await withTx(d.pg, async (tx) => {
+      const { rows: [now] } = await tx.query<{ status: string }>(
+        'SELECT status FROM payments WHERE booking_id = $1 AND attempt = $2 FOR UPDATE', [r.booking_id, r.attempt]);
+      if (now?.status !== 'authorized' && now?.status !== 'captured') return 'moved'; // settled meanwhile
+      if (r.state && RETAKABLE.has(r.state)) {
+        const [code] = await d.redis.retakeHold(k.inv, k.sec, k.smap, k.hold(r.booking_id as never), k.expiry, k.buyers, k.outbox, eventId,
+          r.booking_id, r.user_id, r.tier_id, r.ticket_count, r.seats.join(','), scriptNow(d.clock), r.provider_ref);
+        switch (code) {
+          case RetakeHoldReply.RETAKEN:
+          case RetakeHoldReply.ALREADY_CONFIRMED:
+            return 'retaken';
+          case RetakeHoldReply.GONE:
+            break;
+          default:
+            assertNever(code, 'retakeHold');
+        }
+      }
+      await tx.query(`UPDATE payments SET status = 'cancelling', note = $3, updated_at = now() WHERE booking_id = $1 AND attempt = $2`,
+        [r.booking_id, r.attempt, `${LOST_SALE_NOTE}${now.status}: the sale was lost with the Redis state and its tickets are taken`]);
+      return 'returned';
+    });
+    if (outcome === 'moved') continue;
+    if (outcome === 'retaken') salesRetaken++;
+    else paymentsReturned++;
+    // an authorized re-taken sale still needs its capture; a returned one its cancel or refund (the job is keyed:
+    // asking again for an attempt whose job is queued makes one job)
+    await jobs.settlePayment(r.booking_id as never, r.attempt, 0);
+  }
+  return { salesRetaken, paymentsReturned };
 }

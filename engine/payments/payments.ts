@@ -34,6 +34,12 @@ export type PayResult =
   /** The money came too late for the seats: the authorization was cancelled (or the capture refunded). */
   | { outcome: 'returned'; paymentId: string; reason: string };
 
+/**
+ * Note prefix of an attempt the Redis rebuild marks 'cancelling' because its sale was lost with the Redis state
+ * (engine/inventory/rebuild.ts): `${LOST_SALE_NOTE}captured: ...` means the money was captured, so giveBack refunds it
+ * (a provider cannot cancel a capture); otherwise the authorization is cancelled.
+ */
+export const LOST_SALE_NOTE = 'lost sale, was ';
 export const paymentIdOf = (bookingId: string, attempt: number) => `${bookingId}.a${attempt}`;
 const keyOf = (bookingId: string, attempt: number, step: string) => `${bookingId}:a${attempt}:${step}`;
 
@@ -298,6 +304,12 @@ export function createPayments(d: EngineDeps, holds: Holds, catalog: Catalog) {
 
   /** Cancels the authorization of a late payment whose seats were gone (marked 'cancelling' first), then records it. */
   async function giveBack(bookingId: BookingId, attempt: number, paymentRef: string, reason: string): Promise<PayResult> {
+    if (reason.startsWith(`${LOST_SALE_NOTE}captured`)) {
+      const refunded = await provider().refund(paymentRef, keyOf(bookingId, attempt, 'refund'));
+      if (refunded.outcome !== 'refunded') throw new Error(`refunding capture ${paymentRef}: ${refunded.message}`);
+      await setAttempt(d.pg, bookingId, attempt, ['cancelling'], 'refunded', { note: reason });
+      return { outcome: 'returned', paymentId: paymentIdOf(bookingId, attempt), reason };
+    }
     const cancelled = await provider().cancel(paymentRef, keyOf(bookingId, attempt, 'cancel'));
     if (cancelled.outcome !== 'cancelled') throw new Error(`cancelling authorization ${paymentRef}: ${cancelled.message}`);
     // only the money record: the booking is EXPIRED by its hold's ReservationExpired, in outbox order
