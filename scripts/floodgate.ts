@@ -33,6 +33,9 @@ try {
     if (r.drained) console.log(`  applied ${r.drained} outbox entries to Postgres first`);
     for (const t of r.tiers) console.log(`  tier ${t.id} (${t.kind}): capacity ${t.cap}, available ${t.free}, held ${t.held}, sold ${t.sold}`);
     console.log(`  holds restored: ${r.holdsRestored}, sold bookings restored: ${r.soldRestored}, buyers: ${r.buyers}`);
+    if (r.salesRetaken || r.paymentsReturned) {
+      console.log(`  paid bookings whose confirmation was lost: ${r.salesRetaken} sold again, ${r.paymentsReturned} to be cancelled or refunded (settle jobs queued)`);
+    }
     const check = await rt.engine.reconcile(eventId);
     console.log(`  reconcile after rebuild: mismatch ${check.mismatch}`);
     code = check.mismatch === 0 ? 0 : 1;
