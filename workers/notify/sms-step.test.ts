@@ -70,6 +70,9 @@ async function paidWithPhone(e: Engine, who: string, phone: string, opts: { name
   await drain(e, ev.id);
   const r = await e.payments.pay({ bookingId: reservation.bookingId, userId: who as UserId, paymentMethodId: 'pm_card_visa', holderPhone: phone });
   expect(r.outcome).toBe('succeeded');
+  // CONFIRMED in Postgres from the outbox; the persist worker asks for the tickets then (played here by drain + the sink)
+  await drain(e, ev.id);
+  await e.deps.jobs!.deliverTickets(reservation.bookingId);
   return reservation.bookingId;
 }
 
