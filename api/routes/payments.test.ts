@@ -1,3 +1,4 @@
+import { simulatedPaymentKeys } from '../../engine/keys.js';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,7 +71,7 @@ describe('payments, tickets and refunds over HTTP', () => {
     expect((await api.call('POST', '/api/tickets/verify', { token: scanner, body: { code } })).json).toMatchObject({ result: 'already_used' });
     const forged = code!.slice(0, -3) + (code!.endsWith('AAA') ? 'BBB' : 'AAA');
     expect((await api.call('POST', '/api/tickets/verify', { token: scanner, body: { code: forged } })).json).toEqual({ result: 'invalid', reason: 'bad-signature' });
-    expect((await listSimulatedPayments(redis, ns)).filter((p) => p.bookingId === bookingId && p.status === 'captured')).toHaveLength(1);
+    expect((await listSimulatedPayments(redis, simulatedPaymentKeys(ns))).filter((p) => p.bookingId === bookingId && p.status === 'captured')).toHaveLength(1);
   });
 
   it('20 concurrent identical payment requests: identical replies, one charge', async ({ engine, redis, ns, pg, onTestFinished }) => {
@@ -88,7 +89,7 @@ describe('payments, tickets and refunds over HTTP', () => {
     expect(replies.map((r) => r.status)).toEqual(Array(20).fill(200));
     expect(new Set(replies.map((r) => r.text)).size).toBe(1);
     expect(replies.filter((r) => r.headers.get('idempotent-replayed') === 'true')).toHaveLength(19);
-    const charges = (await listSimulatedPayments(redis, ns)).filter((p) => p.bookingId === bookingId);
+    const charges = (await listSimulatedPayments(redis, simulatedPaymentKeys(ns))).filter((p) => p.bookingId === bookingId);
     expect(charges).toHaveLength(1);
     expect(charges[0]!.status).toBe('captured');
     // the same key with another request is refused
@@ -105,7 +106,7 @@ describe('payments, tickets and refunds over HTTP', () => {
     expect(new Set(ok.map((r) => r.json.paymentId))).toEqual(new Set([`${second}.a1`]));
     expect(racing.filter((r) => r.status !== 200).every((r) => r.status === 409 && r.json.type === '/problems/booking-not-payable')).toBe(true);
     expect((await engine.payments.attempts(second)).map((a) => a.status)).toEqual(['captured']);
-    expect((await listSimulatedPayments(redis, ns)).filter((p) => p.bookingId === second)).toHaveLength(1);
+    expect((await listSimulatedPayments(redis, simulatedPaymentKeys(ns))).filter((p) => p.bookingId === second)).toHaveLength(1);
   });
 
   it('declines answer 402 with attemptsLeft; the last one cancels and frees the seats', async ({ engine, pg, onTestFinished }) => {

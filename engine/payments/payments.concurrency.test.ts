@@ -1,4 +1,5 @@
 import { describe, expect, it } from '../../test/fixtures.js';
+import { simulatedPaymentKeys } from '../keys.js';
 import { createGaEvent, seatedEvent } from '../../test/events.js';
 import { dropPaymentsBookingFk } from '../../test/follow-outbox.js';
 import { drain } from '../../test/wait.js';
@@ -52,7 +53,7 @@ describe('payments under concurrency (real Redis and Postgres)', () => {
     expect(states.rows).toEqual([{ state: 'CONFIRMED', n: N }]);
     const rows = await pg.query<{ status: string; n: number }>('SELECT status, count(*)::int AS n FROM payments WHERE booking_id = ANY($1::text[]) GROUP BY status', [ids]);
     expect(rows.rows).toEqual([{ status: 'captured', n: N }]);
-    const charges = (await listSimulatedPayments(redis, ns)).filter((c) => ids.includes(c.bookingId as never));
+    const charges = (await listSimulatedPayments(redis, simulatedPaymentKeys(ns))).filter((c) => ids.includes(c.bookingId as never));
     expect(charges.filter((c) => c.status === 'captured')).toHaveLength(N);
     expect(new Set(charges.map((c) => c.bookingId)).size).toBe(N);
     const report = await checkInvariants(engine, { eventIds: [ev.id], charges, drained: true });
@@ -84,7 +85,7 @@ describe('payments under concurrency (real Redis and Postgres)', () => {
       });
       const [result] = await Promise.all([pay, expire]);
       await drain(engine, ev.id);
-      const money = (await listSimulatedPayments(redis, ns)).filter((m) => m.bookingId === id);
+      const money = (await listSimulatedPayments(redis, simulatedPaymentKeys(ns))).filter((m) => m.bookingId === id);
       const status = (await getBooking(pg, id))!.status;
       const attempts = await engine.payments.attempts(id);
       const seat = (await redis.hget(`${ns}:{evt:${ev.id}}:smap`, 'A'))![0];

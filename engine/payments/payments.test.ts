@@ -8,7 +8,7 @@ import { getBooking } from '../booking/bookings-repo.js';
 import { isDomainError } from '../errors.js';
 import type { UserId } from '../ids.js';
 import { createEngine, type Engine } from '../index.js';
-import { eventKeys } from '../keys.js';
+import { eventKeys, simulatedPaymentKeys } from '../keys.js';
 import type { PaymentProvider } from './provider.js';
 
 const u = (s: string) => s as UserId;
@@ -57,7 +57,7 @@ describe('payments (simulated provider)', () => {
     const r = await engine.payments.pay({ bookingId: reservation.bookingId, userId: u('ann'), paymentMethodId: 'pm_card_visa', holderName: 'Ann' });
     expect(r).toEqual({ outcome: 'succeeded', paymentId: `${reservation.bookingId}.a1`, bookingStatus: 'CONFIRMED' });
     expect((await engine.inventory.redisState(ev.id))[ev.tiers[0]!.id]).toMatchObject({ held: 0, sold: 2, free: 8 });
-    const charges = (await listSimulatedPayments(redis, ns)).filter((p) => p.bookingId === reservation.bookingId);
+    const charges = (await listSimulatedPayments(redis, simulatedPaymentKeys(ns))).filter((p) => p.bookingId === reservation.bookingId);
     expect(charges.map((c) => [c.status, c.amount])).toEqual([['captured', 9000]]);
     // the money record: one row, amount from the catalog (tier price x count)
     expect((await engine.payments.attempts(reservation.bookingId)).map((a) => [a.attempt, a.status, a.amount, a.currency])).toEqual([[1, 'captured', 9000, 'EUR']]);
@@ -92,7 +92,7 @@ describe('payments (simulated provider)', () => {
     expect(await engine.holds.get(ev.id, reservation.bookingId)).toBeNull();
     expect((await engine.inventory.redisState(ev.id))[ev.tiers[0]!.id]).toMatchObject({ free: 4, held: 0, sold: 0 });
     expect(await redis.hget(`${ns}:{evt:${ev.id}}:smap`, 'A')).toBe('....');
-    expect((await listSimulatedPayments(redis, ns)).filter((p) => p.bookingId === reservation.bookingId && p.status === 'captured')).toEqual([]);
+    expect((await listSimulatedPayments(redis, simulatedPaymentKeys(ns))).filter((p) => p.bookingId === reservation.bookingId && p.status === 'captured')).toEqual([]);
     expect((await engine.payments.attempts(reservation.bookingId)).map((a) => a.status)).toEqual(['declined', 'declined', 'declined']);
     // each attempt is in the outbox, its decline with the reason, and the release after the last one
     const log = (await entries(engine, ev.id)).map((e) => `${e.type}${e.attempt ? ` a${e.attempt}` : ''}`);
@@ -121,7 +121,7 @@ describe('payments (simulated provider)', () => {
     expect((await engine.holds.get(ev.id, reservation.bookingId))!.expiresAtMs).toBe(clock.now() + engine.deps.config.paymentWindowMs);
     // the settle job keeps trying while the provider is away
     await expect(engine.payments.settle(reservation.bookingId, 1)).rejects.toThrow(/unavailable/);
-    expect((await listSimulatedPayments(redis, ns)).filter((p) => p.bookingId === reservation.bookingId)).toEqual([]);
+    expect((await listSimulatedPayments(redis, simulatedPaymentKeys(ns))).filter((p) => p.bookingId === reservation.bookingId)).toEqual([]);
   });
 
   it('a payment landing after the hold expired re-takes the same seats if free, otherwise the authorization is cancelled', async ({ engine, clock, redis, ns, pg }) => {
@@ -153,7 +153,7 @@ describe('payments (simulated provider)', () => {
     expect((await getBooking(pg, unlucky))!.status).toBe('EXPIRED');
     // why, on the money record (the payment writes no booking)
     expect((await engine.payments.attempts(unlucky)).map((a) => [a.status, a.note])).toEqual([['cancelled', expect.stringMatching(/authorization was cancelled/)]]);
-    const money = await listSimulatedPayments(redis, ns);
+    const money = await listSimulatedPayments(redis, simulatedPaymentKeys(ns));
     expect(money.find((m) => m.bookingId === lucky)!.status).toBe('captured');
     expect(money.find((m) => m.bookingId === unlucky)!.status).toBe('cancelled');
     expect(await redis.hget(`${ns}:{evt:${ev.id}}:smap`, 'A')).toBe('sh..'); // lucky sold, thief holds A-1-2
@@ -190,7 +190,7 @@ describe('payments (simulated provider)', () => {
             )
           : Promise.resolve(null);
         const [result] = await Promise.all([pay, expire, steal, atProvider.then(() => s.waitAll())]);
-        const money = (await listSimulatedPayments(redis, ns)).filter((m) => m.bookingId === reservation.bookingId);
+        const money = (await listSimulatedPayments(redis, simulatedPaymentKeys(ns))).filter((m) => m.bookingId === reservation.bookingId);
         const captured = money.filter((m) => m.status === 'captured');
         const map = (await redis.hget(`${ns}:{evt:${ev.id}}:smap`, 'A'))!;
         await drain(engine, ev.id);
@@ -235,7 +235,7 @@ describe('payments (simulated provider)', () => {
     await drain(engine, ev.id);
     expect((await getBooking(pg, a))!.status).toBe('REFUNDED');
     expect(await engine.inventory.postgresState(ev.id)).toEqual(await engine.inventory.redisState(ev.id));
-    expect((await listSimulatedPayments(redis, ns)).find((m) => m.bookingId === a)).toMatchObject({ status: 'refunded', refunded: 9000 });
+    expect((await listSimulatedPayments(redis, simulatedPaymentKeys(ns))).find((m) => m.bookingId === a)).toMatchObject({ status: 'refunded', refunded: 9000 });
     expect((await engine.inventory.redisState(ev.id))[ev.tiers[0]!.id]).toMatchObject({ free: 5, sold: 0 });
     expect(await codeOf(engine.refunds.request(a, u('refunder')))).toBe('REFUND_NOT_ALLOWED');
 
@@ -286,7 +286,7 @@ describe('payments (simulated provider)', () => {
       // the retry: attempt 1 again, one charge
       expect(await engine.payments.pay({ bookingId: reservation.bookingId, userId: u('dan'), paymentMethodId: 'pm_card_visa' })).toMatchObject({ outcome: 'succeeded', paymentId: `${reservation.bookingId}.a1` });
       expect((await engine.payments.attempts(reservation.bookingId)).map((a) => [a.attempt, a.status])).toEqual([[1, 'captured']]);
-      expect((await listSimulatedPayments(redis, ns)).filter((m) => m.bookingId === reservation.bookingId)).toHaveLength(1);
+      expect((await listSimulatedPayments(redis, simulatedPaymentKeys(ns))).filter((m) => m.bookingId === reservation.bookingId)).toHaveLength(1);
     });
 
     it('a decline whose hold was not handed back (the process died): the settle job hands it back; after the last attempt it releases it', async ({ engine, pg, redis, ns }) => {
@@ -329,7 +329,7 @@ describe('payments (simulated provider)', () => {
       down = false;
       expect(await e2.payments.settle(reservation.bookingId, 1)).toMatchObject({ outcome: 'succeeded' });
       expect((await e2.payments.attempts(reservation.bookingId))[0]!.status).toBe('captured');
-      expect((await listSimulatedPayments(redis, ns)).find((m) => m.bookingId === reservation.bookingId)!.status).toBe('captured');
+      expect((await listSimulatedPayments(redis, simulatedPaymentKeys(ns))).find((m) => m.bookingId === reservation.bookingId)!.status).toBe('captured');
     });
 
     it('a refund waits while the money is only authorized; a stale payment call after the refund re-takes nothing', async ({ engine, redis, ns, pg }) => {
@@ -348,7 +348,7 @@ describe('payments (simulated provider)', () => {
       down = false;
       await e2.payments.settle(reservation.bookingId, 1);
       expect(await e2.refunds.process(reservation.bookingId)).toBe('refunded');
-      expect((await listSimulatedPayments(redis, ns)).find((m) => m.bookingId === reservation.bookingId)).toMatchObject({ status: 'refunded', refunded: 9000 });
+      expect((await listSimulatedPayments(redis, simulatedPaymentKeys(ns))).find((m) => m.bookingId === reservation.bookingId)).toMatchObject({ status: 'refunded', refunded: 9000 });
       // a payment call parked since before the refund (a webhook, a settle job) now goes on: it changes nothing
       const ref = (await engine.payments.attempts(reservation.bookingId))[0]!.providerRef!;
       expect(await engine.payments.complete(reservation.bookingId, 1, ref)).toMatchObject({ outcome: 'returned' });
@@ -385,7 +385,7 @@ describe('payments (simulated provider)', () => {
       await engine.bookings.cancel(thief, u('ivy'));
       expect(await e2.payments.settle(late, 1)).toMatchObject({ outcome: 'returned' });
       expect((await e2.payments.attempts(late))[0]!.status).toBe('cancelled');
-      expect((await listSimulatedPayments(redis, ns)).find((m) => m.bookingId === late)!.status).toBe('cancelled');
+      expect((await listSimulatedPayments(redis, simulatedPaymentKeys(ns))).find((m) => m.bookingId === late)!.status).toBe('cancelled');
       expect(await redis.hget(`${ns}:{evt:${ev.id}}:smap`, 'A')).toBe('..');
       await drain(engine, ev.id);
       expect((await getBooking(pg, late))!.status).toBe('EXPIRED');

@@ -299,18 +299,10 @@ export function createSimulatedProvider(opts: SimulatedProviderOptions): Payment
 }
 
 /**
- * @deprecated Transitional: a bare namespace, for engine/payments/payments.test.ts and api/routes/payments.test.ts,
- * which are being rewritten on another branch. Pass `simulatedPaymentKeys(ns)` instead; remove this (and the string
- * branch below, the last copy of the pattern outside engine/keys.ts) once no caller passes a string.
- */
-type LegacyNamespace = string;
-
-/**
  * Every payment under `where` (`simulatedPaymentKeys(ns)`; all shards of a Cluster), oldest first: for invariant checks
  * against bookings.
  */
-export async function listSimulatedPayments(redis: RedisClient, where: Pick<SimulatedPaymentKeys, 'paymentPattern'> | LegacyNamespace): Promise<SimulatedPayment[]> {
-  const k = typeof where === 'string' ? { paymentPattern: `${where}:simpay:*` } : where;
+export async function listSimulatedPayments(redis: RedisClient, k: Pick<SimulatedPaymentKeys, 'paymentPattern'>): Promise<SimulatedPayment[]> {
   const nodes: Redis[] = redis instanceof Cluster ? redis.nodes('master') : [redis];
   const keys: string[] = [];
   for (const node of nodes) {
