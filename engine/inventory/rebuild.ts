@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { ArmEventReply, assertNever, RetakeHoldReply } from '../../lua/codes.js';
+import { ArmEventReply, assertNever } from '../../lua/codes.js';
 import { withTx } from '../../platform/pg.js';
 import { scanKeys } from '../../platform/redis.js';
-import { scriptNow } from '../clock.js';
 import type { EngineDeps } from '../deps.js';
 import { DomainError } from '../errors.js';
 import type { EventId } from '../ids.js';
@@ -11,7 +10,7 @@ import { NO_JOBS } from '../jobs.js';
 import { eventKeys, globalKeys } from '../keys.js';
 import type { Outbox } from '../outbox/outbox.js';
 import type { OutboxDrain } from '../outbox/drain.js';
-import { LOST_SALE_NOTE } from '../payments/payments.js';
+import { LOST_SALE_NOTE, retakeSold } from '../payments/payments.js';
 import type { WaitingRoom } from '../waiting-room/waiting-room.js';
 import { specFromPostgres, type ArmSpec } from './inventory.js';
 
@@ -135,7 +134,6 @@ const RETAKABLE = new Set(['RESERVED', 'PAYMENT_PENDING', 'PAYMENT_FAILED', 'EXP
  * and gets ALREADY_CONFIRMED. Never both, never neither.
  */
 async function settleLostSales(d: EngineDeps, eventId: EventId): Promise<{ salesRetaken: number; paymentsReturned: number }> {
-  const k = eventKeys(d.ns, eventId);
   const jobs = d.jobs ?? NO_JOBS;
   // booking ids start with the event's own part (ids.ts newBookingId), so this event's payments are found by prefix
   const { rows } = await d.pg.query<{ booking_id: string; attempt: number; provider_ref: string; state: string | null; user_id: string;
@@ -155,17 +153,8 @@ async function settleLostSales(d: EngineDeps, eventId: EventId): Promise<{ sales
         'SELECT status FROM payments WHERE booking_id = $1 AND attempt = $2 FOR UPDATE', [r.booking_id, r.attempt]);
       if (now?.status !== 'authorized' && now?.status !== 'captured') return 'moved'; // settled meanwhile
       if (r.state && RETAKABLE.has(r.state)) {
-        const [code] = await d.redis.retakeHold(k.inv, k.sec, k.smap, k.hold(r.booking_id as never), k.expiry, k.buyers, k.outbox, eventId,
-          r.booking_id, r.user_id, r.tier_id, r.ticket_count, r.seats.join(','), scriptNow(d.clock), r.provider_ref);
-        switch (code) {
-          case RetakeHoldReply.RETAKEN:
-          case RetakeHoldReply.ALREADY_CONFIRMED:
-            return 'retaken';
-          case RetakeHoldReply.GONE:
-            break;
-          default:
-            assertNever(code, 'retakeHold');
-        }
+        const t = { userId: r.user_id, tierId: r.tier_id, ticketCount: r.ticket_count, seats: r.seats };
+        if (await retakeSold(d, eventId, r.booking_id as never, t, r.provider_ref)) return 'retaken';
       }
       await tx.query(`UPDATE payments SET status = 'cancelling', note = $3, updated_at = now() WHERE booking_id = $1 AND attempt = $2`,
         [r.booking_id, r.attempt, `${LOST_SALE_NOTE}${now.status}: the sale was lost with the Redis state and its tickets are taken`]);

@@ -118,6 +118,32 @@ async function setAttempt(
  *   6. capture (key `<booking>:a<n>:capture`), then the row is 'captured'. A capture that gets no answer is retried by
  *      the settle job. A crash between 5 and 6 leaves sold seats with authorized money: the settle job captures it.
  */
+/**
+ * Sells a paid booking's tickets again after its hold expired (or was lost): the same seats, or the same number of
+ * general-admission tickets, while they are still free (retakeHold, which appends BookingConfirmed). True when the
+ * booking is sold (now or already); false when the tickets are gone. Callers hold the attempt's row lock.
+ */
+export async function retakeSold(
+  d: EngineDeps,
+  eventId: EventId,
+  bookingId: BookingId,
+  t: { userId: string; tierId: string; ticketCount: number; seats: string[] },
+  paymentRef: string,
+): Promise<boolean> {
+  const k = eventKeys(d.ns, eventId);
+  const [code] = await d.redis.retakeHold(k.inv, k.sec, k.smap, k.hold(bookingId), k.expiry, k.buyers, k.outbox, eventId, bookingId,
+    t.userId, t.tierId, t.ticketCount, t.seats.join(','), scriptNow(d.clock), paymentRef);
+  switch (code) {
+    case RetakeHoldReply.RETAKEN:
+    case RetakeHoldReply.ALREADY_CONFIRMED:
+      return true;
+    case RetakeHoldReply.GONE:
+      return false;
+    default:
+      return assertNever(code, 'retakeHold');
+  }
+}
+
 export function createPayments(d: EngineDeps, holds: Holds, catalog: Catalog) {
   const provider = (): PaymentProvider => {
     if (!d.provider) throw new Error('no payment provider configured');
@@ -362,23 +388,12 @@ export function createPayments(d: EngineDeps, holds: Holds, catalog: Catalog) {
       // neither Redis nor Postgres knows the tickets yet (the hold expired before the persist worker recorded it):
       // the settle job tries again once it has
       if (!t) return { outcome: 'pending', paymentId };
-      const k = eventKeys(d.ns, eventId);
       const taken = await withTx(d.pg, async (tx) => {
         // the refund job takes this lock around its own Redis step: a refunded booking is never re-taken
         const { rows } = await tx.query<{ status: PaymentAttempt['status'] }>(
           'SELECT status FROM payments WHERE booking_id = $1 AND attempt = $2 FOR UPDATE', [bookingId, attempt]);
         if (rows[0]!.status !== 'authorized') return rows[0]!.status;
-        const [code] = await d.redis.retakeHold(k.inv, k.sec, k.smap, k.hold(bookingId), k.expiry, k.buyers, k.outbox, eventId, bookingId,
-          t.userId, t.tierId, t.ticketCount, t.seats.join(','), scriptNow(d.clock), paymentRef);
-        switch (code) {
-          case RetakeHoldReply.RETAKEN:
-          case RetakeHoldReply.ALREADY_CONFIRMED:
-            return 'retaken';
-          case RetakeHoldReply.GONE:
-            break;
-          default:
-            assertNever(code, 'retakeHold');
-        }
+        if (await retakeSold(d, eventId, bookingId, t, paymentRef)) return 'retaken';
         // write-ahead: a retry finishes the cancellation instead of re-taking seats that came free meanwhile
         await setAttempt(tx, bookingId, attempt, ['authorized'], 'cancelling', { note: gone });
         return 'gone';
