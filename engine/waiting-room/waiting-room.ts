@@ -7,6 +7,7 @@ import {
   JoinQueueReply,
   LeaveQueueReply,
   QueueStatusReply,
+  TakeLeaseReply,
 } from '../../lua/codes.js';
 import type { EngineDeps } from '../deps.js';
 import { withTx } from '../../platform/pg.js';
@@ -418,6 +419,22 @@ export function createWaitingRoom(d: EngineDeps) {
       const [enabled, rate] = await d.redis.hmget(keys(eventId).wrCfg, 'enabled', 'rate');
       return enabled === '1' ? Number(rate) : 0;
     },
+
+    /** Takes (or renews, or with 'drop' gives up) the exclusive right to run one event's admission steps. */
+    async lease(eventId: EventId, owner: string, ttlMs: number, mode: 'take' | 'drop' = 'take'): Promise<boolean> {
+      const [code] = await d.redis.takeLease(keys(eventId).wrLease, owner, ttlMs, mode);
+      switch (code) {
+        case TakeLeaseReply.HELD:
+          return true;
+        case TakeLeaseReply.BUSY:
+          return false;
+        default:
+          return assertNever(code, 'takeLease');
+      }
+    },
+
+    /** The engine's clock (the admission worker's token bucket runs on it). */
+    now: () => d.clock.now(),
 
     /** Events with a waiting room on: the admission worker's list. */
     async events(): Promise<EventId[]> {

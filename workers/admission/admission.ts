@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { eventKeys } from '../../engine/keys.js';
+import { createPollLoop } from '../../platform/loop.js';
 import type { Engine } from '../../engine/index.js';
 import type { EventId } from '../../engine/ids.js';
 import type { Metrics } from '../../platform/metrics.js';
@@ -25,13 +25,10 @@ export function createAdmissionWorker(o: AdmissionOptions) {
   o.metrics?.workerErrors.inc({ worker: 'admission' }, 0);
   for (const reason of ['lapsed', 'left'] as const) o.metrics?.waitingRoomPassesUnused.inc({ reason }, 0);
   const credit = new Map<EventId, { at: number; credit: number }>();
-  let running = false;
-  let loop: Promise<void> | undefined;
 
   async function tickEvent(eventId: EventId, now: number): Promise<{ admitted: number; lapsed: number; waiting: number; outstanding: number; waitsMs: number[] } | null> {
     const { engine } = o;
-    const [lease] = await engine.deps.redis.takeLease(eventKeys(engine.deps.ns, eventId).wrLease, owner, leaseMs, 'take');
-    if (lease !== 1) {
+    if (!(await engine.waitingRoom.lease(eventId, owner, leaseMs))) {
       credit.delete(eventId);
       return null;
     }
@@ -54,7 +51,7 @@ export function createAdmissionWorker(o: AdmissionOptions) {
     let admitted = 0;
     let waiting = 0;
     let outstanding = 0;
-    const now = o.engine.deps.clock.now();
+    const now = o.engine.waitingRoom.now();
     for (const eventId of await o.engine.waitingRoom.events()) {
       const r = await tickEvent(eventId, now);
       if (!r) continue;
@@ -72,33 +69,26 @@ export function createAdmissionWorker(o: AdmissionOptions) {
     return admitted;
   }
 
-  async function run() {
-    let backoff = tickMs;
-    while (running) {
-      try {
-        await tick();
-        backoff = tickMs;
-      } catch (err) {
-        o.metrics?.workerErrors.inc({ worker: 'admission' });
-        o.log.warn({ err: { message: (err as Error).message } }, 'admission tick failed; retrying');
-        backoff = Math.min(backoff * 2, 5_000);
-      }
-      if (running) await new Promise((r) => setTimeout(r, backoff).unref());
-    }
-  }
+  // a tick every tickMs; after a failure the pause doubles from 2 x tickMs up to 5 s (as before the shared loop)
+  const loop = createPollLoop({
+    pass: tick,
+    busyMs: tickMs,
+    idleMs: tickMs,
+    errorMs: 2 * tickMs,
+    maxErrorMs: 5_000,
+    onError(err) {
+      o.metrics?.workerErrors.inc({ worker: 'admission' });
+      o.log.warn({ err: { message: (err as Error).message } }, 'admission tick failed; retrying');
+    },
+  });
 
   return {
     tick,
-    start() {
-      if (running) return;
-      running = true;
-      loop = run();
-    },
+    start: () => loop.start(),
     async stop() {
-      running = false;
-      await loop;
+      await loop.stop();
       for (const eventId of await o.engine.waitingRoom.events().catch(() => [] as EventId[])) {
-        await o.engine.deps.redis.takeLease(eventKeys(o.engine.deps.ns, eventId).wrLease, owner, leaseMs, 'drop').catch(() => {});
+        await o.engine.waitingRoom.lease(eventId, owner, leaseMs, 'drop').catch(() => {});
       }
     },
   };
