@@ -1,7 +1,7 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
 import type { EventId } from '../../engine/ids.js';
-import { createChangeFeed, parseQueueId, type ChangeFeed, type QueueStatus as Status } from '../../engine/index.js';
+import { parseQueueId, type ChangeFeed, type QueueStatus as Status } from '../../engine/index.js';
 import type { AppDeps, AppEnv } from '../env.js';
 import { clientIp } from '../middleware/client-ip.js';
 import { createStreamSlots, tooManyStreams, type StreamSlots } from '../middleware/stream-slots.js';
@@ -131,7 +131,7 @@ waitingRoom.get('/api/queue/:queueId/events', async (c) => {
   const slot = await slots.open(user, clientIp(c, deps.config.rateLimit?.trustProxyHops ?? 0));
   if (!slot.ok) return tooManyStreams(c, slot.cap, slots.leaseMs);
   let feed = feedOf.get(deps);
-  if (!feed) feedOf.set(deps, (feed = createChangeFeed(engine.deps.redis, engine.deps.ns)));
+  if (!feed) feedOf.set(deps, (feed = engine.waitingRoom.changeFeed()));
   const changes = feed.open(parseQueueId(queueId)!.eventId);
   const renewEveryMs = slots.leaseMs / 3;
   return streamSSE(c, async (stream) => {

@@ -15,7 +15,7 @@ import { DomainError } from '../errors.js';
 import type { EventId, UserId } from '../ids.js';
 import { eventKeys, globalKeys } from '../keys.js';
 import { signAdmission } from './admission-token.js';
-import { publishChange } from './changes.js';
+import { createChangeFeed, publishChange, type ChangeFeed } from './changes.js';
 
 /** An event's waiting-room settings as the admin sets them. */
 export type QueueSettings = {
@@ -432,6 +432,9 @@ export function createWaitingRoom(d: EngineDeps) {
           return assertNever(code, 'takeLease');
       }
     },
+
+    /** A feed of this engine's status changes (one Redis subscription, shared by every open status stream). */
+    changeFeed: (): ChangeFeed => createChangeFeed(d.redis, d.ns),
 
     /** The engine's clock (the admission worker's token bucket runs on it). */
     now: () => d.clock.now(),
