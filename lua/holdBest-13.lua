@@ -59,16 +59,8 @@ local k = {meta = KEYS[1], inv = KEYS[2], sec = KEYS[3], smap = KEYS[4], hold = 
            buyers = KEYS[7], idem = KEYS[8], outbox = KEYS[9], passes = KEYS[10], used = KEYS[11]}
 
 local limited = rateLimited(KEYS[12], KEYS[13], ARGV[14]) if limited then return limited end
-local replay = replayIdempotent(k.idem, a.fingerprint)
-if replay then return replay end
-local err, maxPerUser, admission = checkSale(k.meta, a.nowMs)
+local err, maxPerUser = checkHoldStart(k, a)
 if err then return err end
-if admission then
-  err = checkPass(k.passes, k.used, a.pass, a.nowMs, k.meta, a.count)
-  if err then return err end
-else
-  a.pass = ""
-end
 
 local sections = {}
 if section ~= "" then

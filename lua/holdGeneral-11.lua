@@ -50,16 +50,8 @@ local k = {meta = KEYS[1], inv = KEYS[2], hold = KEYS[3], expiry = KEYS[4], buye
            idem = KEYS[6], outbox = KEYS[7], passes = KEYS[8], used = KEYS[9]}
 
 local limited = rateLimited(KEYS[10], KEYS[11], ARGV[12]) if limited then return limited end
-local replay = replayIdempotent(k.idem, a.fingerprint)
-if replay then return replay end
-local err, maxPerUser, admission = checkSale(k.meta, a.nowMs)
+local err, maxPerUser = checkHoldStart(k, a)
 if err then return err end
-if admission then
-  err = checkPass(k.passes, k.used, a.pass, a.nowMs, k.meta, a.count)
-  if err then return err end
-else
-  a.pass = ""
-end
 
 local kind = redis.call("HGET", k.inv, "kind:" .. a.tierId)
 if not kind then return {-3} end

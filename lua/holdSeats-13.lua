@@ -64,16 +64,8 @@ for _, seatId in ipairs(seatIds) do
 end
 
 local limited = rateLimited(KEYS[12], KEYS[13], ARGV[11]) if limited then return limited end
-local replay = replayIdempotent(k.idem, a.fingerprint)
-if replay then return replay end
-local err, maxPerUser, admission = checkSale(k.meta, a.nowMs)
+local err, maxPerUser = checkHoldStart(k, a)
 if err then return err end
-if admission then
-  err = checkPass(k.passes, k.used, a.pass, a.nowMs, k.meta, a.count)
-  if err then return err end
-else
-  a.pass = ""
-end
 
 -- check every seat before writing anything
 local maps, per, picked, chosen = {}, {}, {}, {}

@@ -20,6 +20,8 @@
 --                     already has a live hold or a sale) | {-37, passTickets} PASS_LIMIT (more tickets than a sized
 --                     pass allows: admitNext keeps k in meta as pass:<member> when it admits for fewer than a full
 --                     pass) | nil
+--   checkHoldStart:   replayIdempotent, checkSale, then checkPass on a waiting-room event (a.pass cleared on others):
+--                     the first non-nil reply | nil, maxPerUser
 --   checkCap:         {-7, ticketsStillAllowed} TICKET_LIMIT | nil
 --   commitHold:       writes the hold, its expiry entry, the buyer's count, the idempotent reply and the
 --                     BookingCreated outbox entry (with the Idempotency-Key and fingerprint when there is one);
@@ -50,6 +52,24 @@ local function checkPass(passesKey, usedKey, pass, nowMs, metaKey, count)
   local size = redis.call("HGET", metaKey, "pass:" .. pass)
   if size and count > tonumber(size) then return {-37, size} end
   return nil
+end
+
+-- The checks every hold script makes after its rate limit, in this order: a replay of the same Idempotency-Key
+-- answers with the first reply; the sale must be armed and open; on a waiting-room event the admission pass must be
+-- live, unused and big enough for a.count (on any other event a.pass is cleared). Returns a reply to return as it
+-- is, or nil and the event's maxPerUser.
+local function checkHoldStart(k, a)
+  local replay = replayIdempotent(k.idem, a.fingerprint)
+  if replay then return replay end
+  local err, maxPerUser, admission = checkSale(k.meta, a.nowMs)
+  if err then return err end
+  if admission then
+    err = checkPass(k.passes, k.used, a.pass, a.nowMs, k.meta, a.count)
+    if err then return err end
+  else
+    a.pass = ""
+  end
+  return nil, maxPerUser
 end
 
 local function checkCap(buyersKey, userId, count, maxPerUser)
