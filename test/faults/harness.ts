@@ -21,14 +21,14 @@ import { asNamespace, type EventId, type Namespace } from '../../engine/ids.js';
 import { createEngine, type Engine, type EngineConfig } from '../../engine/index.js';
 import { checkInvariants, type InvariantReport } from '../../engine/invariants/invariants.js';
 import { createPool, type Pool } from '../../platform/pg.js';
-import { createRedis, type RedisClient } from '../../platform/redis.js';
+import { createRedis, scanKeys, type RedisClient } from '../../platform/redis.js';
 import { createSimulatedProvider } from '../../integrations/payments/simulated.js';
 import { createPersistWorker, type PersistWorker } from '../../workers/persist/persist.js';
 import { TEST_ENGINE_CONFIG } from '../config.js';
 import { TEST_DATABASE_URL } from '../env.js';
 import { startApi, token, type TestApi } from '../http.js';
 import { waitFor } from '../wait.js';
-import { simulatedPaymentKeys } from '../../engine/keys.js';
+import { eventKeys, simulatedPaymentKeys } from '../../engine/keys.js';
 
 export const silent = pino({ level: 'silent' });
 
@@ -85,6 +85,16 @@ async function redisAnswers(url: string): Promise<boolean> {
 }
 
 /** redis-server from PATH on a spare loopback port: AOF everysec, no RDB snapshots, noeviction, data in a temp dir. */
+/**
+ * Unlinks every key of one event (what a FLUSHALL does to it) on our own Redis; the simulated provider's keys survive
+ * (they stand for Stripe).
+ */
+export async function loseEvent(redis: OwnRedis, ns: string, eventId: string): Promise<void> {
+  await redis.assertOurs();
+  const keys = await scanKeys(redis.admin, eventKeys(asNamespace(ns), eventId as EventId).pattern);
+  if (keys.length) await redis.admin.unlink(...keys);
+}
+
 export async function startOwnRedis(): Promise<OwnRedis> {
   if (spawnSync('redis-server', ['--version']).error) throw new Error('redis-server is not on PATH (apt-get install redis-server)');
   const port = await freePort();

@@ -3,20 +3,7 @@ import { newBookingId, type BookingId, type EventId, type UserId } from '../../e
 import type { OutboxEntry } from '../../engine/outbox/outbox.js';
 import { seatedEvent } from '../events.js';
 import { token } from '../http.js';
-import { cleanups, onSaleNow, startOwnRedis, startStack, waitDrained, type Stack } from './harness.js';
-
-/** Unlinks every key of one event (what a FLUSHALL does to it); the simulated provider's keys survive (they are "Stripe"). */
-async function loseEvent(redis: Awaited<ReturnType<typeof startOwnRedis>>, ns: string, eventId: string) {
-  await redis.assertOurs();
-  const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, found] = await redis.admin.scan(cursor, 'MATCH', `${ns}:{evt:${eventId}}:*`, 'COUNT', 1000);
-    keys.push(...found);
-    cursor = next;
-  } while (cursor !== '0');
-  if (keys.length) await redis.admin.unlink(...keys);
-}
+import { cleanups, loseEvent, onSaleNow, startOwnRedis, startStack, waitDrained, type Stack } from './harness.js';
 
 const SECTION = [{ id: 'A', rows: 1, seatsPerRow: 4 }];
 

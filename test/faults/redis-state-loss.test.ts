@@ -8,7 +8,7 @@ import { seatedEvent } from '../events.js';
 import { token } from '../http.js';
 import { waitFor } from '../wait.js';
 import {
-  cleanups, loadFigures, missingInPostgres, onSaleNow, oversoldInPostgres, recordFigures, startLoad, startOwnRedis, startStack, waitDrained,
+  cleanups, loadFigures, loseEvent, missingInPostgres, onSaleNow, oversoldInPostgres, recordFigures, startLoad, startOwnRedis, startStack, waitDrained,
 } from './harness.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -125,19 +125,6 @@ describe('F2 fault: Redis state loss of one event, rebuilt from Postgres', () =>
       await load.stop();
     }
   });
-
-  /** Unlinks every key of one event (what a FLUSHALL does to it). */
-  async function loseEvent(redis: Awaited<ReturnType<typeof startOwnRedis>>, ns: string, eventId: string) {
-    await redis.assertOurs();
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, found] = await redis.admin.scan(cursor, 'MATCH', `${ns}:{evt:${eventId}}:*`, 'COUNT', 1000);
-      keys.push(...found);
-      cursor = next;
-    } while (cursor !== '0');
-    if (keys.length) await redis.admin.unlink(...keys);
-  }
 
   // Found by this suite and fixed: the persist worker used to renew the persist lease of an event whose Redis state was
   // gone, so a rebuild (which needs that lease) gave up whenever a workers process ran. Now the worker skips a disarmed
