@@ -5,13 +5,22 @@
  * stdout. While it runs it sends {type: 'progress', ...} over IPC every second (when started with an IPC channel)
  * and obeys {type: 'sale-over'} (the demo's "sold out for good": everyone still waiting stops).
  *
- * Each person is an async function with timers; requests go through one keep-alive pool (bench/lib/http.ts).
+ * Each person is an async function with timers; requests go through one keep-alive pool (bench/lib/http.ts), or
+ * with `lanes` one pool each for joins, polls and purchases.
  * Latency is measured from the moment a request has a connection (client-side queueing is reported apart).
  */
 import { httpClient, type Answer } from './lib/http.js';
 import { signToken } from './lib/common.js';
 
-type Common = { base: string; secret: string; sockets: number; timeoutMs?: number; userPrefix: string };
+type Common = {
+  base: string;
+  secret: string;
+  sockets: number;
+  timeoutMs?: number;
+  userPrefix: string;
+  /** Joins, polls and purchases each get their own pool of `sockets` (bench/lib/http.ts); off: one shared pool. */
+  lanes?: boolean;
+};
 type Ramp = { upSec: number; holdSec: number; downSec: number; peak: number };
 export type WaitingRoomIn = Common & {
   mode: 'waiting-room';
@@ -94,7 +103,9 @@ function rec(kind: string, a: Answer): Answer {
   if (a.queuedMs > 1) queued.push(a.queuedMs);
   return a;
 }
-const call = async (kind: string, method: string, path: string, o: Parameters<typeof http.call>[2] = {}) => rec(kind, await http.call(method, path, o));
+const laneOf = (kind: string) => (!input.lanes ? 'main' : kind === 'join' || kind === 'poll' ? kind : 'buy');
+const call = async (kind: string, method: string, path: string, o: Parameters<typeof http.call>[2] = {}) =>
+  rec(kind, await http.call(method, path, { ...o, lane: laneOf(kind) }));
 /**
  * As a client told "retry shortly (same Idempotency-Key)" does: on a 503 or a timeout, waits Retry-After (1-2 s) and
  * sends the same request again, at most `tries` times. Every attempt is recorded; `retries:<kind>` counts the repeats.

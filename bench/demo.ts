@@ -19,6 +19,8 @@
  *          --hold-ttl 30 --decline 0.05 --retry-after-decline 0.5 --abandon 0.05 --max-tickets 4 --sockets 1000
  *          --notify-processes 2 --first-poll-spread <s> --max-poll 60 --delivery-timeout 1800
  *          --persist-batch <PERSIST_BATCH_SIZE; default the engine's 500>
+ *          --one-pool (joins, polls and purchases share one pool of --sockets connections, as before 2026-12-07; by
+ *          default each has its own, as separate browsers would)
  *          --no-leave (admitted buyers who find nothing keep their unused pass until it expires instead of leaving)
  */
 import { createHash } from 'node:crypto';
@@ -51,6 +53,7 @@ const retryAfterDecline = f.num('retry-after-decline', 0.5);
 const abandonShare = f.num('abandon', 0.05);
 const maxTickets = f.num('max-tickets', 4);
 const sockets = f.num('sockets', 1000);
+const lanes = !f.has('one-pool');
 const notifyProcesses = f.num('notify-processes', 2);
 const preBuyers = Math.round(buyers * preShare);
 // the API takes roughly 3,000 joins/s on this kind of machine: give the pre-opening group the time to get in line
@@ -152,7 +155,7 @@ try {
   const mCpu = await meter.start(pids);
   const crowd = startCrowd(
     {
-      mode: 'demo', base: `http://127.0.0.1:${api.port}`, secret: stack.jwtSecret, sockets, timeoutMs: 30_000, userPrefix: `fan-${stack.ns}`, eventId,
+      mode: 'demo', base: `http://127.0.0.1:${api.port}`, secret: stack.jwtSecret, sockets, timeoutMs: 30_000, userPrefix: `fan-${stack.ns}`, eventId, lanes,
       tiers: ev.tiers.map((t) => ({ id: t.id, weight: t.capacity })), buyers, preShare, openAtMs, preJoinFromMs, postWindowSec, firstPollSpreadSec, maxPollSec,
       declineShare, retryAfterDeclineShare: retryAfterDecline, abandonShare, soldOutRetries: 3, maxTickets, leaveWhenNothing: !f.has('no-leave'),
     },
@@ -450,7 +453,7 @@ try {
       `Load average (1/5/15 min) before the run: ${before.loadAverage.join(' / ')}, after: ${machineLoad().loadAverage.join(' / ')}; other users' node processes (tests, simulations) ` +
         `running at the start: ${before.otherNodeProcesses.length}, at the end: ${machineLoad().otherNodeProcesses.length}.`,
     `Processes: one API (bench/server.ts), one workers process (persist, sweeper, admission, payment), ${notifyProcesses} notify workers processes (ticket PDF + e-mail ` +
-      `into a temporary outbox folder), the buyers (bench/crowd.ts over ${sockets} keep-alive connections), Redis, Postgres: all on this machine.`,
+      `into a temporary outbox folder), the buyers (bench/crowd.ts over ${lanes ? `${sockets} keep-alive connections each for joins, polls and purchases` : `${sockets} keep-alive connections`}), Redis, Postgres: all on this machine.`,
     '',
     `Event: ${ev.tiers.map((t) => `${t.name} ${fmt(t.capacity)}${t.seated ? ` (${t.sections.length} sections, best adjacent seats)` : ''}`).join(', ')}; ` +
       `at most ${maxTickets} tickets per buyer. Waiting room: ${fmt(preBuyers)} buyers join in the ${preWindowSec} s before the opening (drawn with a seed committed in ` +

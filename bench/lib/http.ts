@@ -2,6 +2,10 @@
  * A lean HTTP/1.1 client for the crowd simulations: node:http over a keep-alive pool of `sockets` connections.
  * Latency is measured from the moment the request has a socket to the end of the response, so time spent waiting
  * for a free pooled connection (the client's own queue) is not blamed on the server; it is reported separately.
+ *
+ * `lane`: requests of different lanes never wait for each other's sockets (a pool of `sockets` per lane). A crowd of
+ * people is many browsers: one person's poll must not queue behind another person's backlog of joins in one shared
+ * client-side FIFO, which no real buyer would see (the demo gives joins, polls and purchases a lane each).
  */
 import { Agent, request } from 'node:http';
 
@@ -9,11 +13,16 @@ export type Answer = { status: number; body: Record<string, unknown> | null; ms:
 
 export function httpClient(base: string, o: { sockets: number; timeoutMs?: number }) {
   const u = new URL(base);
-  const agent = new Agent({ keepAlive: true, maxSockets: o.sockets, maxFreeSockets: o.sockets, scheduling: 'fifo' });
+  const agents = new Map<string, Agent>();
+  const agentOf = (lane: string) => {
+    let a = agents.get(lane);
+    if (!a) agents.set(lane, (a = new Agent({ keepAlive: true, maxSockets: o.sockets, maxFreeSockets: o.sockets, scheduling: 'fifo' })));
+    return a;
+  };
   const timeoutMs = o.timeoutMs ?? 10_000;
   let inFlight = 0;
 
-  function call(method: string, path: string, opts: { token?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<Answer> {
+  function call(method: string, path: string, opts: { token?: string; body?: unknown; headers?: Record<string, string>; lane?: string } = {}): Promise<Answer> {
     const payload = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
     const headers: Record<string, string | number> = { accept: 'application/json', ...(opts.headers ?? {}) };
     if (opts.token) headers.authorization = `Bearer ${opts.token}`;
@@ -33,7 +42,7 @@ export function httpClient(base: string, o: { sockets: number; timeoutMs?: numbe
         const now = performance.now();
         resolve({ status, body, ms: now - started, queuedMs: started - issued, at: Date.now() });
       };
-      const req = request({ host: u.hostname, port: u.port, path, method, headers, agent }, (res) => {
+      const req = request({ host: u.hostname, port: u.port, path, method, headers, agent: agentOf(opts.lane ?? 'main') }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
@@ -66,7 +75,9 @@ export function httpClient(base: string, o: { sockets: number; timeoutMs?: numbe
     get inFlight() {
       return inFlight;
     },
-    close: () => agent.destroy(),
+    close: () => {
+      for (const a of agents.values()) a.destroy();
+    },
   };
 }
 export type HttpClient = ReturnType<typeof httpClient>;
