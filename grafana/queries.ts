@@ -62,6 +62,7 @@ export const EXPORTED_METRICS = [
   'floodgate_waiting_room_wait_seconds',
   'floodgate_waiting_room_passes_unused_total',
   'floodgate_waiting_room_held_share',
+  'floodgate_waiting_room_active_cap_tickets',
   // prom-client's collectDefaultMetrics({ prefix: 'floodgate_process_' }) (prom-client 15)
   'floodgate_process_process_cpu_user_seconds_total',
   'floodgate_process_process_cpu_system_seconds_total',

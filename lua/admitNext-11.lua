@@ -6,7 +6,7 @@
   scripts), and when the free stock is only scattered single seats (ARGV[4]) each pass is for one seat.
 
   Invariants: reserved tickets (each unused pass's size) <= free + floor(held x heldShare / 1000), after every
-              admission (held tickets count only in the share observed to come back); admission follows the lane order
+              admission; with an activeCap, reserved + held <= activeCap after every admission (held tickets count only in the share observed to come back); admission follows the lane order
               exactly (leavers skipped); nobody is admitted before the sale opens; a pass without a hold at its
               grace deadline (KEYS[9]) gives its slot back (a pass with a hold gets a new deadline graceMs later).
 
@@ -25,6 +25,8 @@
           ARGV[1] nowMs   ARGV[2] maxAdmit (0..10000, from the rate ceiling and the time since the last tick)
           ARGV[3] heldShare (0..1000, per mille of held tickets counted as coming back)
           ARGV[4] singles "1" | "0" (the free stock is only scattered single seats: passes for one seat each)
+          ARGV[5] activeCap (0 = none): at most this many tickets in play, reserved by unused passes plus held (the
+                  pace of admission, engine/waiting-room/pace.ts)
 
   Output: {1, admitted, expired, free, held, outstanding, waiting, lapsed, reserved, wait1Ms, wait2Ms, ...} TICKED,
           expired counts every pass taken back (lapsed: those of them not used within their grace), reserved = the
@@ -43,6 +45,7 @@ local maxAdmit = needInt(ARGV[2], "maxAdmit", 0, 10000)
 local share = needInt(ARGV[3], "heldShare", 0, 1000)
 local singles = ARGV[4]
 if singles ~= "1" and singles ~= "0" then error("ERR bad argument singles") end
+local activeCap = needInt(ARGV[5], "activeCap", 0, 1e9)
 local c = redis.call("HMGET", KEYS[1], "enabled", "closed", "salesAt", "passTtlMs", "tpp", "cursorPre", "cursorLine", "admitted",
   "unseenMs", "sized", "graceMs")
 if c[1] ~= "1" or c[2] == "1" or nowMs < tonumber(c[3]) then return {0} end
@@ -91,20 +94,30 @@ for _, m in ipairs(split(c[10] or "", ",")) do
   end
 end
 local room = free + math.floor(held * share / 1000) - reserved
+-- the pace: no more tickets in play than the backend sells in time (a pass reserves its size, a hold its count); it
+-- stops admission, but never sizes a pass down (sized passes are for the last tickets of the stock)
+local paceRoom = activeCap > 0 and (activeCap - reserved - held) or math.huge
 
 local admitted = 0
 local waits = {}
+-- the size of the next pass (nil: nobody more now, for want of stock or of pace)
+local function nextSize()
+  if admitted >= maxAdmit or room < 1 then return nil end
+  local size = math.min(tpp, room)
+  if singles == "1" then size = 1 end
+  if paceRoom < size then return nil end
+  return size
+end
 for lane = 1, 2 do
   local key = KEYS[lane + 1]
-  while admitted < maxAdmit and room >= 1 do
+  while nextSize() do
     local batch = redis.call("ZRANGE", key, cursors[lane], cursors[lane] + (maxAdmit - admitted) - 1)
     if #batch == 0 then break end
     for _, m in ipairs(batch) do
-      if admitted >= maxAdmit or room < 1 then break end
+      local size = nextSize()
+      if not size then break end
       cursors[lane] = cursors[lane] + 1
       if not redis.call("HGET", KEYS[6], m) then
-        local size = math.min(tpp, room)
-        if singles == "1" then size = 1 end
         redis.call("ZADD", KEYS[4], nowMs + passTtl, m)
         redis.call("ZADD", KEYS[9], nowMs + math.min(unseenMs, passTtl), m)
         if size < tpp then
@@ -112,6 +125,7 @@ for lane = 1, 2 do
           sized[#sized + 1] = m
         end
         room = room - size
+        paceRoom = paceRoom - size
         reserved = reserved + size
         admitted = admitted + 1
         local joinedAt = tonumber(redis.call("HGET", KEYS[8], m))

@@ -86,7 +86,7 @@ declare module 'ioredis' {
     joinQueue(cfg: K, pre: K, line: K, passes: K, done: K, joined: K, member: A, nowMs: A): Result<C.ReplyOf<typeof C.JoinQueueReply>, Context>;
     leaveQueue(pre: K, line: K, passes: K, done: K, member: A): Result<C.ReplyOf<typeof C.LeaveQueueReply>, Context>;
     admitNext(cfg: K, pre: K, line: K, passes: K, used: K, done: K, inv: K, joined: K, grace: K, seen: K, meta: K,
-      nowMs: A, maxAdmit: A, heldShare: A, singles: '1' | '0'): Result<C.ReplyOf<typeof C.AdmitNextReply>, Context>;
+      nowMs: A, maxAdmit: A, heldShare: A, singles: '1' | '0', activeCap: A): Result<C.ReplyOf<typeof C.AdmitNextReply>, Context>;
     queueStatus(cfg: K, pre: K, line: K, passes: K, used: K, done: K, inv: K, grace: K, seen: K, meta: K, member: A, nowMs: A): Result<C.ReplyOf<typeof C.QueueStatusReply>, Context>;
   }
 }

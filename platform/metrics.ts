@@ -131,6 +131,12 @@ export function createMetrics(service: 'api' | 'workers') {
       labelNames: ['event'] as const,
       registers: [registry],
     }),
+    waitingRoomActiveCap: new Gauge({
+      name: 'floodgate_waiting_room_active_cap_tickets',
+      help: 'The pace of admission: at most this many tickets in play (reserved by unused passes plus held), from the sold rate x ADMISSION_HOLD_BUDGET x HOLD_TTL_MS',
+      labelNames: ['event'] as const,
+      registers: [registry],
+    }),
     waitingRoomWait: new Histogram({
       name: 'floodgate_waiting_room_wait_seconds',
       help: 'From joining a waiting room to being admitted',

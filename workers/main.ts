@@ -36,7 +36,10 @@ runMain(async () => {
     shutdown.add('sweeper', () => sweeper.stop());
   }
   if (wanted.includes('admission')) {
-    const admission = createAdmissionWorker({ engine, log: log.child({ worker: 'admission' }), metrics, tickMs: config.ADMISSION_TICK_MS });
+    const admission = createAdmissionWorker({
+      engine, log: log.child({ worker: 'admission' }), metrics, tickMs: config.ADMISSION_TICK_MS,
+      pace: config.ADMISSION_HOLD_BUDGET > 0 ? { holdTtlMs: config.HOLD_TTL_MS, budget: config.ADMISSION_HOLD_BUDGET, windowMs: 10_000 } : undefined,
+    });
     admission.start();
     shutdown.add('admission', () => admission.stop());
   }

@@ -338,11 +338,11 @@ export function createWaitingRoom(d: EngineDeps) {
      * from taking the place to this admission. Publishes a change (engine/waiting-room/changes.ts) when anything a
      * status shows may have moved, so open status streams read again at once.
      */
-    async admit(eventId: EventId, maxAdmit: number, o: { heldSharePermille?: number; singles?: boolean } = {}) {
+    async admit(eventId: EventId, maxAdmit: number, o: { heldSharePermille?: number; singles?: boolean; activeCap?: number } = {}) {
       const k = keys(eventId);
       const share = o.heldSharePermille ?? Math.round(heldShareOf(0, 0) * 1000);
       const r = await d.redis.admitNext(k.wrCfg, k.wrPre, k.wrLine, k.wrPasses, k.wrUsed, k.wrDone, k.inv, k.wrJoined, k.wrGrace, k.wrSeen,
-        k.meta, scriptNow(d.clock), maxAdmit, share, o.singles ? '1' : '0');
+        k.meta, scriptNow(d.clock), maxAdmit, share, o.singles ? '1' : '0', Math.max(0, Math.floor(o.activeCap ?? 0)));
       switch (r[0]) {
         case AdmitNextReply.TICKED:
           break;
@@ -412,6 +412,15 @@ export function createWaitingRoom(d: EngineDeps) {
         for (let at = 0; at + per <= seats.length; at += per) if (seats.slice(at, at + per).includes('..')) return false;
       }
       return true;
+    },
+
+    /** What the pace of admission (pace.ts) reads each tick: tickets sold so far, and tickets per pass. */
+    async paceInputs(eventId: EventId): Promise<{ sold: number; ticketsPerPass: number }> {
+      const k = keys(eventId);
+      const [inv, tpp] = await Promise.all([d.redis.hgetall(k.inv), d.redis.hget(k.wrCfg, 'tpp')]);
+      let sold = 0;
+      for (const [f, v] of Object.entries(inv)) if (f.startsWith('sold:')) sold += Number(v);
+      return { sold, ticketsPerPass: Number(tpp ?? 1) || 1 };
     },
 
     /** The admission ceiling of an event (people per second), or 0 when its waiting room is off. */

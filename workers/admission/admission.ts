@@ -4,8 +4,17 @@ import { createPollLoop } from '../../platform/loop.js';
 import type { Engine } from '../../engine/index.js';
 import type { EventId } from '../../engine/ids.js';
 import type { Metrics } from '../../platform/metrics.js';
+import { createPace, type Pace, type PaceOptions } from '../../engine/waiting-room/pace.js';
 
-export type AdmissionOptions = { engine: Engine; log: Logger; metrics?: Metrics; tickMs?: number; leaseMs?: number };
+export type AdmissionOptions = {
+  engine: Engine;
+  log: Logger;
+  metrics?: Metrics;
+  tickMs?: number;
+  leaseMs?: number;
+  /** The pace of admission (engine/waiting-room/pace.ts); absent: admission is bounded by the rate and the stock only. */
+  pace?: PaceOptions;
+};
 
 /**
  * The admission worker: every tick, for each event with a waiting room, admits people at the event's rate ceiling
@@ -15,7 +24,9 @@ export type AdmissionOptions = { engine: Engine; log: Logger; metrics?: Metrics;
  *
  * Each tick also measures the share of held tickets that comes back (from the event's outbox), tells admitNext
  * whether only scattered single seats are left (passes for one seat each); admit() publishes each change to the
- * open status streams (engine/waiting-room/changes.ts).
+ * open status streams (engine/waiting-room/changes.ts). With `pace`, it also caps the tickets in play (unused passes
+ * plus holds) at what the event sells within the hold budget (pace.ts); the floor is one second of admissions at the
+ * ceiling, in tickets.
  */
 export function createAdmissionWorker(o: AdmissionOptions) {
   const owner = `admission-${randomBytes(6).toString('hex')}`;
@@ -25,11 +36,13 @@ export function createAdmissionWorker(o: AdmissionOptions) {
   o.metrics?.workerErrors.inc({ worker: 'admission' }, 0);
   for (const reason of ['lapsed', 'left'] as const) o.metrics?.waitingRoomPassesUnused.inc({ reason }, 0);
   const credit = new Map<EventId, { at: number; credit: number }>();
+  const paces = new Map<EventId, Pace>();
 
   async function tickEvent(eventId: EventId, now: number): Promise<{ admitted: number; lapsed: number; waiting: number; outstanding: number; waitsMs: number[] } | null> {
     const { engine } = o;
     if (!(await engine.waitingRoom.lease(eventId, owner, leaseMs))) {
       credit.delete(eventId);
+      paces.delete(eventId);
       return null;
     }
     const rate = await engine.waitingRoom.rate(eventId);
@@ -38,12 +51,26 @@ export function createAdmissionWorker(o: AdmissionOptions) {
     bucket.credit = Math.min(rate, bucket.credit + (rate * (now - bucket.at)) / 1000);
     bucket.at = now;
     credit.set(eventId, bucket);
-    const [share, singles] = await Promise.all([engine.waitingRoom.measureHeldShare(eventId), engine.waitingRoom.singlesOnly(eventId)]);
-    const r = await engine.waitingRoom.admit(eventId, Math.floor(bucket.credit), { heldSharePermille: share.permille, singles });
+    const [share, singles, activeCap] = await Promise.all([
+      engine.waitingRoom.measureHeldShare(eventId),
+      engine.waitingRoom.singlesOnly(eventId),
+      paceCap(eventId, now, rate),
+    ]);
+    const r = await engine.waitingRoom.admit(eventId, Math.floor(bucket.credit), { heldSharePermille: share.permille, singles, activeCap });
     if (!r) return null;
     bucket.credit -= r.admitted;
     o.metrics?.waitingRoomHeldShare.set({ event: eventId }, share.permille / 1000);
+    if (activeCap) o.metrics?.waitingRoomActiveCap.set({ event: eventId }, activeCap);
     return { admitted: r.admitted, lapsed: r.lapsed, waiting: r.waiting, outstanding: r.outstanding, waitsMs: r.waitsMs };
+  }
+
+  /** The pace's cap on tickets in play for this tick (0 = none). */
+  async function paceCap(eventId: EventId, now: number, rate: number): Promise<number> {
+    if (!o.pace) return 0;
+    let pace = paces.get(eventId);
+    if (!pace) paces.set(eventId, (pace = createPace(o.pace)));
+    const { sold, ticketsPerPass } = await o.engine.waitingRoom.paceInputs(eventId);
+    return pace.read(now, sold, Math.max(1, Math.ceil(rate)) * ticketsPerPass).cap;
   }
 
   /** One pass over every event with a waiting room. */
