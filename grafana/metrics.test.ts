@@ -85,7 +85,7 @@ describe('every metric a dashboard or an alert uses is exported and has samples'
     await drainAll();
     await createReconcileWorker({ engine: e, log, metrics: workersMetrics, queues: sink.queues }).pass();
     clock.advance(1000);
-    await createAdmissionWorker({ engine: e, log, metrics: workersMetrics, pace: { holdTtlMs: 60_000, budget: 0.33, windowMs: 10_000 } }).tick();
+    await createAdmissionWorker({ engine: e, log, metrics: workersMetrics, pace: { holdTtlMs: 60_000, budget: 0.5, windowMs: 10_000 } }).tick();
 
     const scraped = await fetch(api.metricsUrl).then(async (r) => ({ status: r.status, text: await r.text() }));
     expect(scraped.status).toBe(200);

@@ -53,7 +53,7 @@ const Env = z
     /** How often the admission worker admits people (ms). */
     ADMISSION_TICK_MS: int(100),
     /** The pace of admission (engine/waiting-room/pace.ts): tickets in play <= sold/s x budget x HOLD_TTL_MS; 0 = off. */
-    ADMISSION_HOLD_BUDGET: z.coerce.number().min(0).max(1).default(0.33),
+    ADMISSION_HOLD_BUDGET: z.coerce.number().min(0).max(1).default(0.5),
     KEY_NAMESPACE: z.string().regex(/^[a-z0-9_]+$/, 'lower-case letters, digits, _ (no braces or colons)').default('fg'),
     HOLD_TTL_MS: int(15 * 60_000),
     IDEMPOTENCY_TTL_MS: int(24 * 3600_000),
