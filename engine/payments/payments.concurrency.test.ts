@@ -9,7 +9,6 @@ import { getBooking } from '../booking/bookings-repo.js';
 import { isDomainError } from '../errors.js';
 import type { BookingId, UserId } from '../ids.js';
 import { createEngine } from '../index.js';
-import { checkInvariants } from '../invariants/invariants.js';
 import type { PaymentProvider } from './provider.js';
 
 const u = (s: string) => s as UserId;
@@ -56,7 +55,7 @@ describe('payments under concurrency (real Redis and Postgres)', () => {
     const charges = (await listSimulatedPayments(redis, simulatedPaymentKeys(ns))).filter((c) => ids.includes(c.bookingId as never));
     expect(charges.filter((c) => c.status === 'captured')).toHaveLength(N);
     expect(new Set(charges.map((c) => c.bookingId)).size).toBe(N);
-    const report = await checkInvariants(engine, { eventIds: [ev.id], charges, drained: true });
+    const report = await engine.checkInvariants({ eventIds: [ev.id], charges, drained: true });
     expect(report.violations).toEqual([]);
     expect(await deadlocks(pg)).toBe(before);
   }, 120_000);

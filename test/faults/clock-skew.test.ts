@@ -11,7 +11,6 @@ import { SWEEPER_QUEUE } from '../../integrations/queues.js';
 import { gaEvent } from '../events.js';
 import { TEST_JWT_SECRET, token } from '../http.js';
 import { waitFor } from '../wait.js';
-import { checkInvariants } from '../../engine/invariants/invariants.js';
 import { cleanups, killHard, onSaleNow, recordFigures, startOwnRedis, startStack, waitDrained } from './harness.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -154,7 +153,7 @@ describe('F7 fault: clock skew on one process (faketime)', () => {
     expect(admission).toEqual({ normal: 201, ahead2h: 403, behind90s: 201 });
 
     await waitDrained(stack.workerEngine, [ev.id, due.id, queued.id]);
-    const report = await checkInvariants(stack.workerEngine, { eventIds: [ev.id, due.id, queued.id], drained: true });
+    const report = await stack.workerEngine.checkInvariants({ eventIds: [ev.id, due.id, queued.id], drained: true });
     expect(report.violations).toEqual([]);
     await recordFigures('F7-clock-skew', {
       processClockOffsetsMs: offsets, holdExpiryVsRedisTtlMs: Object.fromEntries(Object.entries(holds).map(([k, v]) => [k, v.skewFromRedisTtl])),

@@ -18,8 +18,7 @@ import { migrate } from '../../db/migrate.js';
 import { dropPaymentsBookingFk } from '../follow-outbox.js';
 import { systemClock } from '../../engine/clock.js';
 import { asNamespace, type EventId, type Namespace } from '../../engine/ids.js';
-import { createEngine, type Engine, type EngineConfig } from '../../engine/index.js';
-import { checkInvariants, type InvariantReport } from '../../engine/invariants/invariants.js';
+import { createEngine, type Engine, type EngineConfig, type InvariantReport } from '../../engine/index.js';
 import { createPool, type Pool } from '../../platform/pg.js';
 import { createRedis, scanKeys, type RedisClient } from '../../platform/redis.js';
 import { createSimulatedProvider } from '../../integrations/payments/simulated.js';
@@ -306,7 +305,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     workerEngine,
     persist,
     api,
-    check: (eventIds, drained = true) => checkInvariants(workerEngine, { eventIds, drained }),
+    check: (eventIds, drained = true) => workerEngine.checkInvariants({ eventIds, drained }),
     async close() {
       if (closed) return;
       closed = true;

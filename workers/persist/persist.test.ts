@@ -3,7 +3,6 @@ import { describe, expect, it } from '../../test/fixtures.js';
 import { createGaEvent, seatedEvent } from '../../test/events.js';
 import { legacySpelledHold } from '../../test/poison.js';
 import { getBooking } from '../../engine/booking/bookings-repo.js';
-import { checkInvariants } from '../../engine/invariants/invariants.js';
 import { eventKeys } from '../../engine/keys.js';
 import { waitFor } from '../../test/wait.js';
 import type { UserId } from '../../engine/ids.js';
@@ -96,7 +95,7 @@ describe('persist worker', () => {
     expect(await getBooking(pg, later)).toMatchObject({ status: 'RESERVED', seats: ['A-1-1'] });
     expect((await engine.outbox.backlog(ev.id)).entries).toBe(0);
     expect(await metrics.registry.getSingleMetricAsString('floodgate_outbox_quarantined_total')).toMatch(/\} 1$/m);
-    expect((await checkInvariants(engine, { eventIds: [ev.id], drained: true })).violations).toEqual([]);
+    expect((await engine.checkInvariants({ eventIds: [ev.id], drained: true })).violations).toEqual([]);
   });
 
   it('keeps the entries and catches up when Postgres refuses to work for a while', async ({ engine, pg, ns, onTestFinished }) => {
