@@ -10,7 +10,7 @@ import { simulatedPaymentKeys } from '../../engine/keys.js';
 const u = (s: string) => s as UserId;
 
 describe('the invariant checker', () => {
-  it('passes on a healthy event and catches each kind of violation', async ({ engine, redis, ns, pg }) => {
+  it('passes on a healthy event and catches each kind of violation', async ({ engine, deps, redis, ns, pg }) => {
     const ev = await createGaEvent(engine, 10);
     const a = await engine.bookings.create({ userId: u('a'), eventId: ev.id, ticketCount: 2 });
     await drain(engine, ev.id);
@@ -23,8 +23,8 @@ describe('the invariant checker', () => {
     expect(healthy.figures).toMatchObject({ capacity: 10, sold: 2, held: 1, bookings: 2, captured: 1, mismatch: 0 });
 
     // money without a ticket: a charge captured for a booking that never got its seats
-    const ref = await engine.deps.provider!.authorize({ bookingId: b.reservation.bookingId, attempt: 9, amount: 4500, currency: 'EUR', paymentMethodId: 'pm_card_visa', idempotencyKey: 'x' });
-    await engine.deps.provider!.capture((ref as { paymentRef: string }).paymentRef, 'y');
+    const ref = await deps.provider!.authorize({ bookingId: b.reservation.bookingId, attempt: 9, amount: 4500, currency: 'EUR', paymentMethodId: 'pm_card_visa', idempotencyKey: 'x' });
+    await deps.provider!.capture((ref as { paymentRef: string }).paymentRef, 'y');
     expect((await engine.checkInvariants({ eventIds: [ev.id], charges: await charges() })).violations).toEqual([
       `money without a ticket: booking ${b.reservation.bookingId} is RESERVED but its charge is captured`,
     ]);
