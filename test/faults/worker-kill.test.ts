@@ -114,7 +114,7 @@ describe('F5 fault: a worker killed (SIGKILL) between its effect and its record'
     const dir = own(await mkdtemp(join(tmpdir(), 'fg-fault-mail-')), (d) => rm(d, { recursive: true, force: true }));
     const bull = own(new Redis(redis.url, { maxRetriesPerRequest: null }), (b) => b.disconnect());
     const sink = own(createJobSink(bull, `${s.ns}:bull`, { sms: false }), (k) => k.close());
-    const e = createEngine({ ...s.workerEngine.deps, jobs: sink });
+    const e = createEngine({ ...s.workerDeps, jobs: sink });
     const ev = await e.createEvent(gaEvent(10, onSaleNow()));
     const user = 'mailed' as UserId;
     const { reservation } = await e.bookings.create({ userId: user, eventId: ev.id, ticketCount: 2 });
