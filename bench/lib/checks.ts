@@ -131,11 +131,12 @@ export async function floodgateEventChecks(
 /** The same for a pg-lock event (its Redis side is never used: Postgres is checked against its bookings). */
 export async function pgLockEventChecks(
   engine: Engine,
+  pg: Pool,
   label: string,
   eventId: EventId,
   o: { acknowledgedTickets: number; sentTicketsMax: number; capacity: number },
 ): Promise<{ checks: Check[]; state: PgLockState; invariants: InvariantReport }> {
-  const state = await pgLockState(engine.deps.pg, eventId);
+  const state = await pgLockState(pg, eventId);
   const inv = await engine.checkInvariants({ eventIds: [eventId] });
   const inStore = state.reduce((n, t) => n + t.reserved + t.sold, 0);
   const asStore: Record<string, TierState> = Object.fromEntries(state.map((t) => [t.tier, { cap: t.capacity, free: t.capacity - t.reserved - t.sold, held: t.reserved, sold: t.sold }]));
