@@ -35,8 +35,8 @@ export function createEngine(d: EngineDeps) {
   const idempotency = createIdempotency(d);
   const rateLimits = createRateLimits(d);
   const reconcile = (eventId: EventId) => reconcileEvent(d, eventId);
+  // `d` stays inside: callers reach Redis and Postgres only through the methods below
   return {
-    deps: d,
     catalog,
     inventory,
     holds,
