@@ -30,7 +30,7 @@ describe('service endpoints', () => {
   it('/ready reports degraded (503) when Postgres cannot answer', async ({ engine, onTestFinished }) => {
     const { createPool } = await import('../platform/pg.js');
     const dead = createPool({ url: 'postgres://postgres@127.0.0.1:1/none' });
-    const api = await startApi({ ...engine, deps: { ...engine.deps, pg: dead } });
+    const api = await startApi({ ...engine, probes: { ...engine.probes, postgres: () => dead.query('SELECT 1') } });
     onTestFinished(async () => {
       await api.close();
       await dead.end();

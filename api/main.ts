@@ -25,7 +25,7 @@ runMain(async () => {
       streams: { perUser: config.STREAM_MAX_PER_USER, perIp: config.STREAM_MAX_PER_IP },
       rateLimit: { perUser: config.RATE_LIMIT_PER_USER, perIp: config.RATE_LIMIT_PER_IP, windowSeconds: config.RATE_LIMIT_WINDOW_SECONDS, trustProxyHops: config.TRUST_PROXY_HOPS },
     },
-    checks: { redis: () => rt.redis.ping(), postgres: () => rt.pg.query('SELECT 1') },
+    checks: rt.engine.probes,
     queues: [...Object.values(rt.jobs.queues), sweeperQueue],
   });
   const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) => {

@@ -62,22 +62,22 @@ const spelling = (s: Seat): fc.Arbitrary<string> => {
 let users = 0;
 
 /** The real API (in-process, app.request) and a fresh seated event (closed when the test ends). */
-async function world({ engine, redis, onTestFinished }: Pick<Fixtures, 'engine' | 'redis'> & { onTestFinished: (fn: () => Promise<void>) => void }) {
+async function world({ engine, redis, ns, pg, onTestFinished }: Pick<Fixtures, 'engine' | 'redis' | 'ns' | 'pg'> & { onTestFinished: (fn: () => Promise<void>) => void }) {
   const api = inProcessApi(engine);
   onTestFinished(() => api.close());
   const eventId = (await engine.createEvent({ ...seatedEvent(SECTIONS), maxTicketsPerUser: 8 })).id;
   return {
     api,
     eventId,
-    snapshot: async () => [await snapshotRedis(redis, `${engine.deps.ns}:*`), await snapshotPg(engine.deps.pg)],
+    snapshot: async () => [await snapshotRedis(redis, `${ns}:*`), await snapshotPg(pg)],
     book: async (seatIds: string[], user = `u${++users}`) =>
       api.call('POST', '/api/bookings', { token: await token(user), body: { eventId, ticketCount: seatIds.length, seatPreferences: { seatIds } } }),
   };
 }
 
 describe('seat ids', () => {
-  it('refuses every other spelling of a seat id with 400 naming the item, and changes nothing', async ({ engine, redis, onTestFinished }) => {
-    const { book, snapshot } = await world({ engine, redis, onTestFinished });
+  it('refuses every other spelling of a seat id with 400 naming the item, and changes nothing', async ({ engine, redis, ns, pg, onTestFinished }) => {
+    const { book, snapshot } = await world({ engine, redis, ns, pg, onTestFinished });
     await fc.assert(
       fc.asyncProperty(
         seat.chain((s) => fc.record({ s: fc.constant(s), bad: spelling(s) })),
@@ -108,8 +108,8 @@ describe('seat ids', () => {
     );
   });
 
-  it('holds canonical seat ids inside the bounds of their section', async ({ engine, redis, onTestFinished }) => {
-    const { api, book, eventId } = await world({ engine, redis, onTestFinished });
+  it('holds canonical seat ids inside the bounds of their section', async ({ engine, redis, ns, pg, onTestFinished }) => {
+    const { api, book, eventId } = await world({ engine, redis, ns, pg, onTestFinished });
     await fc.assert(
       fc.asyncProperty(fc.uniqueArray(seat, { minLength: 1, maxLength: 4, selector: id }), async (seats) => {
         const seatIds = seats.map(id);
@@ -130,8 +130,8 @@ describe('seat ids', () => {
     );
   });
 
-  it('refuses canonical ids outside the bounds (or in a section spelled in another case) with 400, changing nothing', async ({ engine, redis, onTestFinished }) => {
-    const { book, snapshot } = await world({ engine, redis, onTestFinished });
+  it('refuses canonical ids outside the bounds (or in a section spelled in another case) with 400, changing nothing', async ({ engine, redis, ns, pg, onTestFinished }) => {
+    const { book, snapshot } = await world({ engine, redis, ns, pg, onTestFinished });
     const outside = fc.oneof(
       fc.constantFrom(...SECTIONS).chain((s) =>
         fc.oneof(

@@ -99,7 +99,7 @@ describe('the store checks against real Redis and Postgres', () => {
     const persist = createPersistWorker({ engine, log: pino({ level: 'silent' }) });
     while ((await persist.drainOnce()) > 0);
     const acknowledged = tickets.reduce((a, b) => a + b, 0);
-    return { ev, tier: ev.tiers[0]!.id, k: eventKeys(engine.deps.ns, ev.id as EventId), acknowledged };
+    return { ev, tier: ev.tiers[0]!.id, k: eventKeys(stack.deps.ns, ev.id as EventId), acknowledged };
   }
   const run = (ev: { id: string }, acknowledged: number, capacity: number) =>
     floodgateEventChecks(stack.engine, 'test', ev.id as EventId, { acknowledgedTickets: acknowledged, sentTicketsMax: acknowledged, capacity });
@@ -150,19 +150,19 @@ describe('the store checks against real Redis and Postgres', () => {
     const eventId = ev.id as EventId;
     const tierId = ev.tiers[0]!.id as TierId;
     for (const [i, n] of [3, 4].entries()) {
-      await pgLockHold(engine.deps, { eventId, bookingId: newBookingId(eventId), userId: `p${i}` as UserId, tierId, ticketCount: n, maxPerUser: 10 });
+      await pgLockHold(stack.deps, { eventId, bookingId: newBookingId(eventId), userId: `p${i}` as UserId, tierId, ticketCount: n, maxPerUser: 10 });
     }
-    const healthy = await pgLockEventChecks(engine, 'pg', eventId, { acknowledgedTickets: 7, sentTicketsMax: 7, capacity: 10 });
+    const healthy = await pgLockEventChecks(engine, stack.pool, 'pg', eventId, { acknowledgedTickets: 7, sentTicketsMax: 7, capacity: 10 });
     expect(healthy.checks.filter((c) => !c.ok)).toEqual([]);
     await stack.pool.query('UPDATE tiers SET reserved = reserved + 1 WHERE id = $1', [tierId]);
-    const broken = await pgLockEventChecks(engine, 'pg', eventId, { acknowledgedTickets: 7, sentTicketsMax: 7, capacity: 10 });
+    const broken = await pgLockEventChecks(engine, stack.pool, 'pg', eventId, { acknowledgedTickets: 7, sentTicketsMax: 7, capacity: 10 });
     expect(broken.checks.filter((c) => !c.ok).map((c) => c.name)).toContain('pg: Postgres counters equal its bookings, within capacity');
     expect(verdict(broken.checks).exitCode).toBe(1);
   });
 
   it('pg-lock: the injected engine books in Postgres (tier row counters, RESERVED at once), not in Redis, and stops at the stock', async () => {
     const { engine } = stack;
-    const baseline = withPgLockBookings(engine, engine.deps);
+    const baseline = withPgLockBookings(engine, stack.deps);
     const ev = await engine.createEvent({
       name: 'pg-lock bookings', category: 'bench', venue: 'Bench', startsAt: new Date(Date.now() + 86400_000).toISOString(), maxTicketsPerUser: 10,
       tiers: [{ name: 'General', price: 100, currency: 'EUR', capacity: 5 }],

@@ -107,7 +107,7 @@ const cleanup = () =>
     for (const stop of stops.reverse()) await stop().catch(() => {});
   })());
 onInterrupt(cleanup);
-const { engine, redis } = stack;
+const { engine, redis, deps } = stack;
 const before = machineLoad();
 try {
   say(`stack: database floodgate_bench, schema ${stack.schema}, key namespace ${stack.ns}, outbox ${outboxDir}; load average ${before.loadAverage.join(' ')}`);
@@ -124,7 +124,7 @@ try {
   });
   const eventId = ev.id as EventId;
   const publishedSeedHash = ev.queue?.seedHash ?? '';
-  const k = eventKeys(engine.deps.ns, eventId);
+  const k = eventKeys(deps.ns, eventId);
   say(`event ${eventId}: ${fmt(capacity)} seats (${ev.tiers.map((t) => `${t.name} ${fmt(t.capacity)}`).join(', ')}); waiting room open, the draw at the opening ` +
     `(${preWindowSec} s of pre-opening joins); seed hash published: ${publishedSeedHash.slice(0, 16)}...`);
 

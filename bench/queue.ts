@@ -24,7 +24,7 @@ const queued = arg('queued', 1_000_000);
 const command = `npm run bench:queue -- --connections ${connections} --duration ${durationSec} --queued ${queued}`;
 
 const stack = await benchStack();
-const { engine, redis } = stack;
+const { engine, redis, deps } = stack;
 try {
   const now = Date.now();
   const queuedEvent = await engine.createEvent({
@@ -51,7 +51,7 @@ try {
     // everyone who did not get in during the join run joins now, so every poll below finds a place
     await Promise.all(people.map((p) => engine.waitingRoom.join(queuedEvent.id, p as UserId)));
     say('2/3 status polls: GET /api/queue/:queueId');
-    const targets = people.map((p, i) => ({ path: `/api/queue/q_${queuedEvent.id.slice(3)}_${memberOf(engine.deps.config.admissionSecret, queuedEvent.id, p as UserId)}`, token: tokens[i]! }));
+    const targets = people.map((p, i) => ({ path: `/api/queue/q_${queuedEvent.id.slice(3)}_${memberOf(deps.config.admissionSecret, queuedEvent.id, p as UserId)}`, token: tokens[i]! }));
     polls = await runLoad({ title: 'status', url: base, method: 'GET', targets, connections, durationSec });
     say('3/3 holds, for comparison: POST /api/bookings (no waiting room)');
     const body = JSON.stringify({ eventId: plainEvent.id, ticketCount: 1 });
@@ -68,12 +68,12 @@ try {
     queue: { enabled: true, opensAt: new Date(now - 60_000).toISOString(), admissionRatePerSecond: 1, passTtlSeconds: 600 },
   });
   const used = async () => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
-  const k = eventKeys(engine.deps.ns, memEvent.id as EventId);
+  const k = eventKeys(deps.ns, memEvent.id as EventId);
   const before = await used();
   for (let i = 0; i < queued; i += 10_000) {
     const p = redis.pipeline();
     for (let j = i; j < Math.min(queued, i + 10_000); j++) {
-      p.joinQueue(k.wrCfg, k.wrPre, k.wrLine, k.wrPasses, k.wrDone, k.wrJoined, memberOf(engine.deps.config.admissionSecret, memEvent.id, `m-${j}` as UserId), Date.now());
+      p.joinQueue(k.wrCfg, k.wrPre, k.wrLine, k.wrPasses, k.wrDone, k.wrJoined, memberOf(deps.config.admissionSecret, memEvent.id, `m-${j}` as UserId), Date.now());
     }
     await p.exec();
     if (i % 100_000 === 0) process.stderr.write(`\r  queued ${i.toLocaleString('en')}`);

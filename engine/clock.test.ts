@@ -5,15 +5,15 @@ import type { UserId } from './ids.js';
 import { createEngine } from './index.js';
 
 describe('one clock: the scripts use Redis’s own time in production', () => {
-  it('a process whose clock is two hours ahead neither prolongs a hold nor expires another process’s holds early', async ({ engine, redis }) => {
-    const skewed = createEngine({ ...engine.deps, clock: { now: () => Date.now() + 2 * 3600_000, script: () => '' } });
-    const honest = createEngine({ ...engine.deps, clock: { now: () => Date.now(), script: () => '' } });
+  it('a process whose clock is two hours ahead neither prolongs a hold nor expires another process’s holds early', async ({ deps, redis }) => {
+    const skewed = createEngine({ ...deps, clock: { now: () => Date.now() + 2 * 3600_000, script: () => '' } });
+    const honest = createEngine({ ...deps, clock: { now: () => Date.now(), script: () => '' } });
     const ev = await createGaEvent(honest, 5, { salesOpenAt: new Date(Date.now() - 60_000).toISOString() });
     const before = await redisNow(redis);
     const h1 = await skewed.bookings.create({ userId: 'skewed' as UserId, eventId: ev.id, ticketCount: 1 });
     const h2 = await honest.bookings.create({ userId: 'honest' as UserId, eventId: ev.id, ticketCount: 1 });
     const after = await redisNow(redis);
-    const ttl = engine.deps.config.holdTtlMs;
+    const ttl = deps.config.holdTtlMs;
     for (const h of [h1, h2]) {
       const exp = Date.parse(h.reservation.expiresAt);
       expect(exp).toBeGreaterThanOrEqual(before + ttl);

@@ -18,6 +18,7 @@ import { rebuildEvent } from './inventory/rebuild.js';
 import type { EventId } from './ids.js';
 import { createWebhookEvents } from './payments/webhook-events.js';
 import { createStreamSlots } from './waiting-room/stream-slots.js';
+import { checkInvariants, type InvariantOptions } from './invariants/invariants.js';
 import { pgActivity } from '../platform/pg.js';
 
 export function createEngine(d: EngineDeps) {
@@ -33,8 +34,9 @@ export function createEngine(d: EngineDeps) {
   const tickets = createTickets(d, catalog, bookings);
   const idempotency = createIdempotency(d);
   const rateLimits = createRateLimits(d);
+  const reconcile = (eventId: EventId) => reconcileEvent(d, eventId);
+  // `d` stays inside: callers reach Redis and Postgres only through the methods below
   return {
-    deps: d,
     catalog,
     inventory,
     holds,
@@ -56,6 +58,8 @@ export function createEngine(d: EngineDeps) {
     providerName: d.provider?.name ?? 'none',
     /** Postgres's own counters (lock waits, active sessions, deadlocks), for the reconcile worker's gauges. */
     pgActivity: () => pgActivity(d.pg),
+    /** Readiness of the engine's two stores (the API's /ready): each resolves once its store answers. */
+    probes: { redis: () => d.redis.ping(), postgres: () => d.pg.query('SELECT 1') },
     /** Creates an event in Postgres, arms its inventory in Redis, and sets its waiting room if asked. */
     async createEvent(input: EventInput & { queue?: QueueSettings | undefined }) {
       const event = await catalog.create(input);
@@ -67,7 +71,9 @@ export function createEngine(d: EngineDeps) {
       return catalog.get(event.id);
     },
     /** Redis vs Postgres for one event (0 when exact). */
-    reconcile: (eventId: EventId) => reconcileEvent(d, eventId),
+    reconcile,
+    /** Floodgate's invariants checked against the real stores (engine/invariants/invariants.ts): tests, faults, bench. */
+    checkInvariants: (o?: InvariantOptions) => checkInvariants({ ns: d.ns, redis: d.redis, pg: d.pg, inventory, outbox, reconcile }, o),
     /** Rebuilds an event's Redis state from Postgres (refuses a live event unless forced). */
     rebuild: (eventId: EventId, o: { force?: boolean } = {}) => rebuildEvent(d, outbox, waitingRoom, eventId, o),
     applyOutbox: (entries: Parameters<typeof applyOutbox>[1], onRefused?: Parameters<typeof applyOutbox>[2]) =>
@@ -88,6 +94,7 @@ export type { Booking } from './booking/bookings-repo.js';
 export type { Reservation, CreateBooking } from './booking/bookings.js';
 export type { BookingState } from './booking/states.js';
 export type { OutboxEntry } from './outbox/outbox.js';
+export type { ChargeRecord, InvariantOptions, InvariantReport } from './invariants/invariants.js';
 export type { QueueSettings, QueueStatus } from './waiting-room/waiting-room.js';
 export { parseQueueId } from './waiting-room/waiting-room.js';
 export { createChangeFeed, publishChange, type ChangeFeed } from './waiting-room/changes.js';

@@ -37,12 +37,12 @@ const sampled = (family: string, s: { series: string; value: number }[] | undefi
   !!s?.length && (!s.some((x) => x.series.startsWith(`${family}_count`)) || s.some((x) => x.series.startsWith(`${family}_count`) && x.value > 0));
 
 describe('every metric a dashboard or an alert uses is exported and has samples', () => {
-  it('after a real flow (hold, pay, deliver, cancel, refund, queue, admission, persist, reconcile), /metrics of the API and of the workers have samples of them all', async ({ engine, clock, ns, onTestFinished }) => {
+  it('after a real flow (hold, pay, deliver, cancel, refund, queue, admission, persist, reconcile), /metrics of the API and of the workers have samples of them all', async ({ engine, deps, clock, ns, onTestFinished }) => {
     // the BullMQ stages for real (payment, notify, refund), as the workers process runs them
     const outbox = await mkdtemp(join(tmpdir(), 'fg-metrics-'));
     const bull = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
     const sink = createJobSink(bull, `${ns}:bull`, { sms: false });
-    const e = createEngine({ ...engine.deps, jobs: sink });
+    const e = createEngine({ ...deps, jobs: sink });
     const workersMetrics = createMetrics('workers');
     const log = pino({ level: 'silent' });
     const jobWorkers = startJobWorkers(

@@ -9,7 +9,6 @@ import { describe, expect, it } from './fixtures.js';
 import { TEST_ENGINE_CONFIG } from './config.js';
 import { gaEvent, seatedEvent } from './events.js';
 import { drain, waitFor } from './wait.js';
-import { checkInvariants } from '../engine/invariants/invariants.js';
 import { createEngine } from '../engine/index.js';
 import type { UserId } from '../engine/ids.js';
 import { eventKeys, simulatedPaymentKeys } from '../engine/keys.js';
@@ -105,7 +104,7 @@ describe('Redis Cluster', () => {
     clock.advance(60_000);
     for (const ev of events) expect(await engine.holds.sweep(ev.id)).toBe(1);
     for (const ev of events) await drain(engine, ev.id);
-    const report = await checkInvariants(engine, { eventIds: events.map((e) => e.id), charges: await listSimulatedPayments(cluster, simulatedPaymentKeys(ns)), drained: true });
+    const report = await engine.checkInvariants({ eventIds: events.map((e) => e.id), charges: await listSimulatedPayments(cluster, simulatedPaymentKeys(ns)), drained: true });
     expect(report.violations).toEqual([]);
     expect(report.figures).toMatchObject({ sold: 12, held: 0, captured: 6 });
 

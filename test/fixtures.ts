@@ -5,7 +5,7 @@ import { test as base } from 'vitest';
 import { migrate } from '../db/migrate.js';
 import { fakeClock, type FakeClock } from '../engine/clock.js';
 import { asNamespace, type Namespace } from '../engine/ids.js';
-import { createEngine, type Engine } from '../engine/index.js';
+import { createEngine, type Engine, type EngineDeps } from '../engine/index.js';
 import { loadCommands } from '../lua/commands.js';
 import { createPool, type Pool } from '../platform/pg.js';
 import { createSimulatedProvider } from '../integrations/payments/simulated.js';
@@ -44,11 +44,13 @@ export async function dropSchema(schema: string): Promise<void> {
   }
 }
 
-export type Fixtures = { ns: Namespace; redis: Redis; pg: Pool; clock: FakeClock; jobs: RecordingJobs; engine: Engine };
+export type Fixtures = { ns: Namespace; redis: Redis; pg: Pool; clock: FakeClock; jobs: RecordingJobs; deps: EngineDeps; engine: Engine };
 
 /**
  * File-scoped fixtures: each test file gets its own Redis key namespace and Postgres schema (so files run in
  * parallel and reruns are clean), a fake clock, and an engine wired to them. Everything is removed at the end.
+ * `deps` is what the engine was built from (the engine does not hand it out): a test builds a variant engine with
+ * `createEngine({ ...deps, provider })` and reads the config, provider or stores it shares with the engine.
  */
 export const it = base.extend<Fixtures>({
   ns: [async ({}, use) => use(newNamespace()), { scope: 'file' }],
@@ -73,15 +75,14 @@ export const it = base.extend<Fixtures>({
   ],
   clock: [async ({}, use) => use(fakeClock()), { scope: 'file' }],
   jobs: [async ({}, use) => use(recordingJobs()), { scope: 'file' }],
-  engine: [
+  deps: [
     async ({ ns, redis, pg, clock, jobs }, use) =>
-      use(
-        createEngine({
-          ns, redis, pg, clock, config: TEST_ENGINE_CONFIG, jobs: jobs.sink,
-          provider: createSimulatedProvider({ redis, keys: simulatedPaymentKeys(ns), timeoutMs: 300 }),
-        }),
-      ),
+      use({
+        ns, redis, pg, clock, config: TEST_ENGINE_CONFIG, jobs: jobs.sink,
+        provider: createSimulatedProvider({ redis, keys: simulatedPaymentKeys(ns), timeoutMs: 300 }),
+      }),
     { scope: 'file' },
   ],
+  engine: [async ({ deps }, use) => use(createEngine(deps)), { scope: 'file' }],
 });
 export { describe, expect } from 'vitest';

@@ -40,7 +40,7 @@ function testApp(engine: Engine, over: TestApiOptions) {
       ...(over.twilio ? { twilio: over.twilio } : {}),
       ...(over.streams ? { streams: over.streams } : {}),
     },
-    checks: { redis: () => engine.deps.redis.ping(), postgres: () => engine.deps.pg.query('SELECT 1') },
+    checks: engine.probes,
     ...(over.queues ? { queues: over.queues } : {}),
   });
   return { app, metrics };

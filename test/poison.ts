@@ -1,7 +1,6 @@
-import type { Redis } from 'ioredis';
-import type { Engine } from '../engine/index.js';
 import type { BookingId, EventId, UserId } from '../engine/ids.js';
 import { eventKeys } from '../engine/keys.js';
+import type { Fixtures } from './fixtures.js';
 
 /**
  * A poison outbox entry, as the hold script wrote one before seat ids had one spelling: the hold takes seat `seat`
@@ -9,10 +8,10 @@ import { eventKeys } from '../engine/keys.js';
  * that name, so recording the hold fails on its data (booking_seats_event_id_seat_id_fkey) on every try.
  */
 export async function legacySpelledHold(
-  engine: Engine, redis: Redis, eventId: EventId, userId: UserId, seat = 'A-1-1', spelled = 'A-01-1',
+  { engine, redis, ns }: Pick<Fixtures, 'engine' | 'redis' | 'ns'>, eventId: EventId, userId: UserId, seat = 'A-1-1', spelled = 'A-01-1',
 ): Promise<BookingId> {
   const { reservation } = await engine.bookings.create({ userId, eventId, ticketCount: 1, seatPreferences: { seatIds: [seat] } });
-  const k = eventKeys(engine.deps.ns, eventId);
+  const k = eventKeys(ns, eventId);
   await redis.hset(k.hold(reservation.bookingId), 's', spelled);
   const [[id, fields]] = (await redis.xrevrange(k.outbox, '+', '-', 'COUNT', 1)) as [string, string[]][] as [[string, string[]]];
   const f = [...fields];

@@ -22,11 +22,11 @@ import { simulatedPaymentKeys } from '../engine/keys.js';
 
 /** The BullMQ stages for real: payment settle, notify, refund; and a payer killed with SIGKILL mid-payment. */
 describe('job workers', () => {
-  it('notify draws the ticket PDFs on the render threads it is given, several bookings at once', async ({ engine, ns, onTestFinished }) => {
+  it('notify draws the ticket PDFs on the render threads it is given, several bookings at once', async ({ engine, deps, ns, onTestFinished }) => {
     const outbox = await mkdtemp(join(tmpdir(), 'fg-jobs-'));
     const bull = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
     const sink = createJobSink(bull, `${ns}:bull`, { sms: false });
-    const e = createEngine({ ...engine.deps, jobs: sink });
+    const e = createEngine({ ...deps, jobs: sink });
     const pool = createTicketPdfPool({ threads: 1 });
     const rendered: number[] = [];
     const renderPdf: TicketPdfPool['render'] = async (input) => {
@@ -59,11 +59,11 @@ describe('job workers', () => {
     expect((await readdir(outbox)).filter((f) => !f.startsWith('.'))).toHaveLength(3);
   });
 
-  it('a paid booking is delivered by the notify worker: one e-mail, TICKETS_DELIVERED; a refund job refunds', async ({ engine, ns, onTestFinished }) => {
+  it('a paid booking is delivered by the notify worker: one e-mail, TICKETS_DELIVERED; a refund job refunds', async ({ engine, deps, ns, onTestFinished }) => {
     const outbox = await mkdtemp(join(tmpdir(), 'fg-jobs-'));
     const bull = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
     const sink = createJobSink(bull, `${ns}:bull`, { sms: false });
-    const e = createEngine({ ...engine.deps, jobs: sink });
+    const e = createEngine({ ...deps, jobs: sink });
     const metrics = createMetrics('workers');
     const workers = startJobWorkers(
       { engine: e, log: pino({ level: 'silent' }), metrics, mailer: createOutboxMailer({ dir: outbox }), mailFrom: 'tickets@floodgate.test' },
@@ -95,12 +95,12 @@ describe('job workers', () => {
   });
 
   for (const step of ['authorize', 'confirm', 'capture'] as const) {
-    it(`a payer killed (SIGKILL) after the ${step}: the settle job finishes it, one charge, one confirmation, one e-mail`, async ({ engine, ns, redis, pg, clock, onTestFinished }) => {
+    it(`a payer killed (SIGKILL) after the ${step}: the settle job finishes it, one charge, one confirmation, one e-mail`, async ({ engine, deps, ns, redis, pg, clock, onTestFinished }) => {
       await dropPaymentsBookingFk(pg);
       const outbox = await mkdtemp(join(tmpdir(), 'fg-kill-'));
       const bull = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
       const sink = createJobSink(bull, `${ns}:bull`, { sms: false });
-      const e = createEngine({ ...engine.deps, jobs: sink });
+      const e = createEngine({ ...deps, jobs: sink });
       const ev = await createGaEvent(engine, 4);
       const user = `killed-${step}` as UserId;
       const { reservation } = await e.bookings.create({ userId: user, eventId: ev.id, ticketCount: 1 });
@@ -141,13 +141,13 @@ describe('job workers', () => {
       const settle = (await sink.queues.payment.getDelayed()).find((j) => j.data.bookingId === id)!;
       await settle.promote();
       await waitFor('the settle job done', async () => (await e.payments.attempts(id))[0]?.status === 'captured');
-      await waitFor('recorded CONFIRMED', async () => (await engine.deps.pg.query("SELECT 1 FROM bookings WHERE id = $1 AND state = 'CONFIRMED'", [id])).rowCount === 1);
+      await waitFor('recorded CONFIRMED', async () => (await pg.query("SELECT 1 FROM bookings WHERE id = $1 AND state = 'CONFIRMED'", [id])).rowCount === 1);
       // the persist worker asks for the tickets when it records CONFIRMED (issue 12, its branch); asking again is one job
       await sink.deliverTickets(id);
       await waitFor('tickets delivered', async () => (await e.bookings.get(id, { userId: user })).status === 'TICKETS_DELIVERED');
       expect((await money()).map((m) => m.status)).toEqual(['captured']);
       expect((await e.payments.attempts(id)).map((a) => a.status)).toEqual(['captured']);
-      const confirmations = await engine.deps.pg.query("SELECT count(*)::int AS n FROM booking_transitions WHERE booking_id = $1 AND to_state = 'CONFIRMED'", [id]);
+      const confirmations = await pg.query("SELECT count(*)::int AS n FROM booking_transitions WHERE booking_id = $1 AND to_state = 'CONFIRMED'", [id]);
       expect(confirmations.rows[0].n).toBe(1);
       expect((await readdir(outbox)).filter((f) => !f.startsWith('.'))).toHaveLength(1);
       // running the settle job again changes nothing

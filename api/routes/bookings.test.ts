@@ -79,7 +79,7 @@ describe('bookings API', () => {
   });
 
   describe('idempotency', () => {
-    it('20 concurrent requests with one Idempotency-Key make one booking with identical replies', async ({ engine }) => {
+    it('20 concurrent requests with one Idempotency-Key make one booking with identical replies', async ({ engine, pg }) => {
       const body = { eventId: ev.id, tierId: ev.tiers[1]!.id, ticketCount: 1 };
       const replies = await Promise.all(
         Array.from({ length: 20 }, () => api.call('POST', '/api/bookings', { token: bob, body, headers: { 'idempotency-key': 'order-42' } })),
@@ -87,9 +87,9 @@ describe('bookings API', () => {
       expect(replies.map((r) => r.status)).toEqual(Array(20).fill(201));
       expect(new Set(replies.map((r) => r.text)).size).toBe(1);
       expect(replies.filter((r) => r.headers.get('idempotent-replayed') === 'true')).toHaveLength(19);
-      const { rows } = await engine.deps.pg.query("SELECT count(*)::int AS n FROM bookings WHERE user_id = 'bob'");
+      const { rows } = await pg.query("SELECT count(*)::int AS n FROM bookings WHERE user_id = 'bob'");
       await drain(engine, ev.id);
-      const after = await engine.deps.pg.query("SELECT count(*)::int AS n FROM bookings WHERE user_id = 'bob'");
+      const after = await pg.query("SELECT count(*)::int AS n FROM bookings WHERE user_id = 'bob'");
       expect(after.rows[0].n - rows[0].n).toBe(1);
     });
     it('the same key with another body is 422 idempotency-key-reused and changes nothing', async ({ redis, ns, pg }) => {

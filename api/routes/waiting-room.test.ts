@@ -10,7 +10,7 @@ import { verifyShuffle } from '../../scripts/verify-shuffle.js';
 const T0 = Date.UTC(2030, 0, 1, 12, 0, 0);
 
 describe('waiting room API', () => {
-  it('join (201, then 200 with the same place), status, SSE, fairness, leave; 404 for strangers', async ({ engine, clock, onTestFinished }) => {
+  it('join (201, then 200 with the same place), status, SSE, fairness, leave; 404 for strangers', async ({ engine, deps, clock, onTestFinished }) => {
     clock.set(T0);
     const api = await startApi(engine);
     onTestFinished(() => api.close());
@@ -69,7 +69,7 @@ describe('waiting room API', () => {
       const guess = createHash('sha256').update(`${ev.id}:${who}`).digest('hex').slice(0, 16);
       expect(published).not.toContain(guess);
     }
-    expect(published).toContain(memberOf(engine.deps.config.admissionSecret, ev.id, 'ann' as UserId));
+    expect(published).toContain(memberOf(deps.config.admissionSecret, ev.id, 'ann' as UserId));
     expect(memberOf('another-secret-0123456789', ev.id, 'ann' as UserId)).not.toBe(q.slice(-16));
 
     // admitted: the status carries the pass, and the pass books (once)

@@ -13,11 +13,11 @@ import type { BookingId, UserId } from '../../engine/ids.js';
 const SECRET = 'whsec_test_floodgate';
 
 describe('Stripe: the real SDK against a local double, and signed webhooks', () => {
-  it('pays through Stripe: authorize (manual capture), sell the seats, then capture; the SDK sends idempotency keys', async ({ engine, pg, onTestFinished }) => {
+  it('pays through Stripe: authorize (manual capture), sell the seats, then capture; the SDK sends idempotency keys', async ({ engine, deps, pg, onTestFinished }) => {
     await dropPaymentsBookingFk(pg);
     const stripe = await startStripeDouble();
     const provider = createStripeProvider({ secretKey: 'sk_test_floodgate', host: stripe.host, port: stripe.port, protocol: 'http', maxNetworkRetries: 0 });
-    const api = await startApi(createEngine({ ...engine.deps, provider }), { stripeWebhookSecrets: [SECRET], persist: true });
+    const api = await startApi(createEngine({ ...deps, provider }), { stripeWebhookSecrets: [SECRET], persist: true });
     onTestFinished(async () => {
       await api.close();
       await stripe.close();
@@ -46,14 +46,14 @@ describe('Stripe: the real SDK against a local double, and signed webhooks', () 
     expect(stripe.paymentIntents().filter((p) => p.metadata.bookingId === b2 && p.status === 'succeeded')).toHaveLength(1);
   });
 
-  it('webhooks finish a payment whose request died after the authorization: duplicates and any order are harmless; tampering is refused', async ({ engine, redis, ns, pg, onTestFinished }) => {
+  it('webhooks finish a payment whose request died after the authorization: duplicates and any order are harmless; tampering is refused', async ({ engine, deps, redis, ns, pg, onTestFinished }) => {
     await dropPaymentsBookingFk(pg);
     const stripe = await startStripeDouble();
     const real = createStripeProvider({ secretKey: 'sk_test_floodgate', host: stripe.host, port: stripe.port, protocol: 'http', maxNetworkRetries: 0 });
     // the API process "dies" right after Stripe authorized: the answer never makes it back
     const dying: PaymentProvider = { ...real, authorize: async (i) => (await real.authorize(i), Promise.reject(new Error('process killed'))) };
-    const crashing = createEngine({ ...engine.deps, provider: dying });
-    const api = await startApi(createEngine({ ...engine.deps, provider: real }), { stripeWebhookSecrets: ["whsec_old_secret_in_rotation", SECRET], persist: true });
+    const crashing = createEngine({ ...deps, provider: dying });
+    const api = await startApi(createEngine({ ...deps, provider: real }), { stripeWebhookSecrets: ["whsec_old_secret_in_rotation", SECRET], persist: true });
     onTestFinished(async () => {
       await api.close();
       await stripe.close();

@@ -3,9 +3,8 @@
  * whose checks do not all pass exits 1 and says so in capitals (reportChecks). bench/checks.test.ts runs these
  * against deliberately broken stores and servers to prove they fail when they should.
  */
-import type { Engine } from '../../engine/index.js';
+import type { ChargeRecord, Engine, InvariantReport } from '../../engine/index.js';
 import type { EventId } from '../../engine/ids.js';
-import { checkInvariants, type ChargeRecord, type InvariantReport } from '../../engine/invariants/invariants.js';
 import type { Pool } from '../../platform/pg.js';
 
 export type Check = { name: string; ok: boolean; detail: string };
@@ -117,7 +116,7 @@ export async function floodgateEventChecks(
 ): Promise<{ checks: Check[]; redis: Record<string, TierState>; postgres: Record<string, TierState>; invariants: InvariantReport }> {
   const redis = await engine.inventory.redisState(eventId);
   const postgres = await engine.inventory.postgresState(eventId);
-  const inv = await checkInvariants(engine, { eventIds: [eventId], drained: true, ...(o.charges ? { charges: o.charges } : {}), ...(o.emailsPerBooking ? { emailsPerBooking: o.emailsPerBooking } : {}) });
+  const inv = await engine.checkInvariants({ eventIds: [eventId], drained: true, ...(o.charges ? { charges: o.charges } : {}), ...(o.emailsPerBooking ? { emailsPerBooking: o.emailsPerBooking } : {}) });
   const s = sumTiers(redis);
   const checks = [
     oversellCheck(label, { capacity: o.capacity, acknowledgedTickets: o.acknowledgedTickets, store: redis }),
@@ -132,12 +131,13 @@ export async function floodgateEventChecks(
 /** The same for a pg-lock event (its Redis side is never used: Postgres is checked against its bookings). */
 export async function pgLockEventChecks(
   engine: Engine,
+  pg: Pool,
   label: string,
   eventId: EventId,
   o: { acknowledgedTickets: number; sentTicketsMax: number; capacity: number },
 ): Promise<{ checks: Check[]; state: PgLockState; invariants: InvariantReport }> {
-  const state = await pgLockState(engine.deps.pg, eventId);
-  const inv = await checkInvariants(engine, { eventIds: [eventId] });
+  const state = await pgLockState(pg, eventId);
+  const inv = await engine.checkInvariants({ eventIds: [eventId] });
   const inStore = state.reduce((n, t) => n + t.reserved + t.sold, 0);
   const asStore: Record<string, TierState> = Object.fromEntries(state.map((t) => [t.tier, { cap: t.capacity, free: t.capacity - t.reserved - t.sold, held: t.reserved, sold: t.sold }]));
   const checks = [

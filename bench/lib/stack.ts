@@ -9,7 +9,7 @@ import { migrate } from '../../db/migrate.js';
 import { systemClock } from '../../engine/clock.js';
 import { DEFAULT_ENGINE_CONFIG } from '../../engine/config.js';
 import { asNamespace } from '../../engine/ids.js';
-import { createEngine, type Engine } from '../../engine/index.js';
+import { createEngine, type Engine, type EngineDeps } from '../../engine/index.js';
 import { loadCommands } from '../../lua/commands.js';
 import { loadConfig } from '../../platform/config.js';
 import { createPool, type Pool } from '../../platform/pg.js';
@@ -30,6 +30,8 @@ export type BenchStack = {
   redis: Redis;
   pool: Pool;
   engine: Engine;
+  /** What the engine is built from (namespace, stores, clock, config), for the driver's own reads of Redis and Postgres. */
+  deps: EngineDeps;
   /** Environment for server processes, pointing at this stack. */
   env: Record<string, string>;
   cleanup(): Promise<void>;
@@ -53,14 +55,15 @@ export async function benchStack(o: { redisUrl?: string; databaseUrl?: string } 
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
   await loadCommands(redis);
   const pool = createPool({ url: databaseUrl, schema, max: 10 });
-  const engine = createEngine({
+  const deps: EngineDeps = {
     ns: asNamespace(ns),
     redis,
     pg: pool,
     clock: systemClock,
     log: pino({ level: 'warn' }),
     config: { ...DEFAULT_ENGINE_CONFIG, holdTtlMs: 60 * 60_000 },
-  });
+  };
+  const engine = createEngine(deps);
   const env = {
     DATABASE_URL: databaseUrl,
     PG_SCHEMA: schema,
@@ -74,7 +77,7 @@ export async function benchStack(o: { redisUrl?: string; databaseUrl?: string } 
   };
   let cleaning: Promise<void> | undefined;
   return {
-    ns, schema, databaseUrl, redisUrl: config.REDIS_URL, jwtSecret: config.JWT_SECRET, redis, pool, engine, env,
+    ns, schema, databaseUrl, redisUrl: config.REDIS_URL, jwtSecret: config.JWT_SECRET, redis, pool, engine, deps, env,
     // idempotent: the Ctrl-C handler and the run's own finally may both call it; both wait for the same work
     cleanup() {
       cleaning ??= (async () => {

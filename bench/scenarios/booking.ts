@@ -116,8 +116,8 @@ export async function run(args: string[]): Promise<void> {
 
     say('checking');
     const cap = (r: LoadResult) => ({ acknowledgedTickets: r.ticketsAcknowledged ?? 0, sentTicketsMax: r.ticketsSent ?? 0 });
-    const pgA = await pgLockEventChecks(engine, 'pg-lock, ample', pgAmple.id as EventId, { ...cap(pgLock), capacity: ample });
-    const pgS = await pgLockEventChecks(engine, 'pg-lock, scarce', pgScarce.id as EventId, { ...cap(pgLockScarce), capacity: scarce });
+    const pgA = await pgLockEventChecks(engine, stack.pool, 'pg-lock, ample', pgAmple.id as EventId, { ...cap(pgLock), capacity: ample });
+    const pgS = await pgLockEventChecks(engine, stack.pool, 'pg-lock, scarce', pgScarce.id as EventId, { ...cap(pgLockScarce), capacity: scarce });
     const fgA = await floodgateEventChecks(engine, 'Floodgate, ample', fgAmple.id as EventId, { ...cap(fg), capacity: ample });
     const fgS = await floodgateEventChecks(engine, 'Floodgate, scarce', fgScarce.id as EventId, { ...cap(fgScarceRun), capacity: scarce });
     const checks: Check[] = [...pgA.checks, ...pgS.checks, ...fgA.checks, ...fgS.checks];

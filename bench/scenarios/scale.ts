@@ -9,7 +9,6 @@
  * Options: --connections 1000 --duration 10 --events 100 --users 30000
  */
 import type { EventId } from '../../engine/ids.js';
-import { checkInvariants } from '../../engine/invariants/invariants.js';
 import { benchStack, machineFacts, runLoad, say, startServer, type LoadResult } from '../lib/stack.js';
 import { acknowledgedCheck, countersCheck, invariantsCheck, type Check, type TierState } from '../lib/checks.js';
 import { commandLine, cpuLine, cpuMeter, flags, fmt, machineLoad, ms, onInterrupt, signToken, sleep, startWorkers, stopAll, publish } from '../lib/common.js';
@@ -106,7 +105,7 @@ export async function run(args: string[]): Promise<void> {
       checks.push(acknowledgedCheck(`phase ${label}`, {
         acknowledgedTickets: p.loads.reduce((n, l) => n + (l.ticketsAcknowledged ?? 0), 0), sentTicketsMax: p.loads.reduce((n, l) => n + (l.ticketsSent ?? 0), 0), storeTickets: held,
       }));
-      checks.push(invariantsCheck(`phase ${label} (drained: Redis == Postgres for every event)`, await checkInvariants(engine, { eventIds: p.eventIds, drained: true })));
+      checks.push(invariantsCheck(`phase ${label} (drained: Redis == Postgres for every event)`, await engine.checkInvariants({ eventIds: p.eventIds, drained: true })));
     }
     const facts = await machineFacts(stack.redis, stack.pool);
     const base = out[0]!.rps;

@@ -33,7 +33,7 @@ export async function run(args: string[]): Promise<void> {
 
   const stack = await benchStack();
   onInterrupt(() => stack.cleanup());
-  const { engine, redis } = stack;
+  const { engine, redis, deps } = stack;
   try {
     say(`stack: schema ${stack.schema}, key namespace ${stack.ns}; load average ${before.loadAverage.join(' ')}`);
     const now = Date.now();
@@ -44,7 +44,7 @@ export async function run(args: string[]): Promise<void> {
       queue: { enabled: true, opensAt: new Date(now - 60_000).toISOString(), admissionRatePerSecond: admissionRate, passTtlSeconds: passTtl },
     });
     const eventId = ev.id as EventId;
-    const k = eventKeys(engine.deps.ns, eventId);
+    const k = eventKeys(deps.ns, eventId);
 
     const api = await startServer('floodgate', stack.env);
     const workers = await startWorkers('admission,persist', stack.env);

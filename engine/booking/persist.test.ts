@@ -92,10 +92,10 @@ describe('applyOutbox', () => {
     expect(followUp.map((e) => e.type)).toContain('BookingFailed');
   });
 
-  it('quarantines a poison hold (FAILED, with the reason, handed back for release) and applies the entries around it', async ({ engine, pg, redis }) => {
+  it('quarantines a poison hold (FAILED, with the reason, handed back for release) and applies the entries around it', async ({ engine, ns, pg, redis }) => {
     const ev = await engine.createEvent(seatedEvent([{ id: 'A', rows: 1, seatsPerRow: 4 }]));
     const a = await engine.bookings.create({ userId: u('ann'), eventId: ev.id, ticketCount: 1, seatPreferences: { seatIds: ['A-1-2'] } });
-    const poison = await legacySpelledHold(engine, redis, ev.id, u('pat'));
+    const poison = await legacySpelledHold({ engine, redis, ns }, ev.id, u('pat'));
     const b = await engine.bookings.create({ userId: u('bob'), eventId: ev.id, ticketCount: 1, seatPreferences: { seatIds: ['A-1-3'] } });
     const entries = await engine.outbox.read(ev.id, 10);
     const released: [string[], string[]][] = [];
@@ -123,7 +123,7 @@ describe('applyOutbox', () => {
     await engine.applyOutbox(first);
     await engine.outbox.ack(ev.id, first.map((e) => e.id));
     await engine.bookings.create({ userId: u('ann'), eventId: ev.id, ticketCount: 1, seatPreferences: { seatIds: ['A-1-2'] } });
-    await legacySpelledHold(engine, redis, ev.id, u('pat'));
+    await legacySpelledHold({ engine, redis, ns }, ev.id, u('pat'));
     await engine.bookings.cancel(x.reservation.bookingId, u('xan'));
     const entries = await engine.outbox.read(ev.id, 10);
     expect(entries.map((e) => e.type)).toEqual(['BookingCreated', 'BookingCreated', 'BookingCancelled']);

@@ -1,8 +1,26 @@
-import type { Engine } from '../index.js';
+import type { EngineDeps } from '../deps.js';
 import { eventOfBooking, type BookingId, type EventId } from '../ids.js';
 import { HOLD_FIELDS } from '../holds/hold-record.js';
+import type { Inventory } from '../inventory/inventory.js';
+import type { Reconciliation } from '../inventory/reconcile.js';
+import type { Outbox } from '../outbox/outbox.js';
 import { eventKeys } from '../keys.js';
 import { scanKeys } from '../../platform/redis.js';
+
+/** What the checks read: the stores, and the engine's own views of inventory, outbox and reconciliation. */
+export type InvariantSources = Pick<EngineDeps, 'ns' | 'redis' | 'pg'> & {
+  inventory: Pick<Inventory, 'armedEvents' | 'redisState'>;
+  outbox: Pick<Outbox, 'backlog'>;
+  reconcile: (eventId: EventId) => Promise<Reconciliation>;
+};
+
+export type InvariantOptions = {
+  eventIds?: EventId[];
+  charges?: ChargeRecord[];
+  emailsPerBooking?: Map<string, number>;
+  drained?: boolean;
+  settling?: ReadonlySet<string>;
+};
 
 /** A charge as the payment provider knows it (the simulated provider's records, or the Stripe double's). */
 export type ChargeRecord = { bookingId: string; status: string; amount: number; refunded?: number };
@@ -42,24 +60,21 @@ const PAID = new Set(['CONFIRMED', 'TICKETS_DELIVERED', 'REFUND_REQUESTED', 'REF
  *      settle jobs still queued or running, as `<bookingId>:a<attempt>`), every attempt still open (pending,
  *      authorized, cancelling) has a settle job that will finish it.
  */
-export async function checkInvariants(
-  engine: Engine,
-  o: { eventIds?: EventId[]; charges?: ChargeRecord[]; emailsPerBooking?: Map<string, number>; drained?: boolean; settling?: ReadonlySet<string> } = {},
-): Promise<InvariantReport> {
+export async function checkInvariants(src: InvariantSources, o: InvariantOptions = {}): Promise<InvariantReport> {
   const v: string[] = [];
-  const pg = engine.deps.pg;
-  const eventIds = o.eventIds ?? (await engine.inventory.armedEvents());
+  const pg = src.pg;
+  const eventIds = o.eventIds ?? (await src.inventory.armedEvents());
   const f: InvariantReport['figures'] = { events: eventIds.length, capacity: 0, sold: 0, held: 0, bookings: 0, captured: 0, refunded: 0, emailsSent: 0, outboxBacklog: 0, mismatch: 0 };
 
   for (const eventId of eventIds) {
-    for (const [tier, t] of Object.entries(await engine.inventory.redisState(eventId))) {
+    for (const [tier, t] of Object.entries(await src.inventory.redisState(eventId))) {
       if (t.cap !== t.free + t.held + t.sold) v.push(`redis ${eventId}/${tier}: capacity ${t.cap} != available ${t.free} + held ${t.held} + sold ${t.sold}`);
       if (t.free < 0 || t.held < 0 || t.sold < 0) v.push(`redis ${eventId}/${tier}: a counter below zero ${JSON.stringify(t)}`);
       f.capacity += t.cap;
       f.sold += t.sold;
       f.held += t.held;
     }
-    f.outboxBacklog += (await engine.outbox.backlog(eventId)).entries;
+    f.outboxBacklog += (await src.outbox.backlog(eventId)).entries;
   }
   const tiers = await pg.query<{ id: string; capacity: number; reserved: number; sold: number }>(
     'SELECT id, capacity, reserved, sold FROM tiers WHERE event_id = ANY($1::text[])',
@@ -77,7 +92,7 @@ export async function checkInvariants(
   const bookings = await pg.query<{ id: string; state: string }>('SELECT id, state FROM bookings WHERE event_id = ANY($1::text[])', [eventIds]);
   f.bookings = bookings.rowCount ?? 0;
   const state = new Map(bookings.rows.map((b) => [b.id, b.state]));
-  v.push(...(await paymentSteps(engine, eventIds, o.settling)));
+  v.push(...(await paymentSteps(src, eventIds, o.settling)));
 
   if (o.charges) {
     const mine = o.charges.filter((c) => state.has(c.bookingId));
@@ -113,7 +128,7 @@ export async function checkInvariants(
   if (o.drained) {
     if (f.outboxBacklog > 0) v.push(`the outbox still holds ${f.outboxBacklog} entries`);
     for (const eventId of eventIds) {
-      const r = await engine.reconcile(eventId);
+      const r = await src.reconcile(eventId);
       f.mismatch += r.mismatch;
       if (r.mismatch > 0) v.push(`${eventId}: Redis and Postgres disagree on ${r.mismatch} (${JSON.stringify(r.differences.slice(0, 3))})`);
     }
@@ -124,16 +139,16 @@ export async function checkInvariants(
 const OPEN_ATTEMPT = new Set(['pending', 'authorized', 'cancelling']);
 
 /** Rule 6: the money record against the holds in Redis (a payment row may exist before its booking is recorded). */
-async function paymentSteps(engine: Engine, eventIds: EventId[], settling: ReadonlySet<string> | undefined): Promise<string[]> {
+async function paymentSteps(src: InvariantSources, eventIds: EventId[], settling: ReadonlySet<string> | undefined): Promise<string[]> {
   const v: string[] = [];
   const events = new Set<string>(eventIds);
-  const { rows } = await engine.deps.pg.query<{ booking_id: BookingId; attempt: number; status: string }>(
+  const { rows } = await src.pg.query<{ booking_id: BookingId; attempt: number; status: string }>(
     'SELECT booking_id, attempt, status FROM payments ORDER BY booking_id, attempt',
   );
   const mine = rows.filter((r) => events.has(eventOfBooking(r.booking_id)));
   // an approved refund gives the seats back in Redis, then marks the money refunded: in between, captured money has no hold
   const refunding = new Set(
-    (await engine.deps.pg.query<{ booking_id: string }>("SELECT booking_id FROM refunds WHERE status = 'approved'")).rows.map((r) => r.booking_id),
+    (await src.pg.query<{ booking_id: string }>("SELECT booking_id FROM refunds WHERE status = 'approved'")).rows.map((r) => r.booking_id),
   );
   const byBooking = new Map<BookingId, { attempt: number; status: string }[]>();
   for (const r of mine) byBooking.set(r.booking_id, [...(byBooking.get(r.booking_id) ?? []), r]);
@@ -144,8 +159,8 @@ async function paymentSteps(engine: Engine, eventIds: EventId[], settling: Reado
   // every hold of these events that is sold, and the state of the hold of every booking with an attempt
   const state = new Map<string, string | null>();
   for (const eventId of eventIds) {
-    const keys = await scanKeys(engine.deps.redis, eventKeys(engine.deps.ns, eventId).holdPattern);
-    const states = await Promise.all(keys.map((key) => engine.deps.redis.hget(key, HOLD_FIELDS.state)));
+    const keys = await scanKeys(src.redis, eventKeys(src.ns, eventId).holdPattern);
+    const states = await Promise.all(keys.map((key) => src.redis.hget(key, HOLD_FIELDS.state)));
     keys.forEach((key, i) => state.set(key.slice(key.lastIndexOf(':') + 1), states[i] ?? null));
   }
   for (const [id, as] of byBooking) {

@@ -10,7 +10,7 @@ const u = (s: string) => s as UserId;
 const drainAs = { owner: 'drain-test', leaseMs: 5_000 };
 
 describe('outbox.drain', () => {
-  it('applies, acknowledges and queues the tickets of each sale after the commit, when Postgres has it CONFIRMED', async ({ engine, pg }) => {
+  it('applies, acknowledges and queues the tickets of each sale after the commit, when Postgres has it CONFIRMED', async ({ deps, pg }) => {
     const asked: [BookingId, string][] = [];
     const sink: JobSink = {
       settlePayment: async () => {},
@@ -19,7 +19,7 @@ describe('outbox.drain', () => {
         asked.push([id, (await getBooking(pg, id))!.status]); // what a notify job would find, seen from another connection
       },
     };
-    const e = createEngine({ ...engine.deps, jobs: sink });
+    const e = createEngine({ ...deps, jobs: sink });
     const ev = await createGaEvent(e, 10);
     const ids = [];
     for (const who of ['ann', 'bob', 'cat']) ids.push((await e.bookings.create({ userId: u(who), eventId: ev.id, ticketCount: 2 })).reservation.bookingId);

@@ -9,7 +9,6 @@ import { getBooking } from '../booking/bookings-repo.js';
 import { isDomainError } from '../errors.js';
 import type { BookingId, UserId } from '../ids.js';
 import { createEngine } from '../index.js';
-import { checkInvariants } from '../invariants/invariants.js';
 import type { PaymentProvider } from './provider.js';
 
 const u = (s: string) => s as UserId;
@@ -56,12 +55,12 @@ describe('payments under concurrency (real Redis and Postgres)', () => {
     const charges = (await listSimulatedPayments(redis, simulatedPaymentKeys(ns))).filter((c) => ids.includes(c.bookingId as never));
     expect(charges.filter((c) => c.status === 'captured')).toHaveLength(N);
     expect(new Set(charges.map((c) => c.bookingId)).size).toBe(N);
-    const report = await checkInvariants(engine, { eventIds: [ev.id], charges, drained: true });
+    const report = await engine.checkInvariants({ eventIds: [ev.id], charges, drained: true });
     expect(report.violations).toEqual([]);
     expect(await deadlocks(pg)).toBe(before);
   }, 120_000);
 
-  it('a payment racing its hold expiry, many rounds: CONFIRMED and captured, or EXPIRED with the authorization cancelled (or never charged)', async ({ engine, pg, redis, ns, clock }) => {
+  it('a payment racing its hold expiry, many rounds: CONFIRMED and captured, or EXPIRED with the authorization cancelled (or never charged)', async ({ engine, deps, pg, redis, ns, clock }) => {
     await dropPaymentsBookingFk(pg);
     const seen = new Map<string, number>();
     for (let round = 0; round < 30; round++) {
@@ -73,13 +72,13 @@ describe('payments under concurrency (real Redis and Postgres)', () => {
       // concurrent calls, the interleaving left to the event loop, Redis and Postgres
       let atProvider!: () => void;
       const reached = new Promise<void>((r) => (atProvider = r));
-      const provider: PaymentProvider = { ...engine.deps.provider!, authorize: (i) => (atProvider(), engine.deps.provider!.authorize(i)) };
-      const e2 = createEngine({ ...engine.deps, provider });
+      const provider: PaymentProvider = { ...deps.provider!, authorize: (i) => (atProvider(), deps.provider!.authorize(i)) };
+      const e2 = createEngine({ ...deps, provider });
       const pay = e2.payments
         .pay({ bookingId: id, userId: who, paymentMethodId: 'pm_card_visa' })
         .catch((e: unknown) => (isDomainError(e) ? { outcome: 'refused' as const, code: e.code } : Promise.reject(e)));
       const expire = (round % 3 === 0 ? Promise.resolve() : reached).then(async () => {
-        clock.advance(TTL + engine.deps.config.paymentWindowMs);
+        clock.advance(TTL + deps.config.paymentWindowMs);
         await engine.holds.sweep(ev.id);
         if (round % 2 === 0) await engine.bookings.create({ userId: u(`rival${round}`), eventId: ev.id, ticketCount: 1, seatPreferences: { seatIds: ['A-1-1'] } }).catch(() => null);
       });

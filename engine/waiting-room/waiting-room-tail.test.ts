@@ -4,7 +4,7 @@ import { snapshotPg, snapshotRedis } from '../../test/state.js';
 import { HoldBestReply, HoldGeneralReply, HoldSeatsReply } from '../../lua/codes.js';
 import { isDomainError } from '../errors.js';
 import { newBookingId, type BookingId, type EventId, type UserId } from '../ids.js';
-import type { Engine } from '../index.js';
+import type { Engine, EngineDeps } from '../index.js';
 import { eventKeys } from '../keys.js';
 import { HELD_SHARE_MAX, heldShareOf, memberOf, standing } from './waiting-room.js';
 
@@ -24,7 +24,7 @@ async function queuedEvent(engine: Engine, capacity: number, o: { maxTicketsPerU
     },
   });
 }
-const qid = (engine: Engine, eventId: EventId, who: UserId) => `q_${eventId.slice(3)}_${memberOf(engine.deps.config.admissionSecret, eventId, who)}`;
+const qid = (d: EngineDeps, eventId: EventId, who: UserId) => `q_${eventId.slice(3)}_${memberOf(d.config.admissionSecret, eventId, who)}`;
 const codeOf = async (p: Promise<unknown>) => {
   try {
     await p;
@@ -36,25 +36,25 @@ const codeOf = async (p: Promise<unknown>) => {
 };
 
 describe('the end of a sale: short grace for unused passes, sized passes, the held-stock share, sold_out', () => {
-  it('a pass not used within the grace period hands its slot to the next person (20 s once seen, 90 s unseen); a used pass keeps going', async ({ engine, clock }) => {
+  it('a pass not used within the grace period hands its slot to the next person (20 s once seen, 90 s unseen); a used pass keeps going', async ({ engine, deps, clock }) => {
     clock.set(SALES + 1000);
     const ev = await queuedEvent(engine, 4, { maxTicketsPerUser: 4, passTtlSeconds: 150 });
     const [a, b, c] = [u('ga-a'), u('ga-b'), u('ga-c')];
     for (const p of [a, b, c]) await engine.waitingRoom.join(ev.id, p);
     expect((await engine.waitingRoom.admit(ev.id, 10))!.admitted).toBe(1); // 4 tickets, a full pass is 4
-    const seen = await engine.waitingRoom.status(qid(engine, ev.id, a), a); // a is told (a poll or the SSE push)
+    const seen = await engine.waitingRoom.status(qid(deps, ev.id, a), a); // a is told (a poll or the SSE push)
     expect(seen.status).toBe('admitted');
     expect(seen.admissionUseBy).toBe(new Date(clock.now() + 20_000).toISOString());
     expect(seen.admissionExpiresAt).toBe(new Date(clock.now() + 150_000).toISOString());
     // reading again does not move the deadline
     clock.advance(5_000);
-    expect((await engine.waitingRoom.status(qid(engine, ev.id, a), a)).admissionUseBy).toBe(seen.admissionUseBy);
+    expect((await engine.waitingRoom.status(qid(deps, ev.id, a), a)).admissionUseBy).toBe(seen.admissionUseBy);
 
     clock.advance(14_000); // 19 s after being told: still a's
     expect((await engine.waitingRoom.admit(ev.id, 10))!).toMatchObject({ admitted: 0, lapsed: 0 });
     clock.advance(1_001);
     expect((await engine.waitingRoom.admit(ev.id, 10))!).toMatchObject({ admitted: 1, lapsed: 1, expired: 1 });
-    expect((await engine.waitingRoom.status(qid(engine, ev.id, a), a)).status).toBe('expired');
+    expect((await engine.waitingRoom.status(qid(deps, ev.id, a), a)).status).toBe('expired');
     expect(await codeOf(engine.bookings.create({ userId: a, eventId: ev.id, tierId: ev.tiers[0]!.id, ticketCount: 1, admissionToken: seen.admissionToken })))
       .toBe('ADMISSION_REQUIRED');
 
@@ -63,19 +63,19 @@ describe('the end of a sale: short grace for unused passes, sized passes, the he
     expect((await engine.waitingRoom.admit(ev.id, 10))!).toMatchObject({ admitted: 0, lapsed: 0 });
     clock.advance(1_000);
     expect((await engine.waitingRoom.admit(ev.id, 10))!).toMatchObject({ admitted: 1, lapsed: 1 });
-    const cs = await engine.waitingRoom.status(qid(engine, ev.id, c), c);
+    const cs = await engine.waitingRoom.status(qid(deps, ev.id, c), c);
     expect(cs.status).toBe('admitted');
     // c holds within the grace: the pass is not taken back, its hold goes on
     await engine.bookings.create({ userId: c, eventId: ev.id, tierId: ev.tiers[0]!.id, ticketCount: 2, admissionToken: cs.admissionToken });
     clock.advance(25_000);
     expect((await engine.waitingRoom.admit(ev.id, 10))!).toMatchObject({ lapsed: 0 });
-    const after = await engine.waitingRoom.status(qid(engine, ev.id, c), c);
+    const after = await engine.waitingRoom.status(qid(deps, ev.id, c), c);
     expect(after.status).toBe('admitted');
     expect(after.bookingId).toMatch(/^bk_/);
     expect(after.admissionUseBy).toBeUndefined();
   });
 
-  it('admits with passes sized to what is left; a hold for more than the pass allows is PASS_TICKET_LIMIT and changes nothing', async ({ engine, clock, redis, ns, pg }) => {
+  it('admits with passes sized to what is left; a hold for more than the pass allows is PASS_TICKET_LIMIT and changes nothing', async ({ engine, deps, clock, redis, ns, pg }) => {
     clock.set(SALES + 1000);
     const ev = await queuedEvent(engine, 6, { maxTicketsPerUser: 4 });
     const tierId = ev.tiers[0]!.id;
@@ -83,12 +83,12 @@ describe('the end of a sale: short grace for unused passes, sized passes, the he
     for (const p of [a, b, c]) await engine.waitingRoom.join(ev.id, p);
     const r = (await engine.waitingRoom.admit(ev.id, 10))!;
     expect([r.admitted, r.reserved]).toEqual([2, 6]); // 4 + "up to 2"
-    const sa = await engine.waitingRoom.status(qid(engine, ev.id, a), a);
-    const sb = await engine.waitingRoom.status(qid(engine, ev.id, b), b);
+    const sa = await engine.waitingRoom.status(qid(deps, ev.id, a), a);
+    const sb = await engine.waitingRoom.status(qid(deps, ev.id, b), b);
     expect([sa.passTickets, sa.singleSeatsOnly]).toEqual([4, false]);
     expect([sb.status, sb.passTickets, sb.singleSeatsOnly]).toEqual(['admitted', 2, false]);
     // c: nothing free that no pass was given for, but b may take fewer than 2
-    expect(await engine.waitingRoom.status(qid(engine, ev.id, c), c)).toMatchObject({ status: 'waiting', aheadOfYou: 0, chance: 'unlikely', ticketsHeldAhead: 0 });
+    expect(await engine.waitingRoom.status(qid(deps, ev.id, c), c)).toMatchObject({ status: 'waiting', aheadOfYou: 0, chance: 'unlikely', ticketsHeldAhead: 0 });
 
     const pattern = eventKeys(ns, ev.id).pattern;
     const [r0, p0] = [await snapshotRedis(redis, pattern), await snapshotPg(pg)];
@@ -100,7 +100,7 @@ describe('the end of a sale: short grace for unused passes, sized passes, the he
     expect((await engine.bookings.create({ userId: a, eventId: ev.id, tierId, ticketCount: 4, admissionToken: sa.admissionToken })).reservation.status).toBe('RESERVED');
     // all 6 held; at the starting share (10 %) no held ticket is counted as coming back: c is told sold_out
     await engine.waitingRoom.admit(ev.id, 10);
-    expect(await engine.waitingRoom.status(qid(engine, ev.id, c), c)).toMatchObject({ status: 'sold_out', aheadOfYou: 0 });
+    expect(await engine.waitingRoom.status(qid(deps, ev.id, c), c)).toMatchObject({ status: 'sold_out', aheadOfYou: 0 });
   });
 
   it('the sized pass is enforced in Lua by all three hold scripts (PASS_LIMIT with the pass size; nothing written)', async ({ engine, clock, redis, ns, pg }) => {
@@ -141,7 +141,7 @@ describe('the end of a sale: short grace for unused passes, sized passes, the he
     expect(await redis.hexists(k.wrUsed, pass)).toBe(1);
   });
 
-  it('counts held tickets only at the observed return share: measured from the outbox, starting at 10 %, bounded to [0, 90 %]', async ({ engine, clock }) => {
+  it('counts held tickets only at the observed return share: measured from the outbox, starting at 10 %, bounded to [0, 90 %]', async ({ engine, deps, clock }) => {
     expect(heldShareOf(0, 0)).toBeCloseTo(0.1);
     expect(heldShareOf(0, 990)).toBeCloseTo(0.001);
     expect(heldShareOf(10_000, 10_000)).toBe(HELD_SHARE_MAX);
@@ -159,7 +159,7 @@ describe('the end of a sale: short grace for unused passes, sized passes, the he
     expect((await engine.waitingRoom.admit(ev.id, 100, { heldSharePermille: 0 }))!.admitted).toBe(10);
     const ids: string[] = [];
     for (const p of people.slice(0, 10)) {
-      const st = await engine.waitingRoom.status(qid(engine, ev.id, p), p);
+      const st = await engine.waitingRoom.status(qid(deps, ev.id, p), p);
       ids.push((await engine.bookings.create({ userId: p, eventId: ev.id, tierId, ticketCount: 1, admissionToken: st.admissionToken })).reservation.bookingId);
     }
     // 10 held, 0 free: with nothing observed yet, 10 % of the held come back (1 ticket): one more person, not ten
@@ -178,26 +178,26 @@ describe('the end of a sale: short grace for unused passes, sized passes, the he
     expect((await engine.waitingRoom.admit(ev.id, 100, { heldSharePermille: 900 }))!.admitted).toBe(2);
   });
 
-  it('the wait of a place only returning tickets can reach: not before the holds ahead resolve, with no upper bound', async ({ engine, clock }) => {
+  it('the wait of a place only returning tickets can reach: not before the holds ahead resolve, with no upper bound', async ({ engine, deps, clock }) => {
     clock.set(SALES + 1000);
     const ev = await queuedEvent(engine, 4, { maxTicketsPerUser: 4 });
     const [a, b, c] = [u('eta-a'), u('eta-b'), u('eta-c')];
     for (const p of [a, b, c]) await engine.waitingRoom.join(ev.id, p);
     await engine.waitingRoom.admit(ev.id, 10);
-    const sa = await engine.waitingRoom.status(qid(engine, ev.id, a), a);
+    const sa = await engine.waitingRoom.status(qid(deps, ev.id, a), a);
     const hold = await engine.bookings.create({ userId: a, eventId: ev.id, tierId: ev.tiers[0]!.id, ticketCount: 4, admissionToken: sa.admissionToken });
     // 4 held, none free; at a 90 % observed return share 3 are expected back: b is admitted for up to 3, and c, behind
     // b, can only be reached by tickets that come back
     expect((await engine.waitingRoom.admit(ev.id, 10, { heldSharePermille: 900 }))!.admitted).toBe(1);
-    expect((await engine.waitingRoom.status(qid(engine, ev.id, b), b)).passTickets).toBe(3);
-    const sc = await engine.waitingRoom.status(qid(engine, ev.id, c), c);
+    expect((await engine.waitingRoom.status(qid(deps, ev.id, b), b)).passTickets).toBe(3);
+    const sc = await engine.waitingRoom.status(qid(deps, ev.id, c), c);
     const untilHold = Math.ceil((Date.parse(hold.reservation.expiresAt) - clock.now()) / 1000);
     expect(untilHold).toBeGreaterThan(1);
     expect(sc).toMatchObject({ status: 'waiting', aheadOfYou: 0, chance: 'unlikely', ticketsHeldAhead: 4, estimatedWaitSeconds: untilHold });
     expect(sc.estimatedWaitRange!.high).toBeNull();
     // at the starting share (10 %) nothing held is expected back: sold out
     await engine.waitingRoom.admit(ev.id, 10, { heldSharePermille: 100 });
-    expect((await engine.waitingRoom.status(qid(engine, ev.id, c), c)).status).toBe('sold_out');
+    expect((await engine.waitingRoom.status(qid(deps, ev.id, c), c)).status).toBe('sold_out');
   });
 
   it('standing(): sold out only when nothing is free for the line and what could come back cannot reach the place', () => {

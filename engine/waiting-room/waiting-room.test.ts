@@ -50,7 +50,7 @@ describe('waiting room', () => {
     expect(Math.max(...[...positions].map(Number))).toBe(5000);
   });
 
-  it('draws the pre-opening group with a committed seed, then serves later arrivals first come first served', async ({ engine, clock }) => {
+  it('draws the pre-opening group with a committed seed, then serves later arrivals first come first served', async ({ engine, deps, clock }) => {
     clock.set(OPENS + 1000);
     const ev = await queuedEvent(engine, 100_000);
     const before = ev.queue!.seedHash;
@@ -72,16 +72,16 @@ describe('waiting room', () => {
     expect(createHash('sha256').update(record.seed!).digest('hex')).toBe(before);
     // anyone can recompute the draw from the seed and the published places
     const recomputed = early
-      .map((who) => ({ member: memberOf(engine.deps.config.admissionSecret, ev.id, who), score: drawScore(record.seed!, memberOf(engine.deps.config.admissionSecret, ev.id, who)) }))
+      .map((who) => ({ member: memberOf(deps.config.admissionSecret, ev.id, who), score: drawScore(record.seed!, memberOf(deps.config.admissionSecret, ev.id, who)) }))
       .sort((a, b) => a.score - b.score || (a.member < b.member ? -1 : 1))
       .map((x) => x.member);
     expect(record.preOpening.places.map((p) => parseQueueId(p.queueId)!.member)).toEqual(recomputed);
     expect(record.preOpening.count).toBe(300);
 
     // admission follows exactly that order, then the late arrivals in arrival order: admit one at a time
-    const expected = [...recomputed.map((m) => early.find((w) => memberOf(engine.deps.config.admissionSecret, ev.id, w) === m)!), ...late];
+    const expected = [...recomputed.map((m) => early.find((w) => memberOf(deps.config.admissionSecret, ev.id, w) === m)!), ...late];
     const isAdmitted = async (who: UserId) =>
-      (await engine.waitingRoom.status(`q_${ev.id.slice(3)}_${memberOf(engine.deps.config.admissionSecret, ev.id, who)}`, who)).status === 'admitted';
+      (await engine.waitingRoom.status(`q_${ev.id.slice(3)}_${memberOf(deps.config.admissionSecret, ev.id, who)}`, who)).status === 'admitted';
     for (let i = 0; i < expected.length; i++) {
       expect((await engine.waitingRoom.admit(ev.id, 1))!.admitted).toBe(1);
       expect(await isAdmitted(expected[i]!), `place ${i + 1}`).toBe(true);
@@ -89,7 +89,7 @@ describe('waiting room', () => {
     }
   });
 
-  it('never admits more than the stock can serve; shows sold_out to everyone waiting; resumes when holds expire', async ({ engine, clock }) => {
+  it('never admits more than the stock can serve; shows sold_out to everyone waiting; resumes when holds expire', async ({ engine, deps, clock }) => {
     clock.set(SALES + 1000);
     // passes last 30 s, holds 60 s (TEST_ENGINE_CONFIG): unused passes run out before the holds do
     const ev = await queuedEvent(engine, 100, { maxTicketsPerUser: 4, passTtlSeconds: 30 });
@@ -106,7 +106,7 @@ describe('waiting room', () => {
       // every newly admitted person books 1-4 tickets with their pass (as many as are left)
       const admittedNow = people.slice(0, (rounds + 1) * 60).filter((p) => !served.has(p));
       for (const p of admittedNow) {
-        const st = await engine.waitingRoom.status(`q_${ev.id.slice(3)}_${memberOf(engine.deps.config.admissionSecret, ev.id, p)}`, p);
+        const st = await engine.waitingRoom.status(`q_${ev.id.slice(3)}_${memberOf(deps.config.admissionSecret, ev.id, p)}`, p);
         if (st.status !== 'admitted') continue;
         served.add(p);
         const free = (await engine.inventory.redisState(ev.id))[tier]!.free;
@@ -119,7 +119,7 @@ describe('waiting room', () => {
     expect(inv).toMatchObject({ free: 0, held: 100 });
     expect(served.size).toBeLessThan(100); // nowhere near everyone was let in
     const waiting = people.slice(-3);
-    for (const p of waiting) expect((await engine.waitingRoom.status(`q_${ev.id.slice(3)}_${memberOf(engine.deps.config.admissionSecret, ev.id, p)}`, p)).status).toBe('sold_out');
+    for (const p of waiting) expect((await engine.waitingRoom.status(`q_${ev.id.slice(3)}_${memberOf(deps.config.admissionSecret, ev.id, p)}`, p)).status).toBe('sold_out');
 
     // The unused passes run out (30 s): their slots come back, and with every ticket held but possibly released
     // (the holds may expire), admission goes on only as far as the held stock could serve.
@@ -129,7 +129,7 @@ describe('waiting room', () => {
     // The holds expire (60 s): stock returns, the waiting see "waiting" again...
     clock.advance(30_000);
     expect(await engine.holds.sweep(ev.id)).toBeGreaterThan(0);
-    expect((await engine.waitingRoom.status(`q_${ev.id.slice(3)}_${memberOf(engine.deps.config.admissionSecret, ev.id, waiting[0]!)}`, waiting[0]!)).status).toBe('waiting');
+    expect((await engine.waitingRoom.status(`q_${ev.id.slice(3)}_${memberOf(deps.config.admissionSecret, ev.id, waiting[0]!)}`, waiting[0]!)).status).toBe('waiting');
     // ...and once the passes given out meanwhile run out unused, admission resumes by itself
     clock.advance(30_000);
     const resumed = (await engine.waitingRoom.admit(ev.id, 500))!;
@@ -138,7 +138,7 @@ describe('waiting room', () => {
     expect(resumed.outstanding * 4).toBeLessThanOrEqual((await engine.inventory.redisState(ev.id))[tier]!.free);
   });
 
-  it('refuses bookings without a valid pass (403 ADMISSION_REQUIRED) and changes nothing; one pass, one live hold', async ({ engine, clock, redis, ns, pg }) => {
+  it('refuses bookings without a valid pass (403 ADMISSION_REQUIRED) and changes nothing; one pass, one live hold', async ({ engine, deps, clock, redis, ns, pg }) => {
     clock.set(SALES + 1000);
     const ev = await queuedEvent(engine, 50, { passTtlSeconds: 120 });
     const other = await queuedEvent(engine, 50);
@@ -149,15 +149,15 @@ describe('waiting room', () => {
     await engine.waitingRoom.join(other.id, ann);
     await engine.waitingRoom.admit(ev.id, 10);
     await engine.waitingRoom.admit(other.id, 10);
-    const annPass = (await engine.waitingRoom.status(`q_${ev.id.slice(3)}_${memberOf(engine.deps.config.admissionSecret, ev.id, ann)}`, ann)).admissionToken!;
-    const bobPass = (await engine.waitingRoom.status(`q_${ev.id.slice(3)}_${memberOf(engine.deps.config.admissionSecret, ev.id, bob)}`, bob)).admissionToken!;
-    const annOtherEvent = (await engine.waitingRoom.status(`q_${other.id.slice(3)}_${memberOf(engine.deps.config.admissionSecret, other.id, ann)}`, ann)).admissionToken!;
+    const annPass = (await engine.waitingRoom.status(`q_${ev.id.slice(3)}_${memberOf(deps.config.admissionSecret, ev.id, ann)}`, ann)).admissionToken!;
+    const bobPass = (await engine.waitingRoom.status(`q_${ev.id.slice(3)}_${memberOf(deps.config.admissionSecret, ev.id, bob)}`, bob)).admissionToken!;
+    const annOtherEvent = (await engine.waitingRoom.status(`q_${other.id.slice(3)}_${memberOf(deps.config.admissionSecret, other.id, ann)}`, ann)).admissionToken!;
     const tierId = ev.tiers[0]!.id;
     const book = (admissionToken: string | undefined, userId = ann) =>
       engine.bookings.create({ userId, eventId: ev.id, tierId, ticketCount: 1, admissionToken });
     const forged = annPass.slice(0, -2) + (annPass.endsWith('AA') ? 'BB' : 'AA');
-    const expired = signAdmission(engine.deps.config.admissionSecret, { eventId: ev.id, userId: ann, member: memberOf(engine.deps.config.admissionSecret, ev.id, ann), expiresAtMs: clock.now() - 1 });
-    const stolenMember = signAdmission('not-the-secret-at-all!!', { eventId: ev.id, userId: ann, member: memberOf(engine.deps.config.admissionSecret, ev.id, bob), expiresAtMs: clock.now() + 60_000 });
+    const expired = signAdmission(deps.config.admissionSecret, { eventId: ev.id, userId: ann, member: memberOf(deps.config.admissionSecret, ev.id, ann), expiresAtMs: clock.now() - 1 });
+    const stolenMember = signAdmission('not-the-secret-at-all!!', { eventId: ev.id, userId: ann, member: memberOf(deps.config.admissionSecret, ev.id, bob), expiresAtMs: clock.now() + 60_000 });
 
     const pattern = `${ns}:{evt:${ev.id}}:*`;
     const [r0, p0] = [await snapshotRedis(redis, pattern), await snapshotPg(pg)];
@@ -179,16 +179,16 @@ describe('waiting room', () => {
     expect(await codeOf(book(annPass))).toBe('ADMISSION_REQUIRED'); // a second live hold on the same pass
     await engine.bookings.cancel(first.reservation.bookingId, ann);
     expect((await book(annPass)).reservation.status).toBe('RESERVED'); // the pass is usable again once the hold is gone
-    const st = await engine.waitingRoom.status(`q_${ev.id.slice(3)}_${memberOf(engine.deps.config.admissionSecret, ev.id, ann)}`, ann);
+    const st = await engine.waitingRoom.status(`q_${ev.id.slice(3)}_${memberOf(deps.config.admissionSecret, ev.id, ann)}`, ann);
     expect(st.bookingId).toMatch(/^bk_/);
   });
 
-  it('unused passes expire and give their slot back; leaving is final; statuses for strangers are not found', async ({ engine, clock }) => {
+  it('unused passes expire and give their slot back; leaving is final; statuses for strangers are not found', async ({ engine, deps, clock }) => {
     clock.set(SALES + 1000);
     const ev = await queuedEvent(engine, 4, { maxTicketsPerUser: 4, passTtlSeconds: 30 });
     const [a, b, c] = [u('pa'), u('pb'), u('pc')];
     for (const p of [a, b, c]) await engine.waitingRoom.join(ev.id, p);
-    const q = (p: UserId) => `q_${ev.id.slice(3)}_${memberOf(engine.deps.config.admissionSecret, ev.id, p)}`;
+    const q = (p: UserId) => `q_${ev.id.slice(3)}_${memberOf(deps.config.admissionSecret, ev.id, p)}`;
     expect((await engine.waitingRoom.admit(ev.id, 10))!.admitted).toBe(1); // 4 tickets, 4 per pass: one pass at a time
     expect((await engine.waitingRoom.status(q(a), a)).status).toBe('admitted');
     expect((await engine.waitingRoom.status(q(b), b))).toMatchObject({ status: 'waiting', aheadOfYou: 0, position: 1 });
@@ -211,13 +211,13 @@ describe('waiting room', () => {
     expect((await engine.bookings.create({ userId: d, eventId: ev.id, ticketCount: 1 })).reservation.status).toBe('RESERVED');
   });
 
-  it('estimates the wait from the observed admission rate, with a band', async ({ engine, clock }) => {
+  it('estimates the wait from the observed admission rate, with a band', async ({ engine, deps, clock }) => {
     clock.set(SALES + 1000);
     const ev = await queuedEvent(engine, 100_000, { rate: 10, maxTicketsPerUser: 1 });
     const people = Array.from({ length: 400 }, (_, i) => u(`eta-${i}`));
     for (const p of people) await engine.waitingRoom.join(ev.id, p);
     const last = people.at(-1)!;
-    const q = `q_${ev.id.slice(3)}_${memberOf(engine.deps.config.admissionSecret, ev.id, last)}`;
+    const q = `q_${ev.id.slice(3)}_${memberOf(deps.config.admissionSecret, ev.id, last)}`;
     const before = await engine.waitingRoom.status(q, last);
     expect(before.estimatedWaitSeconds).toBe(40); // 400 places at the 10/s ceiling, nothing observed yet
     expect(before.estimatedWaitRange).toEqual({ low: 40, high: null });

@@ -11,7 +11,6 @@ import { SWEEPER_QUEUE } from '../../integrations/queues.js';
 import { gaEvent } from '../events.js';
 import { TEST_JWT_SECRET, token } from '../http.js';
 import { waitFor } from '../wait.js';
-import { checkInvariants } from '../../engine/invariants/invariants.js';
 import { cleanups, killHard, onSaleNow, recordFigures, startOwnRedis, startStack, waitDrained } from './harness.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -49,7 +48,7 @@ describe('F7 fault: clock skew on one process (faketime)', () => {
     const admin = redis.admin;
     const env = {
       NODE_ENV: 'test', HOST: '127.0.0.1', PORT: '0', REDIS_URL: redis.url, DATABASE_URL: stack.databaseUrl, PG_SCHEMA: stack.schema,
-      KEY_NAMESPACE: stack.ns, JWT_SECRET: TEST_JWT_SECRET, ADMISSION_SECRET: stack.engine.deps.config.admissionSecret, HOLD_TTL_MS: String(TTL_MS),
+      KEY_NAMESPACE: stack.ns, JWT_SECRET: TEST_JWT_SECRET, ADMISSION_SECRET: stack.config.admissionSecret, HOLD_TTL_MS: String(TTL_MS),
       RATE_LIMIT_PER_USER: '0', RATE_LIMIT_PER_IP: '0', LOG_LEVEL: 'info', SWEEP_INTERVAL_MS: '200', WORKERS: 'sweeper',
     };
     const apis = {} as Record<Skew, string>;
@@ -144,7 +143,7 @@ describe('F7 fault: clock skew on one process (faketime)', () => {
     await stack.engine.waitingRoom.admit(queued.id, 10);
     for (const name of Object.keys(SKEWS) as Skew[]) {
       const user = `pass-${name}` as UserId;
-      passes[name] = (await stack.engine.waitingRoom.status(`q_${queued.id.slice(3)}_${memberOf(stack.engine.deps.config.admissionSecret, queued.id, user)}`, user)).admissionToken!;
+      passes[name] = (await stack.engine.waitingRoom.status(`q_${queued.id.slice(3)}_${memberOf(stack.config.admissionSecret, queued.id, user)}`, user)).admissionToken!;
       expect(passes[name]).toBeTruthy();
     }
     const admission = {} as Record<Skew, number>;
@@ -154,7 +153,7 @@ describe('F7 fault: clock skew on one process (faketime)', () => {
     expect(admission).toEqual({ normal: 201, ahead2h: 403, behind90s: 201 });
 
     await waitDrained(stack.workerEngine, [ev.id, due.id, queued.id]);
-    const report = await checkInvariants(stack.workerEngine, { eventIds: [ev.id, due.id, queued.id], drained: true });
+    const report = await stack.workerEngine.checkInvariants({ eventIds: [ev.id, due.id, queued.id], drained: true });
     expect(report.violations).toEqual([]);
     await recordFigures('F7-clock-skew', {
       processClockOffsetsMs: offsets, holdExpiryVsRedisTtlMs: Object.fromEntries(Object.entries(holds).map(([k, v]) => [k, v.skewFromRedisTtl])),

@@ -18,8 +18,7 @@ import { migrate } from '../../db/migrate.js';
 import { dropPaymentsBookingFk } from '../follow-outbox.js';
 import { systemClock } from '../../engine/clock.js';
 import { asNamespace, type EventId, type Namespace } from '../../engine/ids.js';
-import { createEngine, type Engine, type EngineConfig } from '../../engine/index.js';
-import { checkInvariants, type InvariantReport } from '../../engine/invariants/invariants.js';
+import { createEngine, type Engine, type EngineConfig, type EngineDeps, type InvariantReport } from '../../engine/index.js';
 import { createPool, type Pool } from '../../platform/pg.js';
 import { createRedis, scanKeys, type RedisClient } from '../../platform/redis.js';
 import { createSimulatedProvider } from '../../integrations/payments/simulated.js';
@@ -255,6 +254,10 @@ export type Stack = {
   engine: Engine;
   /** The workers' engine: its Redis client waits for Redis to come back (role "worker"). */
   workerEngine: Engine;
+  /** What the workers' engine is built from: a test builds a variant of it (`createEngine({ ...workerDeps, jobs })`). */
+  workerDeps: EngineDeps;
+  /** Both engines' settings (admission and ticket secrets, TTLs). */
+  config: EngineConfig;
   persist: PersistWorker;
   api: TestApi;
   /** Invariants over the stack's events (through the workers' engine, which waits for Redis). */
@@ -288,10 +291,11 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   apiRedis.on('error', () => {});
   const workerRedis = await createRedis({ url: o.redisUrl }, 'worker');
   workerRedis.on('error', () => {});
-  const mk = (redis: RedisClient) =>
-    createEngine({ ns, redis, pg: pool, clock: systemClock, config, log: silent, provider: createSimulatedProvider({ redis, keys: simulatedPaymentKeys(ns), timeoutMs: 300 }) });
-  const engine = mk(apiRedis);
-  const workerEngine = mk(workerRedis);
+  const deps = (redis: RedisClient): EngineDeps =>
+    ({ ns, redis, pg: pool, clock: systemClock, config, log: silent, provider: createSimulatedProvider({ redis, keys: simulatedPaymentKeys(ns), timeoutMs: 300 }) });
+  const engine = createEngine(deps(apiRedis));
+  const workerDeps = deps(workerRedis);
+  const workerEngine = createEngine(workerDeps);
   // a short lease (production: 10 s) so a stopped or dead worker's events are taken over quickly
   const persist = createPersistWorker({ engine: workerEngine, log: silent, leaseMs: 2_000 });
   if (o.persist !== false) persist.start();
@@ -304,9 +308,11 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     pg: pool,
     engine,
     workerEngine,
+    workerDeps,
+    config,
     persist,
     api,
-    check: (eventIds, drained = true) => checkInvariants(workerEngine, { eventIds, drained }),
+    check: (eventIds, drained = true) => workerEngine.checkInvariants({ eventIds, drained }),
     async close() {
       if (closed) return;
       closed = true;

@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import type { Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { checkInvariants } from '../../engine/invariants/invariants.js';
 import type { BookingId, UserId } from '../../engine/ids.js';
 import { createEngine } from '../../engine/index.js';
 import { createMetrics } from '../../platform/metrics.js';
@@ -99,7 +98,7 @@ describe('F5 fault: a worker killed (SIGKILL) between its effect and its record'
     const duplicates = (await metrics.registry.getSingleMetric('floodgate_outbox_duplicates_total')!.get()).values.reduce((n, v) => n + v.value, 0);
     expect(applied).toBe(0);
     expect(duplicates).toBe(39);
-    const report = await checkInvariants(s.workerEngine, { eventIds: [ev.id], drained: true, charges: await listSimulatedPayments(redis.admin, simulatedPaymentKeys(s.ns)) });
+    const report = await s.workerEngine.checkInvariants({ eventIds: [ev.id], drained: true, charges: await listSimulatedPayments(redis.admin, simulatedPaymentKeys(s.ns)) });
     expect(report.violations).toEqual([]);
     await recordFigures('F5-persist-kill', {
       entries: backlog, committedBeforeKill: afterCrash.bookings.length, reappliedOnRerun: applied, skippedAsReplays: duplicates,
@@ -115,7 +114,7 @@ describe('F5 fault: a worker killed (SIGKILL) between its effect and its record'
     const dir = own(await mkdtemp(join(tmpdir(), 'fg-fault-mail-')), (d) => rm(d, { recursive: true, force: true }));
     const bull = own(new Redis(redis.url, { maxRetriesPerRequest: null }), (b) => b.disconnect());
     const sink = own(createJobSink(bull, `${s.ns}:bull`, { sms: false }), (k) => k.close());
-    const e = createEngine({ ...s.workerEngine.deps, jobs: sink });
+    const e = createEngine({ ...s.workerDeps, jobs: sink });
     const ev = await e.createEvent(gaEvent(10, onSaleNow()));
     const user = 'mailed' as UserId;
     const { reservation } = await e.bookings.create({ userId: user, eventId: ev.id, ticketCount: 2 });
@@ -157,7 +156,7 @@ describe('F5 fault: a worker killed (SIGKILL) between its effect and its record'
     const first = JSON.parse(await readFile(join(dir, folders[0]!, 'message.json'), 'utf8')) as { messageId: string };
     expect(await delivery()).toEqual({ status: 'sent', message_id: first.messageId });
     expect((await e.bookings.get(id, { userId: user })).status).toBe('TICKETS_DELIVERED');
-    const report = await checkInvariants(s.workerEngine, {
+    const report = await s.workerEngine.checkInvariants({
       eventIds: [ev.id],
       charges: await listSimulatedPayments(redis.admin, simulatedPaymentKeys(s.ns)), emailsPerBooking: new Map([[id, folders.length]]),
     });

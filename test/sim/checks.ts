@@ -1,4 +1,4 @@
-import { checkInvariants, type InvariantReport } from '../../engine/invariants/invariants.js';
+import type { InvariantReport } from '../../engine/index.js';
 import { eventKeys, simulatedPaymentKeys } from '../../engine/keys.js';
 import { listSimulatedPayments } from '../../integrations/payments/simulated.js';
 import { bump, label, type Sim } from './context.js';
@@ -61,7 +61,7 @@ export async function deepCheck(sim: Sim): Promise<string[]> {
   bump(sim, 'oracle checks');
   // every attempt still open must have a settle job that will finish it
   const settling = new Set([...jobs.jobs.values()].filter((j) => j.kind === 'settle' && (j.state === 'waiting' || j.state === 'active')).map((j) => `${j.bookingId}:a${j.attempt}`));
-  const report = await checkInvariants(engine, { eventIds, settling });
+  const report = await engine.checkInvariants({ eventIds, settling });
   const v = [...report.violations];
   const busy = new Set(parked.flatMap((p) => (p.bookingId ? [p.bookingId] : [])));
   for (const j of jobs.jobs.values()) if (j.kind === 'refund' && (j.state === 'waiting' || j.state === 'active')) busy.add(j.bookingId);
@@ -100,7 +100,7 @@ export async function finalCheck(sim: Sim): Promise<{ broken: string[]; figures:
     ...failed.map((j) => `job ${relabelBookings(sim, j.id)} failed for good after ${j.attemptsMade} attempts`),
   ];
   const charges = await myCharges(sim);
-  const report = await checkInvariants(sim.engine, { eventIds: sim.sc.eventIds, charges, drained: true });
+  const report = await sim.engine.checkInvariants({ eventIds: sim.sc.eventIds, charges, drained: true });
   broken.push(...report.violations.map((x) => relabelBookings(sim, x)));
   for (const c of charges) if (c.status === 'authorized') broken.push(`authorization left open: ${label(sim, c.bookingId)} attempt ${c.attempt} was authorized and never captured or cancelled`);
   bump(sim, 'oracle checks');

@@ -1,4 +1,4 @@
-import type { InvariantReport } from '../../engine/invariants/invariants.js';
+import type { InvariantReport } from '../../engine/index.js';
 
 /** The simulation's options and result, and the bugs it knows (deliberate ones, and engine bugs it steers around). */
 

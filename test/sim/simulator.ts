@@ -1,4 +1,4 @@
-import type { InvariantReport } from '../../engine/invariants/invariants.js';
+import type { InvariantReport } from '../../engine/index.js';
 import { pickAction } from './actions.js';
 import { plantBug } from './bugs.js';
 import { outcome, resumeOp } from './calls.js';

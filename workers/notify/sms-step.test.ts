@@ -12,9 +12,10 @@ import { drain, waitFor } from '../../test/wait.js';
 import { startApi } from '../../test/http.js';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../../test/env.js';
 import { startTwilioDouble } from '../../test/doubles/twilio.js';
-import { createEngine, type Engine } from '../../engine/index.js';
+import { createEngine, type Engine, type JobSink } from '../../engine/index.js';
 import type { BookingId, UserId } from '../../engine/ids.js';
 import { createMetrics } from '../../platform/metrics.js';
+import type { Pool } from '../../platform/pg.js';
 import { createOutboxMailer } from '../../integrations/mail/outbox.js';
 import { createJobSink } from '../../integrations/queues.js';
 import { createTwilioSms } from '../../integrations/sms/twilio.js';
@@ -30,7 +31,7 @@ const silent = pino({ level: 'silent' });
  * the SDK against the local double, and the API receiving the double's signed status callbacks (through a "proxy":
  * the double connects to the test API while signing the public URL).
  */
-async function stage(f: Pick<Fixtures, 'engine' | 'ns'>, onTestFinished: (fn: () => Promise<void>) => void, o: { autoCallbacks?: string[]; maxRetries?: number; start?: boolean } = {}) {
+async function stage(f: Pick<Fixtures, 'deps' | 'ns'>, onTestFinished: (fn: () => Promise<void>) => void, o: { autoCallbacks?: string[]; maxRetries?: number; start?: boolean } = {}) {
   const stops: (() => Promise<unknown> | void)[] = [];
   onTestFinished(async () => {
     for (const stop of stops.reverse()) await stop();
@@ -40,7 +41,7 @@ async function stage(f: Pick<Fixtures, 'engine' | 'ns'>, onTestFinished: (fn: ()
   stops.push(() => bull.disconnect());
   const sink = createJobSink(bull, prefix, { sms: true });
   stops.push(() => sink.close());
-  const e = createEngine({ ...f.engine.deps, jobs: sink });
+  const e = createEngine({ ...f.deps, jobs: sink });
   const authToken = randomBytes(16).toString('hex');
   const api = await startApi(e, { twilio: { authToken, statusCallbackUrl: CALLBACK } });
   stops.push(() => api.close());
@@ -61,10 +62,10 @@ async function stage(f: Pick<Fixtures, 'engine' | 'ns'>, onTestFinished: (fn: ()
   // sample lines without the registry's default label
   const metric = async (name: string) =>
     (await metrics.registry.getSingleMetricAsString(name)).split('\n').filter((l) => !l.startsWith('#')).map((l) => l.replace(/,service="workers"|service="workers",?/, '').replace('{}', ''));
-  return { e, sink, api, twilio, deps, outbox, emails, metric, prefix, bull };
+  return { e, pg: f.deps.pg, sink, api, twilio, deps, outbox, emails, metric, prefix, bull };
 }
 
-async function paidWithPhone(e: Engine, who: string, phone: string, opts: { name?: string } = {}): Promise<BookingId> {
+async function paidWithPhone({ e, sink }: { e: Engine; sink: JobSink }, who: string, phone: string, opts: { name?: string } = {}): Promise<BookingId> {
   const ev = await e.createEvent(gaEvent(10, { name: opts.name ?? 'Night Concert', startsAt: '2031-06-01T20:00:00Z', timeZone: 'Europe/Paris' }));
   const { reservation } = await e.bookings.create({ userId: who as UserId, eventId: ev.id, ticketCount: 2 });
   await drain(e, ev.id);
@@ -72,12 +73,12 @@ async function paidWithPhone(e: Engine, who: string, phone: string, opts: { name
   expect(r.outcome).toBe('succeeded');
   // CONFIRMED in Postgres from the outbox; the persist worker asks for the tickets then (played here by drain + the sink)
   await drain(e, ev.id);
-  await e.deps.jobs!.deliverTickets(reservation.bookingId);
+  await sink.deliverTickets(reservation.bookingId);
   return reservation.bookingId;
 }
 
-const deliveries = async (e: Engine, id: BookingId) =>
-  (await e.deps.pg.query<{ channel: string; status: string; message_id: string | null }>('SELECT channel, status, message_id FROM deliveries WHERE booking_id = $1 ORDER BY channel', [id])).rows;
+const deliveries = async (pg: Pool, id: BookingId) =>
+  (await pg.query<{ channel: string; status: string; message_id: string | null }>('SELECT channel, status, message_id FROM deliveries WHERE booking_id = $1 ORDER BY channel', [id])).rows;
 
 describe('ticketsSms', () => {
   it('says the event, when it starts in its time zone, the booking and the tickets link; long names are cut', () => {
@@ -89,11 +90,11 @@ describe('ticketsSms', () => {
 });
 
 describe('notify with SMS through Twilio', () => {
-  it('sends one SMS per booking through 5xx retries and a duplicate run; the receipts move its status to delivered', async ({ engine, ns, onTestFinished }) => {
-    const s = await stage({ engine, ns }, onTestFinished, { autoCallbacks: ['sent', 'delivered'], maxRetries: 1 });
+  it('sends one SMS per booking through 5xx retries and a duplicate run; the receipts move its status to delivered', async ({ deps, ns, onTestFinished }) => {
+    const s = await stage({ deps, ns }, onTestFinished, { autoCallbacks: ['sent', 'delivered'], maxRetries: 1 });
     // the first run meets two 503s (its own retry included) and fails; BullMQ runs it again, which meets one more, then 201
     s.twilio.failNext(3, 503, '0');
-    const id = await paidWithPhone(s.e, 'sam', '+4915123456778');
+    const id = await paidWithPhone(s, 'sam', '+4915123456778');
     const job = (await s.sink.queues.notify.getJob(`sms-${id}`))!;
     await waitFor('the SMS job completed', async () => (await job.getState()) === 'completed');
     await waitFor('the SMS delivered (receipts)', async () => (await s.e.sms.get(id))?.status === 'delivered');
@@ -110,7 +111,7 @@ describe('notify with SMS through Twilio', () => {
     for (const code of s.e.tickets.codes(booking)) expect(m!.body).not.toContain(code);
     expect(await s.e.sms.get(id)).toMatchObject({ provider: 'twilio', messageSid: m!.sid, status: 'delivered', errorCode: null });
     expect(s.twilio.callbacks.map((c) => [c.status, c.answered])).toEqual([['sent', 200], ['delivered', 200]]);
-    expect(await deliveries(s.e, id)).toEqual([
+    expect(await deliveries(s.pg, id)).toEqual([
       { channel: 'email', status: 'sent', message_id: expect.any(String) },
       { channel: 'sms', status: 'sent', message_id: m!.sid },
     ]);
@@ -120,9 +121,9 @@ describe('notify with SMS through Twilio', () => {
     expect(await s.metric('floodgate_notification_delay_seconds')).toEqual(expect.arrayContaining([expect.stringMatching(/^floodgate_notification_delay_seconds_count\{channel="sms"\} 1$/)]));
   });
 
-  it('an invalid number (21211) is a recorded failure; the e-mail still goes out and the booking is TICKETS_DELIVERED', async ({ engine, ns, onTestFinished }) => {
-    const s = await stage({ engine, ns }, onTestFinished);
-    const id = await paidWithPhone(s.e, 'ivy', '+15005550001');
+  it('an invalid number (21211) is a recorded failure; the e-mail still goes out and the booking is TICKETS_DELIVERED', async ({ deps, ns, onTestFinished }) => {
+    const s = await stage({ deps, ns }, onTestFinished);
+    const id = await paidWithPhone(s, 'ivy', '+15005550001');
     const job = (await s.sink.queues.notify.getJob(`sms-${id}`))!;
     await waitFor('the SMS job completed', async () => (await job.getState()) === 'completed');
     await waitFor('tickets delivered', async () => (await s.e.bookings.get(id, { userId: 'ivy' as UserId }))!.status === 'TICKETS_DELIVERED');
@@ -130,7 +131,7 @@ describe('notify with SMS through Twilio', () => {
     expect((await s.e.sms.get(id))!.errorMessage).toMatch(/not a valid phone number/);
     expect(s.twilio.messages).toEqual([]);
     expect(s.twilio.requests).toHaveLength(1); // not retried
-    expect(await deliveries(s.e, id)).toEqual([{ channel: 'email', status: 'sent', message_id: expect.any(String) }]);
+    expect(await deliveries(s.pg, id)).toEqual([{ channel: 'email', status: 'sent', message_id: expect.any(String) }]);
     expect(await s.emails()).toHaveLength(1);
     expect(await s.metric('floodgate_sms_total')).toEqual(expect.arrayContaining(['floodgate_sms_total{outcome="rejected"} 1', 'floodgate_sms_total{outcome="sent"} 0']));
     // a later run of the job does not try again
@@ -138,10 +139,10 @@ describe('notify with SMS through Twilio', () => {
     expect(s.twilio.requests).toHaveLength(1);
   });
 
-  it('a 429 whose Retry-After is longer than the transport waits delays the job by exactly that; nothing is sent meanwhile', async ({ engine, ns, onTestFinished }) => {
-    const s = await stage({ engine, ns }, onTestFinished);
+  it('a 429 whose Retry-After is longer than the transport waits delays the job by exactly that; nothing is sent meanwhile', async ({ deps, ns, onTestFinished }) => {
+    const s = await stage({ deps, ns }, onTestFinished);
     s.twilio.failNext(1, 429, '30');
-    const id = await paidWithPhone(s.e, 'ray', '+4915123456779');
+    const id = await paidWithPhone(s, 'ray', '+4915123456779');
     const job = (await s.sink.queues.notify.getJob(`sms-${id}`))!;
     await waitFor('the SMS job delayed', async () => (await job.getState()) === 'delayed');
     const refusedAt = s.twilio.requests[0]!.at;
@@ -154,7 +155,7 @@ describe('notify with SMS through Twilio', () => {
     expect(s.twilio.messages).toEqual([]);
     expect(await s.e.sms.get(id)).toBeNull();
     await waitFor('tickets delivered by e-mail', async () => (await s.e.bookings.get(id, { userId: 'ray' as UserId }))!.status === 'TICKETS_DELIVERED');
-    expect(await deliveries(s.e, id)).toEqual([{ channel: 'email', status: 'sent', message_id: expect.any(String) }]);
+    expect(await deliveries(s.pg, id)).toEqual([{ channel: 'email', status: 'sent', message_id: expect.any(String) }]);
     expect(await s.metric('floodgate_sms_total')).toEqual(expect.arrayContaining(['floodgate_sms_total{outcome="retry"} 1']));
     // when it is due, it sends (promoted here instead of waiting 30 s)
     await job.promote();
@@ -162,9 +163,9 @@ describe('notify with SMS through Twilio', () => {
     expect(s.twilio.messages).toHaveLength(1);
   });
 
-  it('a worker killed after Twilio accepted: the re-run sends nothing; the delivery receipt records the message and the next run completes with it', async ({ engine, ns, onTestFinished }) => {
-    const s = await stage({ engine, ns }, onTestFinished, { start: false });
-    const id = await paidWithPhone(s.e, 'kim', '+4915123456770');
+  it('a worker killed after Twilio accepted: the re-run sends nothing; the delivery receipt records the message and the next run completes with it', async ({ deps, ns, onTestFinished }) => {
+    const s = await stage({ deps, ns }, onTestFinished, { start: false });
+    const id = await paidWithPhone(s, 'kim', '+4915123456770');
     const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', '..', 'test', 'children', 'sms-and-die.ts')], {
       env: {
         ...process.env, REDIS_URL: TEST_REDIS_URL, DATABASE_URL: TEST_DATABASE_URL, SCHEMA: ns, NS: ns, BULL_PREFIX: s.prefix, OUTBOX_DIR: s.outbox, LOCK_MS: '1000',
@@ -181,7 +182,7 @@ describe('notify with SMS through Twilio', () => {
     expect(out).toMatch(/accepted SM[0-9a-f]{32}/);
     expect(s.twilio.messages).toHaveLength(1);
     const sid = s.twilio.messages[0]!.sid;
-    expect(await deliveries(s.e, id)).toEqual([
+    expect(await deliveries(s.pg, id)).toEqual([
       { channel: 'email', status: 'sent', message_id: expect.any(String) },
       { channel: 'sms', status: 'sending', message_id: null },
     ]);
@@ -194,12 +195,12 @@ describe('notify with SMS through Twilio', () => {
     expect(await s.twilio.callback(sid, 'sent')).toBe(200);
     expect(await s.e.sms.get(id)).toMatchObject({ messageSid: sid, status: 'sent' });
     expect(await run()).toEqual({ sent: sid, from: 'receipt' });
-    expect(await deliveries(s.e, id)).toEqual([
+    expect(await deliveries(s.pg, id)).toEqual([
       { channel: 'email', status: 'sent', message_id: expect.any(String) },
       { channel: 'sms', status: 'sent', message_id: sid },
     ]);
     // even once the claim would count as abandoned, nothing is sent again
-    await s.e.deps.pg.query("UPDATE deliveries SET claimed_at = now() - interval '11 minutes' WHERE booking_id = $1", [id]);
+    await s.pg.query("UPDATE deliveries SET claimed_at = now() - interval '11 minutes' WHERE booking_id = $1", [id]);
     expect(await run()).toEqual({ skipped: 'already sent' });
     expect(s.twilio.requests.filter((r) => r.status === 201)).toHaveLength(1);
   });

@@ -3,7 +3,6 @@ import { describe, expect, it } from '../../test/fixtures.js';
 import { createGaEvent, seatedEvent } from '../../test/events.js';
 import { legacySpelledHold } from '../../test/poison.js';
 import { getBooking } from '../../engine/booking/bookings-repo.js';
-import { checkInvariants } from '../../engine/invariants/invariants.js';
 import { eventKeys } from '../../engine/keys.js';
 import { waitFor } from '../../test/wait.js';
 import type { UserId } from '../../engine/ids.js';
@@ -53,7 +52,7 @@ describe('persist worker', () => {
     expect(await engine.inventory.postgresState(ev.id)).toEqual(await engine.inventory.redisState(ev.id));
   });
 
-  it('after a worker died holding read-but-unacknowledged entries, the next lease holder applies them', async ({ engine, pg, redis, onTestFinished }) => {
+  it('after a worker died holding read-but-unacknowledged entries, the next lease holder applies them', async ({ engine, ns, pg, redis, onTestFinished }) => {
     const ev = await createGaEvent(engine, 50);
     await Promise.all(Array.from({ length: 10 }, (_, i) => engine.bookings.create({ userId: `w${i}` as UserId, eventId: ev.id, ticketCount: 1 })));
     // The dead worker: took the lease, read the entries, never applied nor acknowledged them.
@@ -64,16 +63,16 @@ describe('persist worker', () => {
     w.start();
     onTestFinished(() => w.stop());
     await waitFor('the 10 pending entries applied', async () => (await countBookings(pg, ev.id)) === 10);
-    expect(await redis.xlen(`${engine.deps.ns}:{evt:${ev.id}}:outbox`)).toBe(0);
+    expect(await redis.xlen(`${ns}:{evt:${ev.id}}:outbox`)).toBe(0);
   });
 
-  it('quarantines a poison entry between good ones: the good ones land, the poison booking is FAILED with a reason and its seat freed, the metric counts it, and later entries keep flowing', async ({ engine, pg, redis }) => {
+  it('quarantines a poison entry between good ones: the good ones land, the poison booking is FAILED with a reason and its seat freed, the metric counts it, and later entries keep flowing', async ({ engine, ns, pg, redis }) => {
     const ev = await engine.createEvent(seatedEvent([{ id: 'A', rows: 2, seatsPerRow: 5 }]));
-    const k = eventKeys(engine.deps.ns, ev.id);
+    const k = eventKeys(ns, ev.id);
     const book = async (user: string, seat: string) =>
       (await engine.bookings.create({ userId: user as UserId, eventId: ev.id, ticketCount: 1, seatPreferences: { seatIds: [seat] } })).reservation.bookingId;
     const first = await book('g1', 'A-1-2');
-    const poison = await legacySpelledHold(engine, redis, ev.id, 'p1' as UserId); // holds A-1-1, spelled "A-01-1"
+    const poison = await legacySpelledHold({ engine, redis, ns }, ev.id, 'p1' as UserId); // holds A-1-1, spelled "A-01-1"
     const second = await book('g2', 'A-1-3');
     expect((await engine.outbox.read(ev.id, 10)).map((e) => e.seats)).toEqual([['A-1-2'], ['A-01-1'], ['A-1-3']]);
     const metrics = createMetrics('workers');
@@ -96,10 +95,10 @@ describe('persist worker', () => {
     expect(await getBooking(pg, later)).toMatchObject({ status: 'RESERVED', seats: ['A-1-1'] });
     expect((await engine.outbox.backlog(ev.id)).entries).toBe(0);
     expect(await metrics.registry.getSingleMetricAsString('floodgate_outbox_quarantined_total')).toMatch(/\} 1$/m);
-    expect((await checkInvariants(engine, { eventIds: [ev.id], drained: true })).violations).toEqual([]);
+    expect((await engine.checkInvariants({ eventIds: [ev.id], drained: true })).violations).toEqual([]);
   });
 
-  it('keeps the entries and catches up when Postgres refuses to work for a while', async ({ engine, pg, ns, onTestFinished }) => {
+  it('keeps the entries and catches up when Postgres refuses to work for a while', async ({ engine, deps, pg, ns, onTestFinished }) => {
     const ev = await createGaEvent(engine, 50);
     await engine.bookings.create({ userId: 'x1' as UserId, eventId: ev.id, ticketCount: 1 });
     // Lock the processed_events table so every batch fails (its statement deadline), as if Postgres were unavailable.
@@ -117,7 +116,7 @@ describe('persist worker', () => {
     const impatient = createPool({ url: TEST_DATABASE_URL, schema: ns, max: 2, statementTimeoutMs: 200 });
     onTestFinished(() => impatient.end());
     const metrics = createMetrics('workers');
-    const w = createPersistWorker({ engine: createEngine({ ...engine.deps, pg: impatient }), log, metrics });
+    const w = createPersistWorker({ engine: createEngine({ ...deps, pg: impatient }), log, metrics });
     w.start();
     onTestFinished(() => w.stop());
     await waitFor('a failed pass', async () =>
