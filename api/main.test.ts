@@ -213,7 +213,7 @@ describe('api/main.ts with API_PROCESSES=2: a cluster primary and two API proces
     socket.write(`POST /api/bookings HTTP/1.1\r\nHost: floodgate\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`);
     socket.write(body.slice(0, 10));
     // the request has reached a process (its connection is owned by one) before the signal
-    await waitFor('the connection handed to an API process', async () => (await connectionOwners(port, pids)).size === 1, 10_000);
+    await waitFor('the connection handed to an API process', async () => (await connectionOwners(port, pids)).has(socket.localPort!), 10_000);
 
     api.child.kill('SIGTERM');
     await api.nth('SIGTERM received, shutting down', 2);
@@ -230,5 +230,35 @@ describe('api/main.ts with API_PROCESSES=2: a cluster primary and two API proces
     expect(stopped.map((l) => l.pid).sort()).toEqual([...pids].sort());
     expect(stopped.every((l) => l.code === 0)).toBe(true);
     expect(pids.filter(alive)).toEqual([]);
+  });
+});
+
+describe('api/main.ts with API_PROCESSES=2 when a process cannot start', () => {
+  it('exits 1 after stopping the other process, as a single process that cannot start does (here: PORT is taken)', async ({ onTestFinished }) => {
+    const ns = newNamespace();
+    await (await createSchema(ns)).end();
+    const taken = createServer();
+    const port = await new Promise<number>((resolve) => taken.listen(0, '127.0.0.1', () => resolve((taken.address() as { port: number }).port)));
+    const api = startApiMain({
+      NODE_ENV: 'test', API_PROCESSES: '2', HOST: '127.0.0.1', PORT: String(port),
+      REDIS_URL: TEST_REDIS_URL, DATABASE_URL: TEST_DATABASE_URL, PG_SCHEMA: ns, KEY_NAMESPACE: ns, LOG_LEVEL: 'info',
+    });
+    onTestFinished(async () => {
+      for (const pid of [api.child.pid, ...api.lines().map((l) => l.pid)]) if (pid && alive(pid)) process.kill(pid, 'SIGKILL');
+      await new Promise((r) => taken.close(r));
+      const r = new Redis(TEST_REDIS_URL);
+      await unlinkNamespace(r, ns);
+      r.disconnect();
+      await dropSchema(ns);
+    });
+    const code = await api.exited;
+    expect(code).toBe(1);
+    expect(api.lines().some((l) => l.msg === 'api process exited before it was listening')).toBe(true);
+    expect(api.output()).toContain('an api process exited before it was listening');
+    expect(api.lines().some((l) => l.msg === 'api process listening')).toBe(false);
+    // nothing the primary forked is left running
+    const forked = [...new Set(api.lines().flatMap((l) => (l.msg.startsWith('api process') && l.pid ? [l.pid] : [])))];
+    expect(forked.length).toBeGreaterThan(0);
+    expect(forked.filter(alive)).toEqual([]);
   });
 });

@@ -103,7 +103,8 @@ export async function startPrimary(o: PrimaryOptions): Promise<Primary> {
     slot.startedAt = Date.now();
     slot.listening = false;
     const pid = worker.process.pid;
-    const done = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    let markExited!: () => void;
+    const done = new Promise<void>((resolve) => (markExited = resolve)); // once the exit below is handled
     exited.add(done);
     void done.then(() => exited.delete(done));
     worker.once('listening', (address: AddressInfo) => {
@@ -117,29 +118,36 @@ export async function startPrimary(o: PrimaryOptions): Promise<Primary> {
       }
     });
     worker.once('exit', (code: number | null, signal: string | null) => {
-      slot.worker = undefined;
-      slot.listening = false;
-      countLive();
-      if (stopping) {
-        if (code !== 0 && !(signal && CLEAN_SIGNALS.has(signal))) unclean = true;
-        log.info({ pid, code, signal }, `${o.service} process stopped`);
-        return;
-      }
-      if (!started) {
-        // as a single process that fails to start: stop the others and fail
-        log.error({ pid, code, signal }, `${o.service} process exited before it was listening`);
-        const err = new Error(`an ${o.service} process exited before it was listening (${signal ?? `exit code ${code}`})`);
-        void stop().then(() => rejectReady(err));
-        return;
-      }
-      // a worker that ran a while starts the backoff over; one that keeps dying waits longer each time
-      const lived = Date.now() - slot.startedAt;
-      const delayMs = lived >= stableAfterMs ? first : slot.delayMs;
-      slot.delayMs = Math.min(max, delayMs * 2);
-      restarts.inc();
-      log.warn({ pid, code, signal, livedMs: lived, restartInMs: delayMs }, `${o.service} process exited; starting another`);
-      slot.timer = setTimeout(() => fork(slot), delayMs);
+      // node's primary stops handing connections to a worker once its IPC channel is closed: wait for that, so
+      // that nothing (the log line included) happens while a connection could still go to the dead process
+      const closed = worker.isConnected() ? new Promise((resolve) => worker.once('disconnect', resolve)) : Promise.resolve();
+      void closed.then(() => onExit(slot, pid, code, signal)).finally(markExited);
     });
+  };
+
+  const onExit = (slot: Slot, pid: number | undefined, code: number | null, signal: string | null) => {
+    slot.worker = undefined;
+    slot.listening = false;
+    countLive();
+    if (stopping) {
+      if (code !== 0 && !(signal && CLEAN_SIGNALS.has(signal))) unclean = true;
+      log.info({ pid, code, signal }, `${o.service} process stopped`);
+      return;
+    }
+    if (!started) {
+      // as a single process that fails to start: stop the others and fail
+      log.error({ pid, code, signal }, `${o.service} process exited before it was listening`);
+      const err = new Error(`an ${o.service} process exited before it was listening (${signal ?? `exit code ${code}`})`);
+      void stop().then(() => rejectReady(err));
+      return;
+    }
+    // a worker that ran a while starts the backoff over; one that keeps dying waits longer each time
+    const lived = Date.now() - slot.startedAt;
+    const delayMs = lived >= stableAfterMs ? first : slot.delayMs;
+    slot.delayMs = Math.min(max, delayMs * 2);
+    restarts.inc();
+    log.warn({ pid, code, signal, livedMs: lived, restartInMs: delayMs }, `${o.service} process exited; starting another`);
+    slot.timer = setTimeout(() => fork(slot), delayMs);
   };
 
   const stop = (): Promise<number> =>
