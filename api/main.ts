@@ -2,11 +2,29 @@ import { serve } from '@hono/node-server';
 import { Queue } from 'bullmq';
 import { SWEEPER_QUEUE } from '../integrations/queues.js';
 import { boot, runMain } from '../wiring/boot.js';
+import { defaultProcesses, isClusterWorker, runPrimary, shareMetricsWithPrimary } from '../platform/cluster.js';
+import { loadConfig } from '../platform/config.js';
+import { createLogger } from '../platform/logger.js';
 import { createMetrics } from '../platform/metrics.js';
 import { serveMetrics } from '../platform/metrics-server.js';
 import { createApp } from './app.js';
 
 runMain(async () => {
+  const config = loadConfig();
+  const processes = config.API_PROCESSES ?? defaultProcesses();
+  // API_PROCESSES > 1: this process is the cluster primary (forks the API processes, serves their summed /metrics on
+  // METRICS_PORT, restarts one that dies, drains them all on SIGTERM); each forked process runs serveApi().
+  if (processes > 1 && !isClusterWorker()) {
+    const log = createLogger('api', config.LOG_LEVEL);
+    return runPrimary({ service: 'api', processes, log, metrics: config.METRICS_PORT ? { host: config.HOST, port: config.METRICS_PORT } : undefined }, (_p, port) =>
+      log.info({ port, host: config.HOST, processes }, 'api listening'),
+    );
+  }
+  await serveApi();
+});
+
+/** One API process: the app on PORT (shared by every process of a cluster), drained on SIGTERM. */
+async function serveApi(): Promise<void> {
   const rt = await boot('api', 'api');
   const { config, log, shutdown } = rt;
   const sweeperQueue = new Queue(SWEEPER_QUEUE, { connection: rt.bull, prefix: rt.bullPrefix });
@@ -28,11 +46,16 @@ runMain(async () => {
     checks: rt.engine.probes,
     queues: [...Object.values(rt.jobs.queues), sweeperQueue],
   });
+  const worker = isClusterWorker();
   const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) => {
-    log.info({ port: info.port, host: config.HOST }, 'api listening');
+    // a cluster's primary says 'api listening' once all of its processes do
+    if (!worker) log.info({ port: info.port, host: config.HOST }, 'api listening');
   });
-  // Prometheus scrapes METRICS_PORT; the public port has no /metrics
-  if (config.METRICS_PORT) {
+  // Prometheus scrapes METRICS_PORT; the public port has no /metrics. In a cluster the primary serves it, summing
+  // what each process answers.
+  if (worker) {
+    shareMetricsWithPrimary(metrics.registry);
+  } else if (config.METRICS_PORT) {
     const metricsServer = await serveMetrics(metrics, config.HOST, config.METRICS_PORT);
     log.info({ port: config.METRICS_PORT, host: config.HOST }, 'metrics listening');
     shutdown.add('metrics server', () => new Promise<void>((r) => metricsServer.close(() => r())));
@@ -40,4 +63,4 @@ runMain(async () => {
   // SIGTERM: stop accepting, let in-flight requests finish, then close Redis and Postgres.
   shutdown.add('http', () => new Promise<void>((resolve) => server.close(() => resolve())));
   shutdown.listen();
-});
+}

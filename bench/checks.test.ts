@@ -203,4 +203,41 @@ describe('the store checks against real Redis and Postgres', () => {
       await server.stop();
     }
   });
+
+  it('--api-processes 2: `bench/server.ts floodgate 2` runs a cluster primary and two processes on one port, and SIGTERM ends them all', async () => {
+    const { engine } = stack;
+    const ev = await engine.createEvent({
+      name: 'cluster server', category: 'bench', venue: 'Bench', startsAt: new Date(Date.now() + 86400_000).toISOString(), maxTicketsPerUser: 10,
+      tiers: [{ name: 'General', price: 100, currency: 'EUR', capacity: 100 }],
+    });
+    const server = await startServer('floodgate', stack.env, { processes: 2 });
+    const alive = (pid: number) => {
+      try {
+        return process.kill(pid, 0);
+      } catch {
+        return false;
+      }
+    };
+    try {
+      // the primary first, then its two processes: the CPU meter counts all three as "api"
+      expect(server.pids).toHaveLength(3);
+      expect(server.pids[0]).toBe(server.child.pid);
+      const book = (i: number) =>
+        fetch(`http://127.0.0.1:${server.port}/api/bookings`, {
+          method: 'POST',
+          // a connection per request: the primary hands them to its processes in turn
+          headers: { authorization: `Bearer ${signToken(stack.jwtSecret, `cl${i}`)}`, 'content-type': 'application/json', 'idempotency-key': `cl-${i}`, connection: 'close' },
+          body: JSON.stringify({ eventId: ev.id, ticketCount: 1 }),
+        }).then((r) => r.status);
+      expect(await Promise.all([0, 1, 2, 3].map(book))).toEqual([201, 201, 201, 201]);
+      // the primary's metrics port sums both processes
+      const metrics = await (await fetch(`http://127.0.0.1:${server.metricsPort}/metrics`)).text();
+      expect(metrics).toMatch(/^floodgate_bookings_created_total\{service="api"\} 4$/m);
+      expect(metrics).toMatch(/^floodgate_cluster_workers\{service="api"\} 2$/m);
+    } finally {
+      await server.stop();
+    }
+    expect(server.child.exitCode).toBe(0);
+    expect(server.pids.filter(alive)).toEqual([]);
+  });
 });

@@ -5,6 +5,9 @@
  * own code does not know it).
  * Same layout for all: one Node process, @hono/node-server. Prints "listening <port>" when ready (floodgate and pg-lock:
  * "listening <port> metrics <metrics port>").
+ * A second argument N > 1 (`bench/server.ts floodgate 2`, from `npm run bench -- booking --api-processes 2`) runs the
+ * mode as api/main.ts does with API_PROCESSES=N: a cluster primary (platform/cluster.ts) forks N processes sharing
+ * the port and serves their summed metrics; the line then ends with "pids <primary>,<process>,...".
  */
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
@@ -13,10 +16,23 @@ import { boot, runMain } from '../wiring/boot.js';
 import { systemClock } from '../engine/clock.js';
 import { createMetrics } from '../platform/metrics.js';
 import { serveMetrics } from '../platform/metrics-server.js';
+import { isClusterWorker, runPrimary, shareMetricsWithPrimary } from '../platform/cluster.js';
+import { loadConfig } from '../platform/config.js';
+import { createLogger } from '../platform/logger.js';
 import { withPgLockBookings } from './lib/pg-lock.js';
 
 runMain(async () => {
   const mode = process.argv[2] ?? 'floodgate';
+  const processes = Number(process.argv[3] ?? '1');
+  if (!Number.isInteger(processes) || processes < 1) throw new Error(`bench server: processes must be a whole number from 1, got ${process.argv[3]}`);
+  if (processes > 1 && !isClusterWorker()) {
+    const log = createLogger('api', loadConfig().LOG_LEVEL);
+    const metrics = mode === 'hello' ? undefined : { host: '127.0.0.1', port: 0 };
+    return runPrimary({ service: 'api', processes, log, metrics }, (p, port) =>
+      console.log(`listening ${port}${p.metricsPort ? ` metrics ${p.metricsPort}` : ''} pids ${[process.pid, ...p.pids()].join(',')}`),
+    );
+  }
+  const worker = isClusterWorker();
   let fetch: (req: Request) => Response | Promise<Response>;
   let close = async () => {};
   let metricsPort: number | undefined;
@@ -27,10 +43,14 @@ runMain(async () => {
     const rt = await boot('api', 'api');
     const engine = mode === 'pg-lock' ? withPgLockBookings(rt.engine, { pg: rt.pg, clock: systemClock, config: { holdTtlMs: rt.config.HOLD_TTL_MS } }) : rt.engine;
     const metrics = createMetrics('api');
-    // as api/main.ts: /metrics on a port of its own
-    const metricsServer = await serveMetrics(metrics, '127.0.0.1', 0);
-    metricsPort = (metricsServer.address() as { port: number }).port;
-    rt.shutdown.add('metrics server', () => new Promise<void>((r) => metricsServer.close(() => r())));
+    // as api/main.ts: /metrics on a port of its own (in a cluster: the primary's, summing every process's)
+    if (worker) {
+      shareMetricsWithPrimary(metrics.registry);
+    } else {
+      const metricsServer = await serveMetrics(metrics, '127.0.0.1', 0);
+      metricsPort = (metricsServer.address() as { port: number }).port;
+      rt.shutdown.add('metrics server', () => new Promise<void>((r) => metricsServer.close(() => r())));
+    }
     const app = createApp({
       engine,
       log: rt.log,
@@ -48,8 +68,9 @@ runMain(async () => {
   } else {
     throw new Error(`unknown bench server mode ${mode}`);
   }
-  const server = serve({ fetch, hostname: '127.0.0.1', port: 0 }, (info) =>
-    console.log(`listening ${info.port}${metricsPort ? ` metrics ${metricsPort}` : ''}`),
-  );
+  // port 0: a free port; the processes of a cluster all get the same one (the primary prints it)
+  const server = serve({ fetch, hostname: '127.0.0.1', port: 0 }, (info) => {
+    if (!worker) console.log(`listening ${info.port}${metricsPort ? ` metrics ${metricsPort}` : ''}`);
+  });
   process.once('SIGTERM', () => server.close(() => void close().then(() => process.exit(0))));
 });

@@ -90,6 +90,16 @@ describe('TRUST_PROXY_HOPS', () => {
   });
 });
 
+describe('API_PROCESSES', () => {
+  it('is unset by default (one per core, decided by api/main.ts), a whole number from 1 when set, and empty means unset', () => {
+    expect(loadConfig({}).API_PROCESSES).toBeUndefined();
+    expect(loadConfig({ API_PROCESSES: '' }).API_PROCESSES).toBeUndefined();
+    expect(loadConfig({ API_PROCESSES: '1' }).API_PROCESSES).toBe(1);
+    expect(loadConfig({ API_PROCESSES: '4' }).API_PROCESSES).toBe(4);
+    for (const bad of ['0', '-2', '1.5', 'many', '257']) expect(problems({ API_PROCESSES: bad })).toEqual([expect.stringMatching(/^API_PROCESSES: /)]);
+  });
+});
+
 describe('SMS_PROVIDER=twilio', () => {
   const SID = 'AC0123456789abcdef0123456789abcdef';
   const TOKEN = '7c1e9b2f4a6d8035e2b9c4f1a7d6e038';

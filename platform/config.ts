@@ -39,6 +39,9 @@ const Env = z
     NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
     HOST: z.string().default('127.0.0.1'),
     PORT: int(3000, 0),
+    /** API processes sharing PORT (node:cluster, one primary forking them); unset: one per core
+     *  (os.availableParallelism()); 1: a single process, no primary. */
+    API_PROCESSES: optional(z.coerce.number().int().min(1).max(256)),
     REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
     /** Comma-separated host:port seeds; when set, Floodgate talks to a Redis Cluster instead of REDIS_URL. */
     REDIS_CLUSTER_NODES: z.string().default(''),

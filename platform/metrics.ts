@@ -2,7 +2,9 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 /**
  * Floodgate's metrics: `floodgate_` prefix, base units, `_total` counters, and no user or booking ids or raw
- * URLs in labels (routes are templates). One registry per process (API or workers).
+ * URLs in labels (routes are templates). One registry per process (API or workers). With API_PROCESSES > 1 the
+ * cluster primary sums every API process's registry (platform/cluster.ts): counters and histograms add up; the gauges
+ * here are facts read from Redis or Postgres, the same in every process, so they take the largest instead.
  */
 export function createMetrics(service: 'api' | 'workers') {
   const registry = new Registry();
@@ -112,11 +114,13 @@ export function createMetrics(service: 'api' | 'workers') {
     waitingRoomWaiting: new Gauge({
       name: 'floodgate_waiting_room_waiting',
       help: 'People waiting in waiting rooms (all events)',
+      aggregator: 'max', // the same value in every process (read from Redis or Postgres)
       registers: [registry],
     }),
     waitingRoomPasses: new Gauge({
       name: 'floodgate_waiting_room_passes_outstanding',
       help: 'Admission passes issued and not yet used for a hold (all events)',
+      aggregator: 'max', // the same value in every process (read from Redis or Postgres)
       registers: [registry],
     }),
     waitingRoomPassesUnused: new Counter({
@@ -129,6 +133,7 @@ export function createMetrics(service: 'api' | 'workers') {
       name: 'floodgate_waiting_room_held_share',
       help: 'Share of held tickets admission counts as coming back (observed returned / resolved holds of the sale, conservative prior, bounded)',
       labelNames: ['event'] as const,
+      aggregator: 'max', // the same value in every process (read from Redis or Postgres)
       registers: [registry],
     }),
     waitingRoomActiveCap: new Gauge({
@@ -146,6 +151,7 @@ export function createMetrics(service: 'api' | 'workers') {
     inventoryMismatch: new Gauge({
       name: 'floodgate_inventory_mismatch',
       help: 'Tickets on which Redis and Postgres disagree, summed over live events (0 when exact)',
+      aggregator: 'max', // the same value in every process (read from Redis or Postgres)
       registers: [registry],
     }),
     reconcileRuns: new Counter({
@@ -157,6 +163,7 @@ export function createMetrics(service: 'api' | 'workers') {
       name: 'floodgate_queue_jobs',
       help: 'BullMQ jobs by queue and state (waiting, active, delayed, failed)',
       labelNames: ['queue', 'state'] as const,
+      aggregator: 'max', // the same value in every process (read from Redis or Postgres)
       registers: [registry],
     }),
     jobsStalled: new Counter({
@@ -168,11 +175,13 @@ export function createMetrics(service: 'api' | 'workers') {
     pgLockWaits: new Gauge({
       name: 'floodgate_pg_lock_waits',
       help: 'Postgres sessions of this database waiting for a lock',
+      aggregator: 'max', // the same value in every process (read from Redis or Postgres)
       registers: [registry],
     }),
     pgActiveSessions: new Gauge({
       name: 'floodgate_pg_active_sessions',
       help: 'Postgres sessions of this database running a statement (lock contention = lock waits / these)',
+      aggregator: 'max', // the same value in every process (read from Redis or Postgres)
       registers: [registry],
     }),
     pgDeadlocks: new Counter({
@@ -216,11 +225,13 @@ export function createMetrics(service: 'api' | 'workers') {
     outboxBacklog: new Gauge({
       name: 'floodgate_outbox_backlog_entries',
       help: 'Outbox entries not yet applied to Postgres (all events)',
+      aggregator: 'max', // the same value in every process (read from Redis or Postgres)
       registers: [registry],
     }),
     outboxOldestAge: new Gauge({
       name: 'floodgate_outbox_oldest_entry_age_seconds',
       help: 'Age of the oldest outbox entry not yet applied to Postgres',
+      aggregator: 'max', // the same value in every process (read from Redis or Postgres)
       registers: [registry],
     }),
     workerErrors: new Counter({

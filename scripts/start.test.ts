@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, mkdtemp, readFile, readdir, realpath, rm, stat, symlink } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
-import { tmpdir, userInfo } from 'node:os';
+import { availableParallelism, tmpdir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -124,6 +124,15 @@ describe('npm start', () => {
     expect(s.output()).not.toContain('starting redis-server');
     expect(s.output()).toMatch(/applied migrations: 0001_init/);
     expect(s.output()).toMatch(/created demo event ev_/);
+    // one API process per core by default (API_PROCESSES unset), behind one cluster primary when there are several
+    const cores = availableParallelism();
+    expect(s.output()).toContain(`starting the API: ${cores} process${cores === 1 ? '' : 'es'} (API_PROCESSES, default: one per core)`);
+    const apiProcesses = [];
+    for (const p of await processTree(s.child.pid!)) {
+      const cmd = await readFile(`/proc/${p.pid}/cmdline`, 'utf8').catch(() => '');
+      if (cmd.split('\0').some((a) => a.endsWith(join('api', 'main.ts')))) apiProcesses.push(p);
+    }
+    expect(apiProcesses).toHaveLength(cores === 1 ? 1 : cores + 1);
     const booked = await bookAsTheBannerSays(s.output());
     expect(booked.status).toBe(201);
     expect(booked.json).toMatchObject({ status: 'RESERVED', ticketCount: 2 });

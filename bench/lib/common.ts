@@ -333,9 +333,11 @@ export function cpuMeter(redisInfo: () => Promise<string>) {
   };
   return {
     /** Call stop() before stopping the processes measured. Postgres backends that exit meanwhile lose their last share. */
-    async start(pids: Record<string, number>) {
+    /** `pids`: a process, or several counted as one (a cluster primary and its processes). */
+    async start(pids: Record<string, number | number[]>) {
       const at = performance.now();
-      const before = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, procCpuSeconds(p)]));
+      const cpuOf = (p: number | number[]) => (Array.isArray(p) ? p : [p]).reduce((n, pid) => n + procCpuSeconds(pid), 0);
+      const before = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuOf(p)]));
       const redis0 = await redisCpu();
       const pg0 = postgresCpu();
       const m0 = machineCpu();
@@ -344,7 +346,7 @@ export function cpuMeter(redisInfo: () => Promise<string>) {
         async stop(): Promise<Record<string, number>> {
           const sec = (performance.now() - at) / 1000;
           const out: Record<string, number> = {};
-          for (const [k, p] of Object.entries(pids)) out[k] = Math.round(((procCpuSeconds(p) - before[k]!) / sec) * 100);
+          for (const [k, p] of Object.entries(pids)) out[k] = Math.round(((cpuOf(p) - before[k]!) / sec) * 100);
           out.redis = Math.round((((await redisCpu()) - redis0) / sec) * 100);
           let pg = 0;
           for (const [pid, cpu] of postgresCpu()) pg += cpu - (pg0.get(pid) ?? 0);

@@ -99,25 +99,34 @@ export async function benchStack(o: { redisUrl?: string; databaseUrl?: string } 
   };
 }
 
-/** Starts `bench/server.ts <mode>` in its own process; resolves with its port once it listens. */
-export async function startServer(mode: string, env: Record<string, string>): Promise<{ port: number; metricsPort: number | undefined; child: ChildProcess; stop(): Promise<void> }> {
-  const child = track(spawn(process.execPath, [...API_NODE_FLAGS, '--import', 'tsx', join(ROOT, 'bench', 'server.ts'), mode], {
+/**
+ * Starts `bench/server.ts <mode>` in its own process; resolves with its port once it listens. `processes` > 1: a
+ * cluster primary and that many server processes on the port (as API_PROCESSES); `pids` lists them all, the
+ * primary first (CPU is measured over all of them).
+ */
+export async function startServer(
+  mode: string,
+  env: Record<string, string>,
+  o: { processes?: number } = {},
+): Promise<{ port: number; metricsPort: number | undefined; child: ChildProcess; pids: number[]; stop(): Promise<void> }> {
+  const processes = o.processes ?? 1;
+  const child = track(spawn(process.execPath, [...API_NODE_FLAGS, '--import', 'tsx', join(ROOT, 'bench', 'server.ts'), mode, String(processes)], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   }));
-  const [port, metricsPort] = await new Promise<[number, number | undefined]>((resolve, reject) => {
+  const [port, metricsPort, pids] = await new Promise<[number, number | undefined, number[]]>((resolve, reject) => {
     let out = '';
     let listening = false;
     child.stdout!.on('data', (d: Buffer) => {
       // after the port line, the server's own output (its pino log: warnings, errors) goes to this run's stderr
       if (listening) return void process.stderr.write(d);
       out += d;
-      const m = /listening (\d+)(?: metrics (\d+))?/.exec(out);
+      const m = /listening (\d+)(?: metrics (\d+))?(?: pids ([\d,]+))?\n/.exec(out);
       if (m) {
         listening = true;
         const rest = out.slice(out.indexOf('\n', m.index) + 1);
         if (rest.trim()) process.stderr.write(rest);
-        resolve([Number(m[1]), m[2] ? Number(m[2]) : undefined]);
+        resolve([Number(m[1]), m[2] ? Number(m[2]) : undefined, m[3] ? m[3].split(',').map(Number) : [child.pid!]]);
       }
     });
     child.once('exit', (code) => reject(new Error(`bench server (${mode}) exited with ${code}`)));
@@ -126,6 +135,7 @@ export async function startServer(mode: string, env: Record<string, string>): Pr
     port,
     metricsPort,
     child,
+    pids,
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();

@@ -11,7 +11,11 @@
  * buyers' tokens taken in turn. Event with ample stock (10,000,000) for throughput; then a short scarce phase (1,000
  * tickets, fixed 1,000 connections) for pg-lock and Floodgate: sold-out handling and 0 oversell under contention.
  * Options: --connections 1000 --up 10 --hold 10 --down 10 --steps 10 (or --fixed --duration 30) --scarce 1000
- *          --scarce-duration 10 --users 30000 --ample 10000000.
+ *          --scarce-duration 10 --users 30000 --ample 10000000 --api-processes 1.
+ * --api-processes N: every server (ceiling, pg-lock, Floodgate) runs as N processes on one port behind a cluster
+ * primary, as api/main.ts does with API_PROCESSES=N (platform/cluster.ts); the API's CPU is that of all of them,
+ * the primary included. Default 1: one process, the layout of every earlier run. Run it with 1 and with N to compare;
+ * an N-process run writes bench/results/booking-api<N>-<date>.{json,md}, beside the one-process booking-<date>.*.
  */
 import type { EventId } from '../../engine/ids.js';
 import { benchStack, machineFacts, runLoad, say, startServer, type LoadResult } from '../lib/stack.js';
@@ -28,6 +32,9 @@ export async function run(args: string[]): Promise<void> {
   const scarceSec = f.num('scarce-duration', 10);
   const users = f.num('users', 30_000);
   const ample = f.num('ample', 10_000_000);
+  const apiProcesses = f.num('api-processes', 1);
+  if (!Number.isInteger(apiProcesses) || apiProcesses < 1) throw new Error(`--api-processes must be a whole number from 1, got ${apiProcesses}`);
+  const layout = apiProcesses === 1 ? 'one API process' : `${apiProcesses} API processes on one port behind a cluster primary (as API_PROCESSES=${apiProcesses})`;
   const command = commandLine('booking', args);
   const before = machineLoad();
 
@@ -35,7 +42,7 @@ export async function run(args: string[]): Promise<void> {
   onInterrupt(() => stack.cleanup());
   const { engine } = stack;
   try {
-    say(`stack: database floodgate_bench, schema ${stack.schema}, key namespace ${stack.ns}; load average ${before.loadAverage.join(' ')}`);
+    say(`stack: database floodgate_bench, schema ${stack.schema}, key namespace ${stack.ns}; load average ${before.loadAverage.join(' ')}; ${layout} per server`);
     if (before.otherNodeProcesses.length) say(`other node processes running: ${before.otherNodeProcesses.length} (recorded in the results)`);
     const startsAt = new Date(Date.now() + 86400_000).toISOString();
     const mk = (name: string, capacity: number, maxTicketsPerUser: number) =>
@@ -60,8 +67,8 @@ export async function run(args: string[]): Promise<void> {
 
     // 1. the framework ceiling
     say(`1/3 framework ceiling: bench/server.ts hello (${shape})`);
-    const hello = await startServer('hello', stack.env);
-    let m = await meter.start({ api: hello.child.pid! });
+    const hello = await startServer('hello', stack.env, { processes: apiProcesses });
+    let m = await meter.start({ api: hello.pids });
     let ceiling: LoadResult;
     let ceilingCpu: Record<string, number>;
     try {
@@ -73,13 +80,13 @@ export async function run(args: string[]): Promise<void> {
 
     // 2. pg-lock: the seed's design, same layout (API process + workers process)
     say(`2/3 the seed's design: bench/server.ts pg-lock, POST /api/bookings (${shape})`);
-    const pgApi = await startServer('pg-lock', stack.env);
+    const pgApi = await startServer('pg-lock', stack.env, { processes: apiProcesses });
     const pgWorkers = await startWorkers('persist', stack.env);
     let pgLock: LoadResult;
     let pgLockScarce: LoadResult;
     let pgCpu: Record<string, number>;
     try {
-      m = await meter.start({ api: pgApi.child.pid!, workers: pgWorkers.pid });
+      m = await meter.start({ api: pgApi.pids, workers: pgWorkers.pid });
       pgLock = await load('pg-lock', pgApi.port, '/api/bookings', bodies(pgAmple.id, pgAmple.tiers[0]!.id), { ramp, sec: durationSec });
       pgCpu = await m.stop();
       say(`   scarce phase: ${fmt(scarce)} tickets, fixed ${connections} connections for ${scarceSec} s`);
@@ -91,14 +98,14 @@ export async function run(args: string[]): Promise<void> {
 
     // 3. Floodgate, with the persist worker draining the outbox during the run
     say(`3/3 Floodgate: POST /api/bookings, persist worker running (${shape})`);
-    const api = await startServer('floodgate', stack.env);
+    const api = await startServer('floodgate', stack.env, { processes: apiProcesses });
     const workers = await startWorkers('persist', stack.env);
     let fg: LoadResult;
     let fgScarceRun: LoadResult;
     let fgCpu: Record<string, number>;
     let drainSec: number;
     try {
-      m = await meter.start({ api: api.child.pid!, workers: workers.pid });
+      m = await meter.start({ api: api.pids, workers: workers.pid });
       fg = await load('floodgate', api.port, '/api/bookings', bodies(fgAmple.id, fgAmple.tiers[0]!.id), { ramp, sec: durationSec });
       fgCpu = await m.stop();
       say(`   scarce phase: ${fmt(scarce)} tickets, fixed ${connections} connections for ${scarceSec} s`);
@@ -143,7 +150,7 @@ export async function run(args: string[]): Promise<void> {
     const fgScarceState = Object.values(fgS.redis)[0]!;
     const result = {
       scenario: 'booking', command, date: new Date().toISOString(), machine: facts, machineBefore: before, machineAfter: machineLoad(),
-      shape, connections, durationSec, users, ampleStock: ample, scarceStock: scarce, scarceSec,
+      shape, connections, durationSec, users, ampleStock: ample, scarceStock: scarce, scarceSec, apiProcesses,
       throughput: Object.fromEntries(Object.entries(rows).map(([k, r]) => [k, { plateauRps: r.plateauRps, wholeRunRps: r.throughputRps, latencyMs: r.latencyMs, ...classify(r) }])),
       ratios: { plateau: ratio, wholeRun: ratioWhole },
       cpuPercentOfOneCore: { ceiling: { ...ceilingCpu, loadGenerator: pct1(ceiling) }, pgLock: { ...pgCpu, loadGenerator: pct1(pgLock) }, floodgate: { ...fgCpu, loadGenerator: pct1(fg) } },
@@ -165,14 +172,14 @@ export async function run(args: string[]): Promise<void> {
     const sline = (name: string, r: LoadResult, s: ReturnType<typeof scarceFig>) =>
       `| ${name} | ${fmt(r.throughputRps)} | ${ms(r.latencyMs.p95)} | ${fmt(s.created)} | ${fmt(s.ticketsAcknowledged)} | ${fmt(s.soldOut)} | ${s.firstSoldOutAtSec ?? '-'} s | ${fmt(s.left)} | ${fmt(s.s5xx + s.transportErrors)} | ${ms(r.latencyByStatus?.['409']?.p95 ?? 0)} |`;
     const md = [
-      `# Booking benchmark: framework ceiling vs the seed's pg-lock design vs Floodgate, ${result.date.slice(0, 10)}`,
+      `# Booking benchmark: framework ceiling vs the seed's pg-lock design vs Floodgate, ${result.date.slice(0, 10)}${apiProcesses === 1 ? '' : `, ${apiProcesses} API processes`}`,
       '',
       `Command: \`${command}\``,
       '',
       `Machine: ${facts.cores} cores (${facts.cpuModel}), ${facts.memoryGiB} GiB, Node ${facts.node}, Redis ${facts.redis}, PostgreSQL ${facts.postgres}. ` +
         `Load average (1/5/15 min) before the run: ${before.loadAverage.join(' / ')}, after: ${machineLoad().loadAverage.join(' / ')}; other users' node processes (tests, simulations) ` +
         `running at the start: ${before.otherNodeProcesses.length}, at the end: ${machineLoad().otherNodeProcesses.length}.`,
-      `Everything shares the machine: one API process (bench/server.ts), the workers process (workers/main.ts, WORKERS=persist) for pg-lock and Floodgate, ` +
+      `Everything shares the machine: ${apiProcesses === 1 ? 'one API process (bench/server.ts)' : `${apiProcesses} API processes per server (bench/server.ts behind a cluster primary, as API_PROCESSES=${apiProcesses}; "api" CPU below is all of them, the primary included)`}, the workers process (workers/main.ts, WORKERS=persist) for pg-lock and Floodgate, ` +
         `the load generator (autocannon, its own process), Redis and Postgres.`,
       '',
       `Load: ${shape} (the k6 script's stages; autocannon cannot ramp, so ${ramp ? `${ramp.steps} autocannon instances start and stop in steps` : 'one fixed run'}). ` +
@@ -206,7 +213,8 @@ export async function run(args: string[]): Promise<void> {
         '(tickets acknowledged with 201 beyond the stock; the store-side checks below count held + sold beyond capacity too). A ticket or three can stay ' +
         'unsold when the last requests ask for more than is left (1-4 tickets each).',
     ].join('\n');
-    await publish('booking', result, md, checks, { heading: 'Correctness' });
+    // a run with N processes is kept beside the one-process run of the same day (booking-api<N>-<date>.*)
+    await publish(apiProcesses === 1 ? 'booking' : `booking-api${apiProcesses}`, result, md, checks, { heading: 'Correctness' });
   } finally {
     await stopAll();
     await stack.cleanup();

@@ -50,6 +50,8 @@ describe('F7 fault: clock skew on one process (faketime)', () => {
       NODE_ENV: 'test', HOST: '127.0.0.1', PORT: '0', REDIS_URL: redis.url, DATABASE_URL: stack.databaseUrl, PG_SCHEMA: stack.schema,
       KEY_NAMESPACE: stack.ns, JWT_SECRET: TEST_JWT_SECRET, ADMISSION_SECRET: stack.config.admissionSecret, HOLD_TTL_MS: String(TTL_MS),
       RATE_LIMIT_PER_USER: '0', RATE_LIMIT_PER_IP: '0', LOG_LEVEL: 'info', SWEEP_INTERVAL_MS: '200', WORKERS: 'sweeper',
+      // one process per skewed API (the clock is the point here, not the cluster: api/main.test.ts)
+      API_PROCESSES: '1',
     };
     const apis = {} as Record<Skew, string>;
     await Promise.all(
