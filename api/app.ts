@@ -20,12 +20,13 @@ import { waitPage } from './pages/wait-page.js';
 import { mountDocs } from './docs.js';
 import { rateLimit } from './middleware/rate-limit.js';
 import { documentPlainRoutes, withMiddlewareAnswers } from './openapi.js';
-import { pages } from './routes/pages.js';
+import { createPages } from './routes/pages.js';
 import { payments } from './routes/payments.js';
 import { tickets } from './routes/tickets.js';
 import { webhooks } from './routes/webhooks.js';
 import { documentTwilioWebhook, webhooksTwilio } from './routes/webhooks-twilio.js';
 import { waitingRoom } from './routes/waiting-room.js';
+import { createWeb } from './web/web.js';
 
 const HTTP_PROBLEMS: Record<number, [string, string]> = {
   400: ['/problems/malformed-request', 'Malformed request'],
@@ -108,6 +109,9 @@ export function createApp(deps: AppDeps) {
   // A Content-Security-Policy on every HTML page (/docs sets its own). The waiting room's inline script is the same
   // for every event (the id travels in a JSON block), so its hash is taken once from the template.
   app.use('/wait/*', csp(contentSecurityPolicy(waitPage('ev_000000000000'))));
+  // the web app's pages: its one script is a file of this origin, so no inline script is allowed at all
+  const webPolicy = csp(contentSecurityPolicy(''));
+  for (const path of ['/', '/signin', '/signin/*', '/signout', '/events/*', '/bookings', '/bookings/*']) app.use(path, webPolicy);
   app.use('/admin/queues', csp(contentSecurityPolicy('')));
   app.use('/admin/queues/*', csp(contentSecurityPolicy('')));
 
@@ -120,7 +124,8 @@ export function createApp(deps: AppDeps) {
   app.route('/', webhooks);
   app.route('/', webhooksTwilio);
   if (deps.queues?.length) mountQueueBoard(app, deps.queues, deps.config.jwtSecret);
-  app.route('/', pages);
+  app.route('/', createPages(auth));
+  app.route('/', createWeb(auth));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   documentPlainRoutes(app);

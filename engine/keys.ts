@@ -83,6 +83,8 @@ export function globalKeys(ns: Namespace) {
     queues: `${ns}:queues`,
     /** ZSET of one user's or one client IP's open status streams (streamId -> lease expiry), shared by every API process. */
     streams: (kind: 'user' | 'ip', who: string) => `${ns}:streams:${kind}:${who}`,
+    /** STRING JSON: one e-mail sign-in link, by the SHA-256 (hex) of its token (engine/sign-in.ts); taken with GETDEL. */
+    signInLink: (tokenHash: string) => `${ns}:signin:${tokenHash}`,
   } as const;
 }
 
