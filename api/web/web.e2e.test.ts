@@ -9,7 +9,7 @@ import { signInLinkFor } from '../../test/outbox-mail.js';
 import { launchChromium } from '../../test/chromium.js';
 import { waitFor } from '../../test/wait.js';
 import { systemClock } from '../../engine/clock.js';
-import { createEngine, userIdOfEmail, type BookingId } from '../../engine/index.js';
+import { createEngine, userIdOfEmail, type BookingId, type UserId } from '../../engine/index.js';
 import { simulatedPaymentKeys } from '../../engine/keys.js';
 import { createSimulatedProvider } from '../../integrations/payments/simulated.js';
 import { createOutboxMailer } from '../../integrations/mail/outbox.js';
@@ -110,5 +110,73 @@ describe('the web app in Chromium (390x844)', () => {
     await page.getByText('Refund requested', { exact: true }).waitFor();
     expect((await engine.bookings.get(bookingId, { userId: userIdOfEmail(email) })).status).toBe('REFUND_REQUESTED');
     expect(problems).toEqual([]);
+  });
+
+  it('a waiting-room event: the signed-in buyer joins without a token, is admitted, books and lands on the checkout', async ({ ns, redis, pg, onTestFinished }) => {
+    const engine = createEngine({ ns, redis, pg, clock: systemClock, config: { ...TEST_ENGINE_CONFIG, holdTtlMs: 15 * 60_000 } });
+    const dir = await mkdtemp(join(tmpdir(), 'fg-web-e2e-'));
+    const api = await startApi(engine, { persist: true, web: { mailer: createOutboxMailer({ dir }) } });
+    const browser = await launchChromium();
+    onTestFinished(async () => {
+      await browser.close();
+      await api.close();
+      await rm(dir, { recursive: true, force: true });
+    });
+    const now = Date.now();
+    const ev = await engine.createEvent({
+      ...gaEvent(50, { name: 'Queue Night' }),
+      salesOpenAt: new Date(now - 1000).toISOString(),
+      maxTicketsPerUser: 4,
+      queue: { enabled: true, opensAt: new Date(now - 60_000).toISOString(), admissionRatePerSecond: 100, passTtlSeconds: 300 },
+    });
+    await engine.waitingRoom.join(ev.id, 'early-bird' as UserId);
+    const page = await (await browser.newContext({ viewport: { width: 390, height: 844 } })).newPage();
+    const problems: string[] = [];
+    page.on('pageerror', (e) => problems.push(e.message));
+
+    await page.goto(`${api.url}/events/${ev.id}`);
+    await page.getByRole('link', { name: 'Sign in to join the waiting room' }).click();
+    await page.getByLabel('E-mail address').fill('queue@example.com');
+    await page.getByRole('button', { name: 'E-mail me a sign-in link' }).click();
+    await page.getByRole('heading', { name: 'Check your e-mail' }).waitFor();
+    await page.goto(`${api.url}${await signInLinkFor(dir, 'queue@example.com')}`);
+    // the link returns to the waiting room itself: the session cookie joins the line, nothing pasted, nothing stored
+    await page.getByText('You are number 2 in line').waitFor();
+    expect(page.url()).toBe(`${api.url}/wait/${ev.id}`);
+    expect(await page.evaluate(() => localStorage.length)).toBe(0);
+    expect((await engine.waitingRoom.admit(ev.id, 1))!.admitted).toBe(1);
+    await page.getByText('You are number 1 in line').waitFor();
+    await engine.waitingRoom.admit(ev.id, 1);
+    await page.getByRole('heading', { name: "You're in — choose your tickets" }).waitFor();
+    await page.getByLabel('Number of tickets').fill('2');
+    await page.getByRole('button', { name: 'Book' }).click();
+    await page.getByRole('heading', { name: 'Checkout' }).waitFor();
+    const bookingId = /\/bookings\/(bk_[a-z0-9_]+)$/.exec(page.url())![1] as BookingId;
+    expect(await engine.bookings.get(bookingId, { userId: userIdOfEmail('queue@example.com') })).toMatchObject({ status: 'RESERVED', ticketCount: 2 });
+    expect(problems).toEqual([]);
+  });
+
+  it('when the reservation runs out, the checkout returns the buyer to the event page and says so', async ({ ns, redis, pg, onTestFinished }) => {
+    const engine = createEngine({ ns, redis, pg, clock: systemClock, config: { ...TEST_ENGINE_CONFIG, holdTtlMs: 3000 } });
+    const dir = await mkdtemp(join(tmpdir(), 'fg-web-e2e-'));
+    const api = await startApi(engine, { persist: true, web: { mailer: createOutboxMailer({ dir }) } });
+    const browser = await launchChromium();
+    onTestFinished(async () => {
+      await browser.close();
+      await api.close();
+      await rm(dir, { recursive: true, force: true });
+    });
+    const ev = await engine.createEvent({ ...gaEvent(5, { name: 'Short Hold' }), salesOpenAt: new Date(Date.now() - 1000).toISOString() });
+    const page = await (await browser.newContext({ viewport: { width: 390, height: 844 } })).newPage();
+    await page.goto(`${api.url}/signin?next=/events/${ev.id}`);
+    await page.getByLabel('E-mail address').fill('slow@example.com');
+    await page.getByRole('button', { name: 'E-mail me a sign-in link' }).click();
+    await page.getByRole('heading', { name: 'Check your e-mail' }).waitFor();
+    await page.goto(`${api.url}${await signInLinkFor(dir, 'slow@example.com')}`);
+    await page.getByRole('button', { name: 'Hold tickets' }).click();
+    await page.getByRole('heading', { name: 'Checkout' }).waitFor();
+    await page.waitForURL(`${api.url}/events/${ev.id}?expired=1`, { timeout: 15_000 });
+    await page.getByText('Your reservation expired').waitFor();
+    await page.getByRole('heading', { name: 'Short Hold', level: 1 }).waitFor();
   });
 });
