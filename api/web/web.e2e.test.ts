@@ -41,7 +41,7 @@ describe('the web app in Chromium (390x844)', () => {
     page.on('console', (m) => {
       if (m.type() === 'error' && /Content.Security.Policy/i.test(m.text())) problems.push(m.text());
     });
-    const fitsWidth = async () => expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    const fitsWidth = async () => expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
 
     // browse: the list, then the event with its tier and price
     await page.goto(`${api.url}/`);
@@ -63,8 +63,8 @@ describe('the web app in Chromium (390x844)', () => {
     await page.getByRole('link', { name: 'My bookings' }).waitFor();
     const session = (await context.cookies()).find((c) => c.name === 'fg_session')!;
     expect(session).toMatchObject({ httpOnly: true, sameSite: 'Lax' });
-    expect(await page.evaluate(() => document.cookie)).not.toContain('fg_session'); // no script can read it
-    expect(await page.evaluate(() => localStorage.length)).toBe(0);
+    expect(await page.evaluate<string>('document.cookie')).not.toContain('fg_session'); // no script can read it
+    expect(await page.evaluate<number>('localStorage.length')).toBe(0);
 
     // hold 2: the checkout counts down from 15 minutes
     await page.getByLabel('Number of tickets').selectOption('2');
@@ -143,7 +143,7 @@ describe('the web app in Chromium (390x844)', () => {
     // the link returns to the waiting room itself: the session cookie joins the line, nothing pasted, nothing stored
     await page.getByText('You are number 2 in line').waitFor();
     expect(page.url()).toBe(`${api.url}/wait/${ev.id}`);
-    expect(await page.evaluate(() => localStorage.length)).toBe(0);
+    expect(await page.evaluate<number>('localStorage.length')).toBe(0);
     expect((await engine.waitingRoom.admit(ev.id, 1))!.admitted).toBe(1);
     await page.getByText('You are number 1 in line').waitFor();
     await engine.waitingRoom.admit(ev.id, 1);
