@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from '../../test/fixtures.js';
@@ -69,6 +69,20 @@ describe('web sign-in', () => {
     expect(await signInLinkFor(dir, 'not-an-address')).toBeNull();
     const s = await signIn('bo@example.com', '//evil.example/x');
     expect(s.opened.headers.get('location')).toBe('/');
+  });
+});
+
+describe('sign-in mail limits', () => {
+  it('sends at most 3 links per address in 10 minutes: the 4th ask is refused and sends nothing', async ({ engine, onTestFinished }) => {
+    const { form, dir } = await setUp(engine, onTestFinished);
+    const email = 'flood@example.com';
+    for (let i = 0; i < 3; i++) expect((await form('/signin', { email })).status).toBe(200);
+    const mails = async () => (await readdir(dir)).filter((f) => !f.startsWith('.')).length;
+    expect(await mails()).toBe(3);
+    const fourth = await form('/signin', { email });
+    expect(fourth.status).toBe(429);
+    expect(await fourth.text()).toContain('Too many sign-in links');
+    expect(await mails()).toBe(3);
   });
 });
 

@@ -9,7 +9,8 @@ import { z } from 'zod';
 import { isDomainError } from '../../engine/errors.js';
 import { isBookingId, isEventId, type EventId, type TierId, type UserId } from '../../engine/ids.js';
 import type { Booking, EventWithAvailability, PayResult } from '../../engine/index.js';
-import { safeNext } from '../../engine/index.js';
+import { rateLimits, safeNext, userIdOfEmail, type RateLimitCheck } from '../../engine/index.js';
+import { clientIp } from '../middleware/client-ip.js';
 import type { Auth } from '../middleware/auth.js';
 import { CSRF_FIELD, SESSION_COOKIE, SESSION_TTL_SECONDS, signSession } from '../middleware/session.js';
 import type { AppEnv } from '../env.js';
@@ -45,6 +46,8 @@ const STATUS_TEXT: Record<string, string> = {
 };
 
 const Email = z.email().max(254);
+/** Sign-in e-mails: 3 per address and 30 per client IP in 10 minutes (always on: each one sends mail). */
+const SIGN_IN_LIMITS = rateLimits(3, 30, 10 * 60_000);
 const newKey = () => randomBytes(12).toString('base64url');
 const seeOther = (c: Context, to: string) => c.redirect(to, 303);
 
@@ -77,6 +80,14 @@ export function createWeb(auth: Auth) {
   };
   const signInFirst = (c: Context, next: string) => seeOther(c, `/signin?next=${encodeURIComponent(next)}`);
   const webConfig = (c: Context<AppEnv>) => c.var.deps.config.web;
+  /** The client's address as the rate limits see it ('unknown' without a socket, as under app.request). */
+  const ipOf = (c: Context<AppEnv>) => {
+    try {
+      return clientIp(c, c.var.deps.config.rateLimit?.trustProxyHops ?? 0);
+    } catch {
+      return 'unknown';
+    }
+  };
 
   web.get('/assets/web.css', (c) => c.body(WEB_CSS, 200, { 'content-type': 'text/css; charset=utf-8', 'cache-control': 'public, max-age=300' }));
   web.get('/assets/web.js', (c) => c.body(WEB_JS, 200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'public, max-age=300' }));
@@ -86,7 +97,7 @@ export function createWeb(auth: Auth) {
   for (const path of ['/signin', '/signout', '/events/*', '/bookings/*']) web.post(path, ...forms);
 
   // ---- sign-in ----
-  const signInPage = (c: Context<AppEnv>, o: { next: string; error?: string; email?: string }, status: 200 | 400 = 200) =>
+  const signInPage = (c: Context<AppEnv>, o: { next: string; error?: string; email?: string }, status: 200 | 400 | 429 = 200) =>
     c.html(
       layout({
         title: 'Sign in',
@@ -112,6 +123,12 @@ export function createWeb(auth: Auth) {
     const cfg = webConfig(c);
     const mailer = c.var.deps.mailer;
     if (!cfg || !mailer) return signInPage(c, { next, error: 'Sign-in by e-mail is not configured on this server.' }, 400);
+    try {
+      await c.var.deps.engine.rateLimits.consume('signin', userIdOfEmail(email.data), { limits: SIGN_IN_LIMITS, ip: ipOf(c) });
+    } catch (err) {
+      if (!isDomainError(err) || err.code !== 'RATE_LIMITED') throw err;
+      return signInPage(c, { next, email: email.data, error: `Too many sign-in links were asked for: ${err.detail}.` }, 429);
+    }
     const { token } = await c.var.deps.engine.signIn.issue(email.data, next);
     const link = `${cfg.publicBaseUrl}/signin/link?token=${token}`;
     await mailer.send({
@@ -238,6 +255,10 @@ ${buy(t)}</li>`,
     if (!Number.isInteger(count) || count < 1 || count > 8 || !/^tr_[a-z0-9]{10}$/.test(f.form.tierId ?? '') || !/^[A-Za-z0-9_-]{8,64}$/.test(f.form.key ?? '')) {
       return eventPage(c, eventId, { error: 'Choose a ticket type and a number of tickets.' }, 400);
     }
+    // the API's hold limits, counted by the hold script itself (or afterwards, when the script did not run)
+    const rl = c.var.deps.config.rateLimit;
+    const check: RateLimitCheck | undefined =
+      rl && (rl.perUser > 0 || rl.perIp > 0) ? { limits: rateLimits(rl.perUser, rl.perIp, rl.windowSeconds * 1000), ip: ipOf(c), counted: false } : undefined;
     try {
       const { reservation } = await c.var.deps.engine.bookings.create({
         eventId,
@@ -245,10 +266,12 @@ ${buy(t)}</li>`,
         ticketCount: count,
         userId: f.session.userId as UserId,
         idempotencyKey: `web-${f.form.key}`,
+        rateLimit: check,
       });
       return seeOther(c, `/bookings/${reservation.bookingId}`);
     } catch (err) {
       if (!isDomainError(err)) throw err;
+      if (check && !check.counted) await c.var.deps.engine.rateLimits.consume('hold', f.session.userId as UserId, check).catch(() => undefined);
       const status = err.code === 'RATE_LIMITED' ? 429 : err.code === 'TICKET_LIMIT' || err.code === 'IDEMPOTENCY_KEY_REUSED' ? 422 : err.code === 'ADMISSION_REQUIRED' ? 403 : 409;
       return eventPage(c, eventId, { error: err.detail }, status);
     }
@@ -266,7 +289,7 @@ ${buy(t)}</li>`,
     }
   };
 
-  const checkout = (c: Context<AppEnv>, session: WebSession, b: Booking, ev: EventWithAvailability, o: { error?: string } = {}, status: 200 | 402 | 409 | 503 = 200) => {
+  const checkout = (c: Context<AppEnv>, session: WebSession, b: Booking, ev: EventWithAvailability, o: { error?: string } = {}, status: 200 | 402 | 409 | 429 | 503 = 200) => {
     const remainingMs = Math.max(0, Date.parse(b.expiresAt ?? '') - Date.now() || 0);
     const tier = ev.tiers.find((t) => t.id === b.tierId);
     const simulated = c.var.deps.engine.providerName === 'simulated';
@@ -380,6 +403,15 @@ ${REFUNDABLE.has(b.status) ? html`<form method="post" action="/bookings/${b.book
       return checkout(c, f.session, b, ev, { error: 'Choose one of the test cards.' }, 409);
     }
     const userId = f.session.userId as UserId;
+    const rl = c.var.deps.config.rateLimit;
+    if (rl && (rl.perUser > 0 || rl.perIp > 0)) {
+      try {
+        await engine.rateLimits.consume('pay', userId, { limits: rateLimits(rl.perUser, rl.perIp, rl.windowSeconds * 1000), ip: ipOf(c) });
+      } catch (err) {
+        if (!isDomainError(err) || err.code !== 'RATE_LIMITED') throw err;
+        return checkout(c, f.session, b, ev, { error: `Too many payment attempts: ${err.detail}.` }, 429);
+      }
+    }
     const pay = async (): Promise<PayResult> => {
       // a hold made a moment ago is payable once the persist worker recorded it (usually within milliseconds)
       for (let tries = 0; ; tries++) {
