@@ -128,6 +128,12 @@ export function createApp(deps: AppDeps) {
   app.route('/', createWeb(auth));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'session', {
+    type: 'apiKey',
+    in: 'cookie',
+    name: 'fg_session',
+    description: "The web app's session (set by an e-mailed sign-in link), accepted wherever a bearer token is; writes made with it also need the X-CSRF-Token its pages carry",
+  });
   documentPlainRoutes(app);
   documentTwilioWebhook(app);
   // built once, on the first request, when every route is registered
