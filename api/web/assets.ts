@@ -30,6 +30,13 @@ button.secondary,.button.secondary{background:#e9e9e9;color:#1a1a1a}
 button.link{background:none;color:#0b4aa8;text-decoration:underline;padding:0;min-height:0;margin:0}
 .qr svg{width:100%;max-width:16rem;height:auto;display:block;background:#fff}
 ul.plain{list-style:none;padding:0;margin:0}
+.seatmap{width:100%;height:auto;display:block}
+.seatmap .free{fill:#2e8b57}
+.seatmap .taken{fill:#c4c4c4}
+.seatrow{display:flex;flex-wrap:wrap;align-items:center;gap:2px;margin:.25rem 0}
+.rowname{width:4.2rem;font-size:.85rem;color:#555}
+label.seat{display:inline-flex;flex-direction:column;align-items:center;min-height:0;width:2rem;font-size:.7rem;margin:0}
+label.seat input{width:1.5rem;height:1.5rem;margin:0}
 :focus-visible{outline:3px solid #f5a623;outline-offset:2px}
 `;
 

@@ -27,6 +27,9 @@ async function shop(engine: Engine, onTestFinished: (fn: () => Promise<void>) =>
       body: new URLSearchParams(fields).toString(),
     });
   const get = (path: string) => api.app.request(path, { headers: { cookie } });
+  /** A form post with a body given as it is (repeated fields). */
+  const raw = (path: string, body: string) =>
+    api.app.request(path, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', origin: ORIGIN, cookie }, body });
   await post('/signin', { email });
   const opened = await api.app.request((await signInLinkFor(dir, email))!);
   cookie = /^(fg_session=[^;]+)/.exec(opened.headers.get('set-cookie')!)![1]!;
@@ -38,7 +41,7 @@ async function shop(engine: Engine, onTestFinished: (fn: () => Promise<void>) =>
     return /bk_[a-z0-9_]+/.exec(r.headers.get('location')!)![0] as BookingId;
   };
   const pay = (bookingId: BookingId, card: string) => post(`/bookings/${bookingId}/pay`, { _csrf: csrf, card, key: `p-${Math.random().toString(36).slice(2, 12)}` });
-  return { get, post, csrf, userId, hold, pay };
+  return { get, post, raw, csrf, userId, hold, pay };
 }
 
 describe('the web app over the engine', () => {
@@ -101,5 +104,31 @@ describe('the web app over the engine', () => {
     // someone else's booking is not there for them
     const other = await shop(engine, onTestFinished, 'other@example.com');
     expect((await other.get(`/bookings/${bookingId}`)).status).toBe(404);
+  });
+
+  it('choosing seats on the map holds exactly those; a seat taken meanwhile is refused with a clear message and shown taken', async ({ engine, onTestFinished }) => {
+    const ann = await shop(engine, onTestFinished, 'picker@example.com');
+    const bo = await shop(engine, onTestFinished, 'late@example.com');
+    const ev = await engine.createEvent(seatedEvent([{ id: 'B', rows: 3, seatsPerRow: 5 }]));
+    const tierId = ev.tiers[0]!.id;
+    const map = await (await bo.get(`/events/${ev.id}/seats?tier=${tierId}`)).text();
+    expect(map).toContain('aria-label="Section B: 15 of 15 seats free"');
+    expect(map).toContain('value="B-2-3"');
+    const send = (s: typeof ann, seats: string[]) => {
+      const body = new URLSearchParams({ _csrf: s.csrf, tierId, key: `s-${Math.random().toString(36).slice(2, 12)}` });
+      for (const x of seats) body.append('seat', x);
+      return s.raw(`/events/${ev.id}/seats`, body.toString());
+    };
+    const held = await send(ann, ['B-2-3', 'B-2-4']);
+    expect(held.status).toBe(303);
+    const bookingId = /bk_[a-z0-9_]+/.exec(held.headers.get('location')!)![0] as BookingId;
+    expect((await engine.bookings.get(bookingId, { userId: ann.userId })).seats).toEqual(['B-2-3', 'B-2-4']);
+    // bo's page still showed B-2-4 free: his pick of it is refused, nothing held, and the page shows it taken now
+    const late = await send(bo, ['B-2-4', 'B-2-5']);
+    expect(late.status).toBe(409);
+    const text = await late.text();
+    expect(text).toContain('Seat B-2-4 was just taken by someone else');
+    expect(text).toMatch(/value="B-2-4" aria-label="Row 2, seat 4 \(taken\)" disabled/);
+    expect((await engine.catalog.get(ev.id)).tiers[0]!.available).toBe(13);
   });
 });

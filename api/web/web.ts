@@ -7,7 +7,7 @@ import { html, raw } from 'hono/html';
 import QRCode from 'qrcode';
 import { z } from 'zod';
 import { isDomainError } from '../../engine/errors.js';
-import { isBookingId, isEventId, type EventId, type TierId, type UserId } from '../../engine/ids.js';
+import { SEAT_ID, isBookingId, isEventId, type EventId, type TierId, type UserId } from '../../engine/ids.js';
 import type { Booking, EventWithAvailability, PayResult } from '../../engine/index.js';
 import { rateLimits, safeNext, userIdOfEmail, type RateLimitCheck } from '../../engine/index.js';
 import { clientIp } from '../middleware/client-ip.js';
@@ -67,16 +67,18 @@ export function createWeb(auth: Auth) {
     return { userId: user.id, email: user.email, csrf: auth.csrfFor(token) };
   };
   /** A form post of a signed-in buyer whose CSRF field is right; otherwise the answer to send instead. */
-  const formOf = async (c: Context<AppEnv>): Promise<{ session: WebSession; form: Record<string, string> } | Response> => {
+  const formOf = async (c: Context<AppEnv>): Promise<{ session: WebSession; form: Record<string, string>; lists: Record<string, string[]> } | Response> => {
     const token = getCookie(c, SESSION_COOKIE);
     const session = sessionOf(c);
     if (!token || !session) return seeOther(c, `/signin?next=${encodeURIComponent(c.req.path)}`);
-    const body = await c.req.parseBody();
-    const form = Object.fromEntries(Object.entries(body).filter((e): e is [string, string] => typeof e[1] === 'string'));
+    const body = await c.req.parseBody({ all: true });
+    const strings = (v: unknown) => (Array.isArray(v) ? v : [v]).filter((x): x is string => typeof x === 'string');
+    const form = Object.fromEntries(Object.entries(body).map(([k, v]) => [k, strings(v)[0] ?? '']));
+    const lists = Object.fromEntries(Object.entries(body).map(([k, v]) => [k, strings(v)]));
     if (!auth.csrfMatches(token, form[CSRF_FIELD])) {
       return c.html(layout({ title: 'Form expired', session, error: 'This form has expired. Go back, reload the page and try again.', body: html`` }), 403);
     }
-    return { session, form };
+    return { session, form, lists };
   };
   const signInFirst = (c: Context, next: string) => seeOther(c, `/signin?next=${encodeURIComponent(next)}`);
   const webConfig = (c: Context<AppEnv>) => c.var.deps.config.web;
@@ -212,7 +214,7 @@ ${shown.length === 0 ? html`<p>No events yet.</p>` : ''}
   <label for="count-${t.id}">Number of tickets</label>
   <select id="count-${t.id}" name="count">${Array.from({ length: max }, (_, i) => html`<option value="${i + 1}">${i + 1}</option>`)}</select>
   <button type="submit">${t.seated ? 'Hold the best seats together' : 'Hold tickets'}</button>
-</form>`;
+</form>${t.seated ? html`<p><a href="/events/${ev.id}/seats?tier=${t.id}">Or choose your seats on the map</a></p>` : ''}`;
     };
     return c.html(
       layout({
@@ -245,6 +247,94 @@ ${buy(t)}</li>`,
     return eventPage(c, eventId, { notice });
   });
 
+  /** The API's hold limits for a hold made from a form: counted by the hold script itself, or by countRefusedHold. */
+  const holdCheck = (c: Context<AppEnv>): RateLimitCheck | undefined => {
+    const rl = c.var.deps.config.rateLimit;
+    return rl && (rl.perUser > 0 || rl.perIp > 0) ? { limits: rateLimits(rl.perUser, rl.perIp, rl.windowSeconds * 1000), ip: ipOf(c), counted: false } : undefined;
+  };
+  /** A hold refused before its script ran still counts (as the API's rate-limit middleware does). */
+  const countRefusedHold = async (c: Context<AppEnv>, userId: UserId, check: RateLimitCheck | undefined) => {
+    if (check && !check.counted) await c.var.deps.engine.rateLimits.consume('hold', userId, check).catch(() => undefined);
+  };
+
+  // ---- choose seats ----
+  const SEAT = 28; // px per seat in the overview drawing
+  const seatsPage = async (c: Context<AppEnv>, eventId: EventId, tierId: string, o: { error?: string } = {}, status: 200 | 400 | 409 | 422 | 429 = 200) => {
+    const session = sessionOf(c);
+    const { engine } = c.var.deps;
+    const ev = await engine.catalog.get(eventId);
+    const tier = ev.tiers.find((t) => t.id === tierId && t.seated);
+    if (!tier) return c.notFound();
+    const sections = (await engine.catalog.seatMaps(eventId)).filter((m) => m.tierId === tier.id);
+    const overview = (m: (typeof sections)[number]) =>
+      html`<svg class="seatmap" viewBox="0 0 ${m.seatsPerRow * SEAT + 8} ${m.rows * SEAT + 8}" role="img" aria-label="Section ${m.id}: ${m.available} of ${m.rows * m.seatsPerRow} seats free">${Array.from(
+        { length: m.rows * m.seatsPerRow },
+        (_, i) => html`<rect x="${(i % m.seatsPerRow) * SEAT + 6}" y="${Math.floor(i / m.seatsPerRow) * SEAT + 6}" width="${SEAT - 6}" height="${SEAT - 6}" rx="4" class="${m.seatMap[i] === '.' ? 'free' : 'taken'}"/>`,
+      )}</svg>`;
+    const picker = (m: (typeof sections)[number]) =>
+      Array.from(
+        { length: m.rows },
+        (_, r) => html`<div class="seatrow"><span class="rowname">Row ${r + 1}</span>${Array.from({ length: m.seatsPerRow }, (_, n) => {
+          const free = m.seatMap[r * m.seatsPerRow + n] === '.';
+          const id = `${m.id}-${r + 1}-${n + 1}`;
+          return html`<label class="seat" title="Row ${r + 1}, seat ${n + 1}"><input type="checkbox" name="seat" value="${id}" aria-label="Row ${r + 1}, seat ${n + 1}${free ? '' : ' (taken)'}" ${free ? '' : 'disabled'}><span aria-hidden="true">${n + 1}</span></label>`;
+        })}</div>`,
+      );
+    return c.html(
+      layout({
+        title: `Seats · ${ev.name}`,
+        session,
+        error: o.error,
+        body: html`<h1>Choose seats</h1>
+<p>${ev.name} · ${tier.name} · <span class="price">${money(tier.price, tier.currency)}</span> each. At most ${ev.maxTicketsPerUser} per buyer.</p>
+<p class="muted">Green seats are free; grey ones are taken. <a href="/events/${ev.id}/seats?tier=${tier.id}">Reload</a> to see the latest.</p>
+${sections.map((m) => html`<section class="card"><h2>Section ${m.id}</h2>${overview(m)}</section>`)}
+${session
+  ? html`<form method="post" action="/events/${ev.id}/seats" data-once>
+  ${csrfField(session)}<input type="hidden" name="tierId" value="${tier.id}"><input type="hidden" name="key" value="${newKey()}">
+  ${sections.map((m) => html`<fieldset><legend>Section ${m.id}: pick your seats</legend>${picker(m)}</fieldset>`)}
+  <button type="submit">Hold the chosen seats</button>
+</form>`
+  : html`<p><a class="button" href="/signin?next=${encodeURIComponent(`/events/${ev.id}/seats?tier=${tier.id}`)}">Sign in to choose seats</a></p>`}`,
+      }),
+      status,
+    );
+  };
+  web.get('/events/:eventId/seats', async (c) => {
+    const eventId = c.req.param('eventId');
+    if (!isEventId(eventId)) return c.notFound();
+    return seatsPage(c, eventId, c.req.query('tier') ?? '');
+  });
+  web.post('/events/:eventId/seats', async (c) => {
+    const eventId = c.req.param('eventId');
+    if (!isEventId(eventId)) return c.notFound();
+    const f = await formOf(c);
+    if (f instanceof Response) return f;
+    const tierId = f.form.tierId ?? '';
+    const seats = [...new Set(f.lists.seat ?? [])];
+    if (seats.length === 0 || seats.length > 100 || !seats.every((x) => SEAT_ID.test(x)) || !/^[A-Za-z0-9_-]{8,64}$/.test(f.form.key ?? '')) {
+      return seatsPage(c, eventId, tierId, { error: 'Choose at least one seat.' }, 400);
+    }
+    const check = holdCheck(c);
+    try {
+      const { reservation } = await c.var.deps.engine.bookings.create({
+        eventId,
+        ticketCount: seats.length,
+        seatPreferences: { seatIds: seats },
+        userId: f.session.userId as UserId,
+        idempotencyKey: `web-${f.form.key}`,
+        rateLimit: check,
+      });
+      return seeOther(c, `/bookings/${reservation.bookingId}`);
+    } catch (err) {
+      if (!isDomainError(err)) throw err;
+      await countRefusedHold(c, f.session.userId as UserId, check);
+      const taken = err.code === 'SEAT_UNAVAILABLE' ? String(err.extra.seatId ?? '') : '';
+      const msg = taken ? `Seat ${taken} was just taken by someone else. The map below is up to date: choose again.` : err.detail;
+      return seatsPage(c, eventId, tierId, { error: msg }, err.code === 'TICKET_LIMIT' ? 422 : err.code === 'RATE_LIMITED' ? 429 : 409);
+    }
+  });
+
   // ---- hold ----
   web.post('/events/:eventId/hold', async (c) => {
     const eventId = c.req.param('eventId');
@@ -255,10 +345,7 @@ ${buy(t)}</li>`,
     if (!Number.isInteger(count) || count < 1 || count > 8 || !/^tr_[a-z0-9]{10}$/.test(f.form.tierId ?? '') || !/^[A-Za-z0-9_-]{8,64}$/.test(f.form.key ?? '')) {
       return eventPage(c, eventId, { error: 'Choose a ticket type and a number of tickets.' }, 400);
     }
-    // the API's hold limits, counted by the hold script itself (or afterwards, when the script did not run)
-    const rl = c.var.deps.config.rateLimit;
-    const check: RateLimitCheck | undefined =
-      rl && (rl.perUser > 0 || rl.perIp > 0) ? { limits: rateLimits(rl.perUser, rl.perIp, rl.windowSeconds * 1000), ip: ipOf(c), counted: false } : undefined;
+    const check = holdCheck(c);
     try {
       const { reservation } = await c.var.deps.engine.bookings.create({
         eventId,
@@ -271,7 +358,7 @@ ${buy(t)}</li>`,
       return seeOther(c, `/bookings/${reservation.bookingId}`);
     } catch (err) {
       if (!isDomainError(err)) throw err;
-      if (check && !check.counted) await c.var.deps.engine.rateLimits.consume('hold', f.session.userId as UserId, check).catch(() => undefined);
+      await countRefusedHold(c, f.session.userId as UserId, check);
       const status = err.code === 'RATE_LIMITED' ? 429 : err.code === 'TICKET_LIMIT' || err.code === 'IDEMPOTENCY_KEY_REUSED' ? 422 : err.code === 'ADMISSION_REQUIRED' ? 403 : 409;
       return eventPage(c, eventId, { error: err.detail }, status);
     }
