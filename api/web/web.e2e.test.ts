@@ -2,11 +2,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, TEST_ENGINE_CONFIG } from '../../test/fixtures.js';
-import { gaEvent } from '../../test/events.js';
+import { gaEvent, seatedEvent } from '../../test/events.js';
 import { startApi } from '../../test/http.js';
 import { recordingJobs } from '../../test/jobs.js';
 import { signInLinkFor } from '../../test/outbox-mail.js';
 import { launchChromium } from '../../test/chromium.js';
+import { seriousA11yViolations } from '../../test/axe.js';
 import { waitFor } from '../../test/wait.js';
 import { systemClock } from '../../engine/clock.js';
 import { createEngine, userIdOfEmail, type BookingId, type UserId } from '../../engine/index.js';
@@ -41,7 +42,11 @@ describe('the web app in Chromium (390x844)', () => {
     page.on('console', (m) => {
       if (m.type() === 'error' && /Content.Security.Policy/i.test(m.text())) problems.push(m.text());
     });
-    const fitsWidth = async () => expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
+    /** The page fits the phone's width, and axe-core finds nothing serious or critical on it. */
+    const fitsWidth = async () => {
+      expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
+      expect(await seriousA11yViolations(page), page.url()).toEqual([]);
+    };
 
     // browse: the list, then the event with its tier and price
     await page.goto(`${api.url}/`);
@@ -53,9 +58,11 @@ describe('the web app in Chromium (390x844)', () => {
 
     // sign in: the link from the outbox brings the buyer back to the event, signed in (an HttpOnly cookie)
     await page.getByRole('link', { name: 'Sign in to buy' }).click();
+    await fitsWidth();
     await page.getByLabel('E-mail address').fill(email);
     await page.getByRole('button', { name: 'E-mail me a sign-in link' }).click();
     await page.getByRole('heading', { name: 'Check your e-mail' }).waitFor();
+    await fitsWidth();
     const link = await signInLinkFor(dir, email);
     expect(link).not.toBeNull();
     await page.goto(`${api.url}${link}`);
@@ -79,6 +86,7 @@ describe('the web app in Chromium (390x844)', () => {
     await page.getByLabel('Test card that is declined').check();
     await page.getByRole('button', { name: 'Pay €90.00' }).click();
     await page.getByRole('alert').getByText('Your card was declined. 2 attempts left.').waitFor();
+    await fitsWidth();
     // then the Visa test card: the confirmation, with a QR code per ticket
     await page.getByLabel('Visa test card — payment succeeds').check();
     await page.getByRole('button', { name: 'Pay €90.00' }).click();
@@ -105,6 +113,7 @@ describe('the web app in Chromium (390x844)', () => {
     await page.getByRole('link', { name: 'My bookings' }).click();
     await page.getByRole('heading', { name: 'My bookings' }).waitFor();
     await page.getByText('Paid').first().waitFor();
+    await fitsWidth();
     await page.getByRole('button', { name: 'Request a refund' }).click();
     await page.getByRole('status').getByText('Refund requested: it is automatic').waitFor();
     await page.getByText('Refund requested', { exact: true }).waitFor();
@@ -173,6 +182,15 @@ describe('the web app in Chromium (390x844)', () => {
     await page.getByRole('button', { name: 'E-mail me a sign-in link' }).click();
     await page.getByRole('heading', { name: 'Check your e-mail' }).waitFor();
     await page.goto(`${api.url}${await signInLinkFor(dir, 'slow@example.com')}`);
+    // the seat map of a seated event, signed in: it fits the phone and passes axe-core too
+    const seated = await engine.createEvent({ ...seatedEvent([{ id: 'A', rows: 4, seatsPerRow: 10 }]), salesOpenAt: new Date(Date.now() - 1000).toISOString() });
+    await page.goto(`${api.url}/events/${seated.id}`);
+    await page.getByRole('link', { name: 'Or choose your seats on the map' }).click();
+    await page.getByRole('img', { name: 'Section A: 40 of 40 seats free' }).waitFor();
+    await page.getByLabel('Row 2, seat 5', { exact: true }).check();
+    expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
+    expect(await seriousA11yViolations(page)).toEqual([]);
+    await page.goto(`${api.url}/events/${ev.id}`);
     await page.getByRole('button', { name: 'Hold tickets' }).click();
     await page.getByRole('heading', { name: 'Checkout' }).waitFor();
     await page.waitForURL(`${api.url}/events/${ev.id}?expired=1`, { timeout: 15_000 });
