@@ -9,6 +9,7 @@ import { signInLinkFor } from '../../test/outbox-mail.js';
 import { launchChromium } from '../../test/chromium.js';
 import { seriousA11yViolations } from '../../test/axe.js';
 import { waitFor } from '../../test/wait.js';
+import { SCREENS_DIR } from '../../test/env.js';
 import { systemClock } from '../../engine/clock.js';
 import { createEngine, userIdOfEmail, type BookingId, type UserId } from '../../engine/index.js';
 import { simulatedPaymentKeys } from '../../engine/keys.js';
@@ -42,27 +43,31 @@ describe('the web app in Chromium (390x844)', () => {
     page.on('console', (m) => {
       if (m.type() === 'error' && /Content.Security.Policy/i.test(m.text())) problems.push(m.text());
     });
-    /** The page fits the phone's width, and axe-core finds nothing serious or critical on it. */
-    const fitsWidth = async () => {
+    let step = 0;
+    /** The page fits the phone's width, and axe-core finds nothing serious or critical on it (and its screenshot, if asked). */
+    const fitsWidth = async (name: string) => {
+      if (SCREENS_DIR) await page.screenshot({ path: join(SCREENS_DIR, `${String(++step).padStart(2, '0')}-${name}.png`) });
       expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
       expect(await seriousA11yViolations(page), page.url()).toEqual([]);
     };
 
     // browse: the list, then the event with its tier and price
     await page.goto(`${api.url}/`);
+    await page.getByRole('link', { name: 'Mobile Night' }).waitFor();
+    await fitsWidth('events');
     await page.getByRole('link', { name: 'Mobile Night' }).click();
     await page.getByRole('heading', { name: 'Mobile Night', level: 1 }).waitFor();
     await page.getByText('€45.00').waitFor();
     await page.getByText('20 of 20 left').waitFor();
-    await fitsWidth();
+    await fitsWidth('event');
 
     // sign in: the link from the outbox brings the buyer back to the event, signed in (an HttpOnly cookie)
     await page.getByRole('link', { name: 'Sign in to buy' }).click();
-    await fitsWidth();
+    await fitsWidth('sign-in');
     await page.getByLabel('E-mail address').fill(email);
     await page.getByRole('button', { name: 'E-mail me a sign-in link' }).click();
     await page.getByRole('heading', { name: 'Check your e-mail' }).waitFor();
-    await fitsWidth();
+    await fitsWidth('check-email');
     const link = await signInLinkFor(dir, email);
     expect(link).not.toBeNull();
     await page.goto(`${api.url}${link}`);
@@ -80,20 +85,20 @@ describe('the web app in Chromium (390x844)', () => {
     const bookingId = /\/bookings\/(bk_[a-z0-9_]+)$/.exec(page.url())![1] as BookingId;
     expect(await page.getByRole('timer').textContent()).toMatch(/^1[45]:\d\d$/);
     await page.getByText('Test cards — simulated payments, no money moves').waitFor();
-    await fitsWidth();
+    await fitsWidth('checkout');
 
     // a declined test card: the attempts left are shown, the reservation stays
     await page.getByLabel('Test card that is declined').check();
     await page.getByRole('button', { name: 'Pay €90.00' }).click();
     await page.getByRole('alert').getByText('Your card was declined. 2 attempts left.').waitFor();
-    await fitsWidth();
+    await fitsWidth('declined');
     // then the Visa test card: the confirmation, with a QR code per ticket
     await page.getByLabel('Visa test card — payment succeeds').check();
     await page.getByRole('button', { name: 'Pay €90.00' }).click();
     await page.getByRole('heading', { name: 'Your tickets' }).waitFor({ timeout: 20_000 });
     await page.getByRole('img', { name: 'QR code of ticket 1' }).waitFor();
     await page.getByRole('img', { name: 'QR code of ticket 2' }).waitFor();
-    await fitsWidth();
+    await fitsWidth('tickets');
 
     const pdfHref = await page.getByRole('link', { name: 'Download tickets (PDF)' }).getAttribute('href');
     const pdf = await page.request.get(`${api.url}${pdfHref}`); // with the session cookie, as a tap on the link
@@ -113,7 +118,7 @@ describe('the web app in Chromium (390x844)', () => {
     await page.getByRole('link', { name: 'My bookings' }).click();
     await page.getByRole('heading', { name: 'My bookings' }).waitFor();
     await page.getByText('Paid').first().waitFor();
-    await fitsWidth();
+    await fitsWidth('my-bookings');
     await page.getByRole('button', { name: 'Request a refund' }).click();
     await page.getByRole('status').getByText('Refund requested: it is automatic').waitFor();
     await page.getByText('Refund requested', { exact: true }).waitFor();
