@@ -27,6 +27,9 @@ import { webhooks } from './routes/webhooks.js';
 import { documentTwilioWebhook, webhooksTwilio } from './routes/webhooks-twilio.js';
 import { waitingRoom } from './routes/waiting-room.js';
 import { createWeb } from './web/web.js';
+import { clientTimings } from './routes/client-timings.js';
+import { rateLimits as rateLimitsOf, type UserId } from '../engine/index.js';
+import { clientIp } from './middleware/client-ip.js';
 
 const HTTP_PROBLEMS: Record<number, [string, string]> = {
   400: ['/problems/malformed-request', 'Malformed request'],
@@ -102,6 +105,15 @@ export function createApp(deps: AppDeps) {
   app.use('/api/bookings', limited('hold'));
   app.use('/api/payments', limited('pay'));
   app.use('/api/events/:eventId/queue', limited('join'));
+  // page timings: anyone may send them, so they are limited per client IP only
+  const ipLimit = deps.config.rateLimit;
+  if (ipLimit && ipLimit.perIp > 0) {
+    const limits = rateLimitsOf(0, ipLimit.perIp, ipLimit.windowSeconds * 1000);
+    app.use('/api/client-timings', async (c, next) => {
+      await deps.engine.rateLimits.consume('beacon', 'anonymous' as UserId, { limits, ip: clientIp(c, ipLimit.trustProxyHops) });
+      await next();
+    });
+  }
   app.use('/api/queue/*', auth({ query: true }));
   // status reads (polls and stream openings) are limited too: each one runs a Redis script
   const statusLimit = rateLimit(deps, 'status');
@@ -123,6 +135,7 @@ export function createApp(deps: AppDeps) {
   app.route('/', tickets);
   app.route('/', webhooks);
   app.route('/', webhooksTwilio);
+  app.route('/', clientTimings);
   if (deps.queues?.length) mountQueueBoard(app, deps.queues, deps.config.jwtSecret);
   app.route('/', createPages(auth));
   app.route('/', createWeb(auth));

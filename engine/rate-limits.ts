@@ -5,7 +5,7 @@ import type { UserId } from './ids.js';
 import { globalKeys } from './keys.js';
 
 /** `signin`: sign-in links asked for, per e-mail address (its user id) and per client IP (api/web). */
-export type RateLimitGroup = 'hold' | 'pay' | 'join' | 'status' | 'signin';
+export type RateLimitGroup = 'hold' | 'pay' | 'join' | 'status' | 'signin' | 'beacon';
 
 /**
  * Fixed-window request limits of one route group: `perUser` requests per buyer and `perIp` per client address in

@@ -57,6 +57,7 @@ export const ENDPOINTS: Endpoint[] = [
   { method: 'POST', path: '/api/bookings/{bookingId}/refund', auth: 'user', body: 'optional', documented: [202, 400, 401, 403, 404, 409, 413, 415, 503], openapi: true },
   { method: 'POST', path: '/api/admin/bookings/{bookingId}/refund', auth: 'admin', body: 'json', documented: [200, 400, 401, 403, 404, 409, 413, 415, 503], openapi: true },
   // "200 (signature verified, deduplicated) | 400 bad signature" (ARCHITECTURE.md); 404 when Stripe is not the provider
+  { method: 'POST', path: '/api/client-timings', auth: 'none', body: 'json', documented: [204, 400, 413, 415, 429, 503], openapi: true },
   { method: 'POST', path: '/api/webhooks/stripe', auth: 'none', body: 'raw', documented: [200, 400, 404, 413, 503], openapi: true },
   // Twilio's SMS status callbacks: 200 | 400 forged signature or malformed; 404 when Twilio is not the SMS provider
   { method: 'POST', path: '/api/webhooks/twilio', auth: 'none', body: 'raw', documented: [200, 400, 404, 413, 503], openapi: true },

@@ -56,6 +56,26 @@ export const WEB_JS = `
     };
     tick();
   }
+  // The page's own timings (TTFB, DOM ready, load, LCP where the browser has it), once, for the Mobile Performance KPI.
+  const page = document.body.getAttribute('data-page');
+  if (page && window.fetch && window.performance && performance.getEntriesByType) {
+    let lcp = null;
+    try {
+      new PerformanceObserver((list) => { const e = list.getEntries(); if (e.length) lcp = e[e.length - 1].startTime; })
+        .observe({ type: 'largest-contentful-paint', buffered: true });
+    } catch (e) { /* no LCP in this browser */ }
+    const send = () => {
+      const n = performance.getEntriesByType('navigation')[0];
+      if (!n || !(n.loadEventEnd > 0)) return;
+      const body = { page, device: matchMedia('(max-width: 767px)').matches ? 'mobile' : 'desktop',
+        ttfbMs: Math.round(n.responseStart), domReadyMs: Math.round(n.domContentLoadedEventEnd), loadMs: Math.round(n.loadEventEnd) };
+      if (lcp !== null) body.lcpMs = Math.round(lcp);
+      fetch('/api/client-timings', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
+        keepalive: true, credentials: 'omit' }).catch(() => {});
+    };
+    // loadEventEnd is set once the load handlers have run
+    if (document.readyState === 'complete') setTimeout(send, 0); else addEventListener('load', () => setTimeout(send, 0));
+  }
   // A form is sent once: its buttons are disabled while the next page loads.
   for (const form of document.querySelectorAll('form[data-once]')) {
     form.addEventListener('submit', () => { for (const b of form.querySelectorAll('button')) b.disabled = true; });

@@ -1,6 +1,7 @@
 import { html } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import { CSRF_FIELD } from '../middleware/session.js';
+import type { CLIENT_PAGES } from '../routes/client-timings.js';
 
 export type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 /** The signed-in buyer as a page sees them: who, and the CSRF token their forms carry. */
@@ -20,7 +21,7 @@ export const csrfField = (s: WebSession) => html`<input type="hidden" name="${CS
  * One page: every interpolated value is escaped by hono/html (only `raw` markup the server made itself, such as a QR
  * code's SVG, is not). Styles and the one script are files of this origin; no inline script.
  */
-export function layout(o: { title: string; session: WebSession | null; body: Html; notice?: string | undefined; error?: string | undefined; refreshSeconds?: number }): Html {
+export function layout(o: { title: string; page?: (typeof CLIENT_PAGES)[number]; session: WebSession | null; body: Html; notice?: string | undefined; error?: string | undefined; refreshSeconds?: number }): Html {
   return html`<!doctype html>
 <html lang="en">
 <head>
@@ -31,7 +32,7 @@ ${o.refreshSeconds ? html`<meta http-equiv="refresh" content="${o.refreshSeconds
 <link rel="stylesheet" href="/assets/web.css">
 <script src="/assets/web.js" defer></script>
 </head>
-<body>
+<body data-page="${o.page ?? 'other'}">
 <header>
   <a class="brand" href="/">Floodgate</a>
   <nav aria-label="Account">

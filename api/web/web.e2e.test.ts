@@ -112,6 +112,11 @@ describe('the web app in Chromium (390x844)', () => {
 
     const booking = await engine.bookings.get(bookingId, { userId: userIdOfEmail(email) });
     expect(booking).toMatchObject({ status: 'CONFIRMED', ticketCount: 2, eventId: ev.id });
+    // every page reported its timings, as a phone (the Mobile Performance KPI)
+    await waitFor('the pages\' timings', async () => {
+      const text = await api.metrics.registry.getSingleMetricAsString('floodgate_client_page_seconds');
+      return ['events', 'event', 'checkout', 'tickets'].every((p) => new RegExp(`_count\\{[^}]*metric="load",device="mobile",page="${p}"[^}]*\\} [1-9]`).test(text));
+    });
     await waitFor('the sale to reach the stock', async () => (await engine.catalog.get(ev.id)).tiers[0]!.sold === 2);
 
     // my bookings lists it, with a refund request

@@ -139,3 +139,36 @@ describe('CSRF with the session cookie', () => {
     expect(await (await api.app.request(`/events/${ev.id}`)).text()).toContain('&lt;script&gt;alert(1)&lt;/script&gt; &amp; Friends');
   });
 });
+
+describe('page timings (POST /api/client-timings)', () => {
+  const count = async (api: { metrics: { registry: { getSingleMetricAsString(n: string): Promise<string> } } }, labels: string) => {
+    const text = await api.metrics.registry.getSingleMetricAsString('floodgate_client_page_seconds');
+    const m = new RegExp(`floodgate_client_page_seconds_count\\{[^}]*${labels.split(',').join('[^}]*')}[^}]*\\} (\\d+)`).exec(text);
+    return m ? Number(m[1]) : 0;
+  };
+
+  it('records each timing in the histogram by metric, device and page', async ({ engine, onTestFinished }) => {
+    const { api } = await setUp(engine, onTestFinished);
+    const r = await api.call('POST', '/api/client-timings', { body: { page: 'checkout', device: 'mobile', ttfbMs: 120, domReadyMs: 480, loadMs: 900, lcpMs: 700 } });
+    expect(r.status).toBe(204);
+    for (const metric of ['ttfb', 'dom_ready', 'load', 'lcp']) expect(await count(api, `metric="${metric}",device="mobile",page="checkout"`)).toBe(1);
+  });
+
+  it('refuses what would make new series or absurd values, and records nothing of it', async ({ engine, onTestFinished }) => {
+    const { api } = await setUp(engine, onTestFinished);
+    const ok = { page: 'events', device: 'desktop', ttfbMs: 1, domReadyMs: 2, loadMs: 3 };
+    for (const [field, body] of [
+      ['page', { ...ok, page: 'evil' }],
+      ['device', { ...ok, device: 'tablet' }],
+      ['loadMs', { ...ok, loadMs: -1 }],
+      ['ttfbMs', { ...ok, ttfbMs: 1e12 }],
+      ['extra', { ...ok, extra: 'x' }],
+    ] as const) {
+      const r = await api.call('POST', '/api/client-timings', { body });
+      expect(r.status).toBe(400);
+      expect(r.headers.get('content-type')).toBe('application/problem+json');
+      if (field !== 'extra') expect(r.json.errors[0].field).toBe(field);
+    }
+    expect(await count(api, 'metric="load"')).toBe(0);
+  });
+});

@@ -103,6 +103,7 @@ export function createWeb(auth: Auth) {
     c.html(
       layout({
         title: 'Sign in',
+        page: 'signin',
         session: sessionOf(c),
         error: o.error,
         body: html`<h1>Sign in</h1>
@@ -182,6 +183,7 @@ export function createWeb(auth: Auth) {
     return c.html(
       layout({
         title: 'Events',
+        page: 'events',
         session,
         body: html`<h1>Events</h1>
 ${categories.length > 1
@@ -219,6 +221,7 @@ ${shown.length === 0 ? html`<p>No events yet.</p>` : ''}
     return c.html(
       layout({
         title: ev.name,
+        page: 'event',
         session,
         error: o.error,
         notice: o.notice,
@@ -283,6 +286,7 @@ ${buy(t)}</li>`,
     return c.html(
       layout({
         title: `Seats · ${ev.name}`,
+        page: 'seats',
         session,
         error: o.error,
         body: html`<h1>Choose seats</h1>
@@ -383,6 +387,7 @@ ${session
     return c.html(
       layout({
         title: 'Checkout',
+        page: 'checkout',
         session,
         error: o.error,
         body: html`<h1>Checkout</h1>
@@ -411,6 +416,7 @@ ${simulated
     return c.html(
       layout({
         title: 'Your tickets',
+        page: 'tickets',
         session,
         notice,
         body: html`<h1>Your tickets</h1>
@@ -439,6 +445,7 @@ ${REFUNDABLE.has(b.status)
     return c.html(
       layout({
         title: 'My bookings',
+        page: 'bookings',
         session,
         notice: c.req.query('done'),
         body: html`<h1>My bookings</h1>
