@@ -37,6 +37,8 @@ ul.plain{list-style:none;padding:0;margin:0}
 .rowname{width:4.2rem;font-size:.85rem;color:#555}
 label.seat{display:inline-flex;flex-direction:column;align-items:center;min-height:0;width:2rem;font-size:.7rem;margin:0}
 label.seat input{width:1.5rem;height:1.5rem;margin:0}
+.live:empty{display:none}
+.live{background:#fff8d6;border:1px solid #e6d37a;border-radius:.5rem;padding:.6rem .9rem}
 :focus-visible{outline:3px solid #f5a623;outline-offset:2px}
 `;
 
@@ -75,6 +77,36 @@ export const WEB_JS = `
     };
     // loadEventEnd is set once the load handlers have run
     if (document.readyState === 'complete') setTimeout(send, 0); else addEventListener('load', () => setTimeout(send, 0));
+  }
+  // The seat map follows the sale: seats taken (or freed) meanwhile change on the map and in the picker; a seat the
+  // buyer had ticked that someone else took is unticked, and the page says so.
+  const seatStatus = document.querySelector('[data-seat-poll]');
+  if (seatStatus) {
+    const eventId = seatStatus.getAttribute('data-seat-poll');
+    const poll = async () => {
+      try {
+        const res = await fetch('/api/events/' + encodeURIComponent(eventId) + '/seats');
+        if (res.ok) {
+          const lost = [];
+          for (const s of (await res.json()).sections) {
+            for (let i = 0; i < s.seatMap.length; i++) {
+              const row = Math.floor(i / s.seatsPerRow) + 1, n = (i % s.seatsPerRow) + 1, id = s.id + '-' + row + '-' + n;
+              const taken = s.seatMap[i] !== '.';
+              const rect = document.getElementById('seat-' + id);
+              if (rect) rect.setAttribute('class', taken ? 'taken' : 'free');
+              const box = document.querySelector('input[name="seat"][value="' + id + '"]');
+              if (!box || box.disabled === taken) continue;
+              if (taken && box.checked) { box.checked = false; lost.push(id); }
+              box.disabled = taken;
+              box.setAttribute('aria-label', 'Row ' + row + ', seat ' + n + (taken ? ' (taken)' : ''));
+            }
+          }
+          if (lost.length) seatStatus.textContent = 'Just taken by someone else: ' + lost.join(', ') + '. Please choose another seat.';
+        }
+      } catch (e) { /* try again at the next turn */ }
+      setTimeout(poll, 3000);
+    };
+    setTimeout(poll, 3000);
   }
   // A form is sent once: its buttons are disabled while the next page loads.
   for (const form of document.querySelectorAll('form[data-once]')) {

@@ -200,6 +200,12 @@ describe('the web app in Chromium (390x844)', () => {
     await page.getByLabel('Row 2, seat 5', { exact: true }).check();
     expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
     expect(await seriousA11yViolations(page)).toEqual([]);
+    // someone else takes that seat meanwhile: the map follows, unticks it and says so
+    await engine.bookings.create({ eventId: seated.id, ticketCount: 1, seatPreferences: { seatIds: ['A-2-5'] }, userId: 'quicker' as UserId });
+    await page.getByRole('status').getByText('Just taken by someone else: A-2-5. Please choose another seat.').waitFor({ timeout: 15_000 });
+    expect(await page.getByLabel('Row 2, seat 5 (taken)', { exact: true }).isDisabled()).toBe(true);
+    expect(await page.getByLabel('Row 2, seat 5 (taken)', { exact: true }).isChecked()).toBe(false);
+    expect(await page.locator('#seat-A-2-5').getAttribute('class')).toBe('taken');
     await page.goto(`${api.url}/events/${ev.id}`);
     await page.getByRole('button', { name: 'Hold tickets' }).click();
     await page.getByRole('heading', { name: 'Checkout' }).waitFor();

@@ -272,7 +272,7 @@ ${buy(t)}</li>`,
     const overview = (m: (typeof sections)[number]) =>
       html`<svg class="seatmap" viewBox="0 0 ${m.seatsPerRow * SEAT + 8} ${m.rows * SEAT + 8}" role="img" aria-label="Section ${m.id}: ${m.available} of ${m.rows * m.seatsPerRow} seats free">${Array.from(
         { length: m.rows * m.seatsPerRow },
-        (_, i) => html`<rect x="${(i % m.seatsPerRow) * SEAT + 6}" y="${Math.floor(i / m.seatsPerRow) * SEAT + 6}" width="${SEAT - 6}" height="${SEAT - 6}" rx="4" class="${m.seatMap[i] === '.' ? 'free' : 'taken'}"/>`,
+        (_, i) => html`<rect id="seat-${m.id}-${Math.floor(i / m.seatsPerRow) + 1}-${(i % m.seatsPerRow) + 1}" x="${(i % m.seatsPerRow) * SEAT + 6}" y="${Math.floor(i / m.seatsPerRow) * SEAT + 6}" width="${SEAT - 6}" height="${SEAT - 6}" rx="4" class="${m.seatMap[i] === '.' ? 'free' : 'taken'}"/>`,
       )}</svg>`;
     const picker = (m: (typeof sections)[number]) =>
       Array.from(
@@ -291,7 +291,8 @@ ${buy(t)}</li>`,
         error: o.error,
         body: html`<h1>Choose seats</h1>
 <p>${ev.name} · ${tier.name} · <span class="price">${money(tier.price, tier.currency)}</span> each. At most ${ev.maxTicketsPerUser} per buyer.</p>
-<p class="muted">Green seats are free; grey ones are taken. <a href="/events/${ev.id}/seats?tier=${tier.id}">Reload</a> to see the latest.</p>
+<p class="muted">Green seats are free; grey ones are taken. The map follows the sale every few seconds.</p>
+<p id="seat-status" role="status" class="live" data-seat-poll="${ev.id}"></p>
 ${sections.map((m) => html`<section class="card"><h2>Section ${m.id}</h2>${overview(m)}</section>`)}
 ${session
   ? html`<form method="post" action="/events/${ev.id}/seats" data-once>
