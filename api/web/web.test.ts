@@ -99,7 +99,12 @@ describe('the web app over the engine', () => {
     expect(list).toContain('Reserved — waiting for payment');
     const r = await s.post(`/bookings/${bookingId}/cancel`, { _csrf: s.csrf });
     expect(r.status).toBe(303);
-    expect(decodeURIComponent(r.headers.get('location')!)).toContain('Reservation cancelled');
+    expect(r.headers.get('location')).toBe('/bookings?done=cancelled');
+    expect(await (await s.get(r.headers.get('location')!)).text()).toContain('Reservation cancelled: its tickets went back on sale.');
+    // again: refused, and the page says why in its own words (no text is taken from the URL)
+    const again = await s.post(`/bookings/${bookingId}/cancel`, { _csrf: s.csrf });
+    expect(again.headers.get('location')).toMatch(/^\/bookings\?done=not-cancelled&why=[A-Z_]+$/);
+    expect(await (await s.get('/bookings?done=<b>pwned</b>&why=x')).text()).not.toContain('pwned');
     expect((await engine.catalog.get(ev.id)).tiers[0]!.available).toBe(10);
     // someone else's booking is not there for them
     const other = await shop(engine, onTestFinished, 'other@example.com');

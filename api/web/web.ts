@@ -14,6 +14,7 @@ import { clientIp } from '../middleware/client-ip.js';
 import type { Auth } from '../middleware/auth.js';
 import { CSRF_FIELD, SESSION_COOKIE, SESSION_TTL_SECONDS, signSession } from '../middleware/session.js';
 import type { AppEnv } from '../env.js';
+import { DOMAIN_HTTP } from '../problem.js';
 import { WEB_CSS, WEB_JS } from './assets.js';
 import { bookingIcs } from './ics.js';
 import { csrfField, layout, money, when, type WebSession } from './layout.js';
@@ -46,6 +47,19 @@ const STATUS_TEXT: Record<string, string> = {
 };
 
 const Email = z.email().max(254);
+/** What "My bookings" says after a cancel or a refund request: fixed texts chosen by code (never text from the URL). */
+const DONE = {
+  cancelled: 'Reservation cancelled: its tickets went back on sale.',
+  'not-cancelled': 'This reservation could not be cancelled',
+  'refund-automatic': 'Refund requested: it is automatic, the money goes back to your card.',
+  'refund-review': 'Refund requested: an organiser will decide, you will get an e-mail.',
+  'no-refund': 'No refund is possible for this booking',
+} as const;
+const doneNotice = (done: string | undefined, why: string | undefined) => {
+  if (!done || !Object.hasOwn(DONE, done)) return undefined;
+  const reason = why && Object.hasOwn(DOMAIN_HTTP, why) ? DOMAIN_HTTP[why as keyof typeof DOMAIN_HTTP][1] : undefined;
+  return DONE[done as keyof typeof DONE] + (reason ? ` (${reason.toLowerCase()}).` : done.startsWith('no') ? '.' : '');
+};
 /** Sign-in e-mails: 3 per address and 30 per client IP in 10 minutes (always on: each one sends mail). */
 const SIGN_IN_LIMITS = rateLimits(3, 30, 10 * 60_000);
 const newKey = () => randomBytes(12).toString('base64url');
@@ -448,7 +462,7 @@ ${REFUNDABLE.has(b.status)
         title: 'My bookings',
         page: 'bookings',
         session,
-        notice: c.req.query('done'),
+        notice: doneNotice(c.req.query('done'), c.req.query('why')),
         body: html`<h1>My bookings</h1>
 ${list.length === 0 ? html`<p>No bookings yet. <a href="/">Find an event</a>.</p>` : ''}
 <ul class="plain">${list.map((b) => {
@@ -554,10 +568,10 @@ ${REFUNDABLE.has(b.status) ? html`<form method="post" action="/bookings/${b.book
     if (!b) return c.notFound();
     try {
       await c.var.deps.engine.bookings.cancel(b.bookingId, f.session.userId as UserId);
-      return seeOther(c, `/bookings?done=${encodeURIComponent('Reservation cancelled: its tickets went back on sale.')}`);
+      return seeOther(c, '/bookings?done=cancelled');
     } catch (err) {
       if (!isDomainError(err)) throw err;
-      return seeOther(c, `/bookings?done=${encodeURIComponent(`Not cancelled: ${err.detail}`)}`);
+      return seeOther(c, `/bookings?done=not-cancelled&why=${err.code}`);
     }
   });
 
@@ -568,11 +582,10 @@ ${REFUNDABLE.has(b.status) ? html`<form method="post" action="/bookings/${b.book
     if (!b) return c.notFound();
     try {
       const r = await c.var.deps.engine.refunds.request(b.bookingId, f.session.userId as UserId);
-      const msg = r.decision === 'automatic' ? 'Refund requested: it is automatic, the money goes back to your card.' : 'Refund requested: an organiser will decide, you will get an e-mail.';
-      return seeOther(c, `/bookings?done=${encodeURIComponent(msg)}`);
+      return seeOther(c, `/bookings?done=${r.decision === 'automatic' ? 'refund-automatic' : 'refund-review'}`);
     } catch (err) {
       if (!isDomainError(err)) throw err;
-      return seeOther(c, `/bookings?done=${encodeURIComponent(`No refund: ${err.detail}`)}`);
+      return seeOther(c, `/bookings?done=no-refund&why=${err.code}`);
     }
   });
 
