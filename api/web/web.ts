@@ -109,7 +109,16 @@ export function createWeb(auth: Auth) {
   web.get('/assets/web.js', (c) => c.body(WEB_JS, 200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'public, max-age=300' }));
 
   // form posts: small bodies, and from this origin only (hono/csrf), on top of the session's CSRF token
-  const forms = [bodyLimit({ maxSize: 8 * 1024 }), csrf()] as const;
+  // (behind a proxy that ends TLS the request's own URL is http://, so PUBLIC_BASE_URL's origin is accepted too)
+  const forms = [
+    bodyLimit({ maxSize: 8 * 1024 }),
+    csrf({
+      origin: (origin, c: Context<AppEnv>) => {
+        const base = c.var.deps.config.web?.publicBaseUrl;
+        return origin === new URL(c.req.url).origin || (base !== undefined && origin === new URL(base).origin);
+      },
+    }),
+  ] as const;
   for (const path of ['/signin', '/signout', '/events/*', '/bookings/*']) web.post(path, ...forms);
 
   // ---- sign-in ----
