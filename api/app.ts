@@ -20,12 +20,16 @@ import { waitPage } from './pages/wait-page.js';
 import { mountDocs } from './docs.js';
 import { rateLimit } from './middleware/rate-limit.js';
 import { documentPlainRoutes, withMiddlewareAnswers } from './openapi.js';
-import { pages } from './routes/pages.js';
+import { createPages } from './routes/pages.js';
 import { payments } from './routes/payments.js';
 import { tickets } from './routes/tickets.js';
 import { webhooks } from './routes/webhooks.js';
 import { documentTwilioWebhook, webhooksTwilio } from './routes/webhooks-twilio.js';
 import { waitingRoom } from './routes/waiting-room.js';
+import { createWeb } from './web/web.js';
+import { clientTimings } from './routes/client-timings.js';
+import { rateLimits as rateLimitsOf, type UserId } from '../engine/index.js';
+import { clientIp } from './middleware/client-ip.js';
 
 const HTTP_PROBLEMS: Record<number, [string, string]> = {
   400: ['/problems/malformed-request', 'Malformed request'],
@@ -101,6 +105,15 @@ export function createApp(deps: AppDeps) {
   app.use('/api/bookings', limited('hold'));
   app.use('/api/payments', limited('pay'));
   app.use('/api/events/:eventId/queue', limited('join'));
+  // page timings: anyone may send them, so they are limited per client IP only
+  const ipLimit = deps.config.rateLimit;
+  if (ipLimit && ipLimit.perIp > 0) {
+    const limits = rateLimitsOf(0, ipLimit.perIp, ipLimit.windowSeconds * 1000);
+    app.use('/api/client-timings', async (c, next) => {
+      await deps.engine.rateLimits.consume('beacon', 'anonymous' as UserId, { limits, ip: clientIp(c, ipLimit.trustProxyHops) });
+      await next();
+    });
+  }
   app.use('/api/queue/*', auth({ query: true }));
   // status reads (polls and stream openings) are limited too: each one runs a Redis script
   const statusLimit = rateLimit(deps, 'status');
@@ -108,6 +121,9 @@ export function createApp(deps: AppDeps) {
   // A Content-Security-Policy on every HTML page (/docs sets its own). The waiting room's inline script is the same
   // for every event (the id travels in a JSON block), so its hash is taken once from the template.
   app.use('/wait/*', csp(contentSecurityPolicy(waitPage('ev_000000000000'))));
+  // the web app's pages: its one script is a file of this origin, so no inline script is allowed at all
+  const webPolicy = csp(contentSecurityPolicy(''));
+  for (const path of ['/', '/signin', '/signin/*', '/signout', '/events/*', '/bookings', '/bookings/*']) app.use(path, webPolicy);
   app.use('/admin/queues', csp(contentSecurityPolicy('')));
   app.use('/admin/queues/*', csp(contentSecurityPolicy('')));
 
@@ -119,10 +135,18 @@ export function createApp(deps: AppDeps) {
   app.route('/', tickets);
   app.route('/', webhooks);
   app.route('/', webhooksTwilio);
+  app.route('/', clientTimings);
   if (deps.queues?.length) mountQueueBoard(app, deps.queues, deps.config.jwtSecret);
-  app.route('/', pages);
+  app.route('/', createPages(auth));
+  app.route('/', createWeb(auth));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'session', {
+    type: 'apiKey',
+    in: 'cookie',
+    name: 'fg_session',
+    description: "The web app's session (set by an e-mailed sign-in link), accepted wherever a bearer token is; writes made with it also need the X-CSRF-Token its pages carry",
+  });
   documentPlainRoutes(app);
   documentTwilioWebhook(app);
   // built once, on the first request, when every route is registered

@@ -4,6 +4,7 @@ import type { Engine } from '../engine/index.js';
 import type { UserId } from '../engine/ids.js';
 import type { RateLimitCheck } from '../engine/index.js';
 import type { Metrics } from '../platform/metrics.js';
+import type { Mailer } from '../integrations/mail/mailer.js';
 
 /** `trustProxyHops`: how many reverse proxies stand in front of the API (see clientIp). Used by middleware/rate-limit.ts. */
 export type RateLimitConfig = { perUser: number; perIp: number; windowSeconds: number; trustProxyHops: number };
@@ -30,6 +31,8 @@ export type ApiConfig = {
   streams?: StreamCapConfig;
   bodyLimitBytes: number;
   requestTimeoutMs: number;
+  /** The buyer's web app (api/web): where buyers reach it (sign-in links point there) and the sender of its e-mails. */
+  web?: { publicBaseUrl: string; mailFrom: string };
 };
 
 /** Everything the API needs, handed to createApp (tests build it with their own namespace and schema). */
@@ -40,11 +43,13 @@ export type AppDeps = {
   metrics: Metrics;
   /** BullMQ queues shown at /admin/queues (none: no queue board). */
   queues?: Queue[];
+  /** The web app's sign-in e-mails (none: the sign-in form says it is not configured). */
+  mailer?: Mailer;
   /** Pings Redis and Postgres for /ready. */
   checks: { redis: () => Promise<unknown>; postgres: () => Promise<unknown> };
 };
 
-export type AuthUser = { id: UserId; admin: boolean; gate: boolean };
+export type AuthUser = { id: UserId; admin: boolean; gate: boolean; email?: string };
 
 export type AppEnv = {
   Variables: {

@@ -8,6 +8,7 @@ import { createLogger } from '../platform/logger.js';
 import { createMetrics } from '../platform/metrics.js';
 import { serveMetrics } from '../platform/metrics-server.js';
 import { createApp } from './app.js';
+import { createMailer } from '../integrations/providers.js';
 
 runMain(async () => {
   const config = loadConfig();
@@ -40,9 +41,11 @@ async function serveApi(): Promise<void> {
       requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
       stripeWebhookSecrets: config.PAYMENTS_PROVIDER === 'stripe' ? config.STRIPE_WEBHOOK_SECRET!.split(',').map((s) => s.trim()) : [],
       twilio: config.SMS_PROVIDER === 'twilio' && config.TWILIO_STATUS_CALLBACK_URL ? { authToken: config.TWILIO_AUTH_TOKEN!, statusCallbackUrl: config.TWILIO_STATUS_CALLBACK_URL } : undefined,
+      web: { publicBaseUrl: config.PUBLIC_BASE_URL.replace(/\/+$/, ''), mailFrom: config.MAIL_FROM },
       streams: { perUser: config.STREAM_MAX_PER_USER, perIp: config.STREAM_MAX_PER_IP },
       rateLimit: { perUser: config.RATE_LIMIT_PER_USER, perIp: config.RATE_LIMIT_PER_IP, windowSeconds: config.RATE_LIMIT_WINDOW_SECONDS, trustProxyHops: config.TRUST_PROXY_HOPS },
     },
+    mailer: createMailer(config),
     checks: rt.engine.probes,
     queues: [...Object.values(rt.jobs.queues), sweeperQueue],
   });

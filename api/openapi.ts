@@ -9,10 +9,10 @@ const RAW_BODY = new Set(['post /api/webhooks/stripe']);
  * which also answers 429 past its open-stream caps.
  */
 const RATE_LIMITED = new Set([
-  'post /api/bookings', 'post /api/payments', 'post /api/events/{eventId}/queue', 'get /api/queue/{queueId}', 'get /api/queue/{queueId}/events',
+  'post /api/bookings', 'post /api/payments', 'post /api/client-timings', 'post /api/events/{eventId}/queue', 'get /api/queue/{queueId}', 'get /api/queue/{queueId}/events',
 ]);
 
-type Operation = { requestBody?: { content?: Record<string, unknown> }; responses?: Record<string, unknown> };
+type Operation = { requestBody?: { content?: Record<string, unknown> }; responses?: Record<string, unknown>; security?: unknown[] };
 type Document = { paths?: Record<string, Record<string, Operation>> };
 
 /**
@@ -20,6 +20,7 @@ type Document = { paths?: Record<string, Record<string, Operation>> };
  * a client generated from /openapi.json knows every status it can get:
  *   400  a card number anywhere in the request (`raw-card-data`), or a malformed request;
  *   413  a request body over the limit (every method but GET, checked before routing);
+ *   403  a write of a signed-in operation made with the web app's session cookie without its CSRF token (`csrf`);
  *   415  a JSON body sent as another media type (operations that take JSON);
  *   429  the rate limits (joining a queue, holding, paying, reading a place in line) and the status streams' caps;
  *   503  Redis or Postgres unavailable or past their deadline (`service-unavailable`, with Retry-After).
@@ -31,6 +32,7 @@ export function withMiddlewareAnswers<D extends object>(doc: D): D {
     for (const [method, op] of Object.entries(ops)) {
       const codes = [400, 503];
       if (method !== 'get') codes.push(413);
+      if (method !== 'get' && op.security?.length) codes.push(403);
       if (op.requestBody?.content?.['application/json'] && !RAW_BODY.has(`${method} ${path}`)) codes.push(415);
       if (RATE_LIMITED.has(`${method} ${path}`)) codes.push(429);
       const added = problemResponses(...codes);

@@ -51,6 +51,7 @@ export const DOMAIN_HTTP = {
   WEBHOOK_SIGNATURE: [400, 'Invalid webhook signature'],
   WEBHOOK_MALFORMED: [400, 'Malformed webhook event'],
   RATE_LIMITED: [429, 'Too many requests'],
+  SIGN_IN_LINK_INVALID: [400, 'Sign-in link invalid, used or expired'],
 } as const satisfies Record<DomainErrorCode, readonly [ContentfulStatusCode, string]>;
 
 /** `INSUFFICIENT_INVENTORY` -> `/problems/insufficient-inventory` */

@@ -36,6 +36,7 @@ export type DomainErrorCode =
   | 'BOOKING_NOT_RECORDED'
   | 'QUEUE_OPENS_AFTER_SALES'
   | 'RATE_LIMITED'
+  | 'SIGN_IN_LINK_INVALID'
   // Outcomes answered as problem documents but not thrown: the engine reports a payment's outcome as a value
   // (PayResult), which the route keeps for an idempotent replay; the webhook route refuses a provider's delivery
   // before the engine sees it. The route builds their documents from the same table (api/problem.ts `problemFor`).

@@ -20,6 +20,7 @@ import { createWebhookEvents } from './payments/webhook-events.js';
 import { createStreamSlots } from './waiting-room/stream-slots.js';
 import { checkInvariants, type InvariantOptions } from './invariants/invariants.js';
 import { pgActivity } from '../platform/pg.js';
+import { createSignIn } from './sign-in.js';
 
 export function createEngine(d: EngineDeps) {
   const catalog = createCatalog(d);
@@ -50,6 +51,8 @@ export function createEngine(d: EngineDeps) {
     sms: createSmsMessages(d),
     idempotency,
     rateLimits,
+    /** Passwordless sign-in: one-time e-mail link tokens. */
+    signIn: createSignIn(d),
     /** The payment provider's webhook events already handled. */
     webhookEvents: createWebhookEvents(d),
     /** Slots of open status streams, capped per user and per IP across every API process. */
@@ -104,3 +107,4 @@ export type { JobSink } from './jobs.js';
 export type { GateResult } from './tickets/tickets.js';
 export type { RateLimitCheck, RateLimitGroup, RateLimits } from './rate-limits.js';
 export { rateLimits } from './rate-limits.js';
+export { userIdOfEmail, safeNext, type SignIn } from './sign-in.js';

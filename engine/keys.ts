@@ -68,13 +68,13 @@ export function globalKeys(ns: Namespace) {
      */
     idempotency: (scope: string, userId: UserId, key: string) => `${ns}:idem-${scope}:${userId}:${key}`,
     /** The key prefix of one rate limit: its counters are `rateCounter` below. */
-    rateLimit: (group: 'hold' | 'pay' | 'join' | 'status', who: 'u' | 'ip') => `${ns}:rl:${group}:${who}`,
+    rateLimit: (group: 'hold' | 'pay' | 'join' | 'status' | 'signin' | 'beacon', who: 'u' | 'ip') => `${ns}:rl:${group}:${who}`,
     /**
      * One buyer's ('u') or client address's ('ip') requests of one route group in the current window (STRING, PX the
      * window; lua/rateLimit-1.lua). A hold request is counted here only when it was refused before its hold script
      * ran (the script counts the others on the event's slot: eventKeys.holdRate).
      */
-    rateCounter: (group: 'hold' | 'pay' | 'join' | 'status', who: 'u' | 'ip', id: string) => `${ns}:rl:${group}:${who}:${id}`,
+    rateCounter: (group: 'hold' | 'pay' | 'join' | 'status' | 'signin' | 'beacon', who: 'u' | 'ip', id: string) => `${ns}:rl:${group}:${who}:${id}`,
     /** BullMQ's key prefix: every queue's keys start with it (then `:<queue name>:…`, queue names carry their own hash tag). */
     bullPrefix: `${ns}:bull`,
     /** SET of armed event ids: the sweeper's and persist worker's work list. */
@@ -83,6 +83,8 @@ export function globalKeys(ns: Namespace) {
     queues: `${ns}:queues`,
     /** ZSET of one user's or one client IP's open status streams (streamId -> lease expiry), shared by every API process. */
     streams: (kind: 'user' | 'ip', who: string) => `${ns}:streams:${kind}:${who}`,
+    /** STRING JSON: one e-mail sign-in link, by the SHA-256 (hex) of its token (engine/sign-in.ts); taken with GETDEL. */
+    signInLink: (tokenHash: string) => `${ns}:signin:${tokenHash}`,
   } as const;
 }
 

@@ -4,7 +4,8 @@ import { DomainError } from './errors.js';
 import type { UserId } from './ids.js';
 import { globalKeys } from './keys.js';
 
-export type RateLimitGroup = 'hold' | 'pay' | 'join' | 'status';
+/** `signin`: sign-in links asked for, per e-mail address (its user id) and per client IP (api/web). */
+export type RateLimitGroup = 'hold' | 'pay' | 'join' | 'status' | 'signin' | 'beacon';
 
 /**
  * Fixed-window request limits of one route group: `perUser` requests per buyer and `perIp` per client address in

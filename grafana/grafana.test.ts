@@ -49,6 +49,8 @@ const EXPECTED_ALERTS: Record<string, 'critical' | 'warning'> = {
   HighPaymentFailureRate: 'warning',
   // beyond the seed: a poison outbox entry was set aside (docs/runbook.md)
   OutboxEntryQuarantined: 'critical',
+  // the seed's Mobile Performance KPI: phone page loads reported by the web app (issue 14)
+  MobilePageLoadSlow: 'warning',
 };
 
 const exported = new Set<string>(EXPORTED_METRICS);
@@ -230,6 +232,7 @@ describe('alert rules', () => {
       InventoryMismatch: /floodgate_inventory_mismatch\) > 0$/,
       HighPaymentFailureRate: /\) > 0\.1\s/,
       OutboxEntryQuarantined: /^sum\(increase\(floodgate_outbox_quarantined_total\[15m\]\)\) > 0$/,
+      MobilePageLoadSlow: /histogram_quantile\(0\.95,[\s\S]*device="mobile"[\s\S]*\) > 3\s/,
     };
     for (const r of rules) {
       expect(r.expr, r.alert).toMatch(thresholds[r.alert]!);

@@ -73,6 +73,8 @@ describe('every metric a dashboard or an alert uses is exported and has samples'
     // REFUNDED comes from the outbox's BookingRefunded (the persist worker's step, played here by drainAll)
     await waitFor('refunded', async () => (await drainAll(), (await api.call('GET', `/api/bookings/${b.json.bookingId}`, { token: ann })).json.status === 'REFUNDED'));
     // a hold the buyer cancels
+    // a page of the web app reports its timings
+    expect((await api.call('POST', '/api/client-timings', { body: { page: 'checkout', device: 'mobile', ttfbMs: 80, domReadyMs: 400, loadMs: 900, lcpMs: 600 } })).status).toBe(204);
     const c = await api.call('POST', '/api/bookings', { token: ann, body: { eventId: ev.id, ticketCount: 1 } });
     expect((await api.call('DELETE', `/api/bookings/${c.json.bookingId}`, { token: ann })).status).toBe(200);
     await drainAll();

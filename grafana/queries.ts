@@ -25,6 +25,7 @@ export const TOOLS_BIN = join(REPO_ROOT, '.tools', 'bin');
  */
 export const EXPORTED_METRICS = [
   'floodgate_http_request_duration_seconds',
+  'floodgate_client_page_seconds',
   'floodgate_hold_attempts_total',
   'floodgate_bookings_created_total',
   'floodgate_tickets_held_total',

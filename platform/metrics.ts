@@ -234,6 +234,13 @@ export function createMetrics(service: 'api' | 'workers') {
       aggregator: 'max', // the same value in every process (read from Redis or Postgres)
       registers: [registry],
     }),
+    clientPage: new Histogram({
+      name: 'floodgate_client_page_seconds',
+      help: "Page timings buyers' browsers report (web app, POST /api/client-timings): metric ttfb, dom_ready, load, lcp; device mobile or desktop (from the viewport width); page",
+      labelNames: ['metric', 'device', 'page'] as const,
+      buckets: [0.1, 0.25, 0.5, 1, 1.5, 2, 3, 4, 6, 10, 20],
+      registers: [registry],
+    }),
     workerErrors: new Counter({
       name: 'floodgate_worker_errors_total',
       help: 'Errors in background loops, by worker (they retry with backoff)',

@@ -12,6 +12,10 @@ import { migrate } from '../db/migrate.js';
 import { defaultProcesses } from '../platform/cluster.js';
 import { ConfigError, loadConfig } from '../platform/config.js';
 import { devToken } from './dev-token.js';
+import { createSignIn } from '../engine/sign-in.js';
+import { systemClock } from '../engine/clock.js';
+import { asNamespace } from '../engine/ids.js';
+import { createRedis } from '../platform/redis.js';
 import { ensureDatabase, ensurePostgres, ensureRedis, stopChild, type Stop } from './infra.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -139,6 +143,10 @@ try {
   await waitReady(base);
 
   const token = await devToken(config.JWT_SECRET, 'demo-user');
+  // a one-time sign-in link for the web app, as the e-mailed one (valid 15 minutes, once)
+  const redis = await createRedis({ url: config.REDIS_URL, clusterNodes: config.REDIS_CLUSTER_NODES }, 'worker');
+  const signIn = await createSignIn({ redis, ns: asNamespace(config.KEY_NAMESPACE), clock: systemClock }).issue('demo@floodgate.local');
+  await redis.quit();
   const ev = await demoEvent(base, await devToken(config.JWT_SECRET, 'demo-admin', { admin: true, ttlSeconds: 300 }));
   const tier = ev?.tiers.find((t) => !t.seated) ?? ev?.tiers[0];
   const body = ev ? JSON.stringify({ eventId: ev.id, tierId: tier?.id, ticketCount: 2 }) : '{"eventId":"<id>","ticketCount":2}';
@@ -159,7 +167,11 @@ Floodgate is running at ${base}   (API reference: ${base}/docs, health: ${base}/
 
   Your bookings:  curl -s ${base}/api/bookings -H "authorization: Bearer $TOKEN"
 
-  Or in a browser (sign in, book, pay with the test card; the part after # never leaves the browser):
+  The web app (events, checkout with the simulated test cards, tickets): ${base}/
+  Signed in as demo@floodgate.local by this one-time link (15 minutes; ask for another at ${base}/signin, it lands in ${config.OUTBOX_DIR}/):
+    ${base}/signin/link?token=${signIn.token}
+
+  The waiting-room page with a token (the part after # never leaves the browser):
     ${base}/wait/${ev?.id ?? '<eventId>'}#token=${token}
 
 Ctrl-C stops everything.

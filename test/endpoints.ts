@@ -44,19 +44,20 @@ export const ENDPOINTS: Endpoint[] = [
   { method: 'POST', path: '/api/bookings', auth: 'user', body: 'json', documented: [201, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503], openapi: true },
   { method: 'GET', path: '/api/bookings', auth: 'user', body: 'none', documented: [200, 400, 401, 503], openapi: true },
   { method: 'GET', path: '/api/bookings/{bookingId}', auth: 'user', body: 'none', documented: [200, 400, 401, 404, 503], openapi: true },
-  { method: 'DELETE', path: '/api/bookings/{bookingId}', auth: 'user', body: 'none', documented: [200, 400, 401, 404, 409, 413, 503], openapi: true },
-  { method: 'POST', path: '/api/payments', auth: 'user', body: 'json', documented: [200, 400, 401, 402, 404, 409, 413, 415, 422, 429, 503], openapi: true },
-  { method: 'POST', path: '/api/events/{eventId}/queue', auth: 'user', body: 'none', documented: [200, 201, 400, 401, 404, 409, 413, 429, 503], openapi: true },
+  { method: 'DELETE', path: '/api/bookings/{bookingId}', auth: 'user', body: 'none', documented: [200, 400, 401, 403, 404, 409, 413, 503], openapi: true },
+  { method: 'POST', path: '/api/payments', auth: 'user', body: 'json', documented: [200, 400, 401, 402, 403, 404, 409, 413, 415, 422, 429, 503], openapi: true },
+  { method: 'POST', path: '/api/events/{eventId}/queue', auth: 'user', body: 'none', documented: [200, 201, 400, 401, 403, 404, 409, 413, 429, 503], openapi: true },
   { method: 'GET', path: '/api/queue/{queueId}', auth: 'user', body: 'none', documented: [200, 400, 401, 404, 429, 503], openapi: true, queryToken: true },
-  { method: 'DELETE', path: '/api/queue/{queueId}', auth: 'user', body: 'none', documented: [200, 400, 401, 404, 413, 503], openapi: true, queryToken: true },
+  { method: 'DELETE', path: '/api/queue/{queueId}', auth: 'user', body: 'none', documented: [200, 400, 401, 403, 404, 413, 503], openapi: true, queryToken: true },
   { method: 'GET', path: '/api/queue/{queueId}/events', auth: 'user', body: 'none', documented: [200, 400, 401, 404, 429, 503], openapi: true, queryToken: true, stream: true },
   { method: 'GET', path: '/api/events/{eventId}/queue/fairness', auth: 'none', body: 'none', documented: [200, 400, 404, 503], openapi: true },
   { method: 'PUT', path: '/api/admin/events/{eventId}/queue', auth: 'admin', body: 'json', documented: [200, 400, 401, 403, 404, 409, 413, 415, 503], openapi: true },
   { method: 'GET', path: '/api/bookings/{bookingId}/tickets.pdf', auth: 'user', body: 'none', documented: [200, 400, 401, 404, 409, 503], openapi: true },
   { method: 'POST', path: '/api/tickets/verify', auth: 'gate', body: 'json', documented: [200, 400, 401, 403, 413, 415, 503], openapi: true },
-  { method: 'POST', path: '/api/bookings/{bookingId}/refund', auth: 'user', body: 'optional', documented: [202, 400, 401, 404, 409, 413, 415, 503], openapi: true },
+  { method: 'POST', path: '/api/bookings/{bookingId}/refund', auth: 'user', body: 'optional', documented: [202, 400, 401, 403, 404, 409, 413, 415, 503], openapi: true },
   { method: 'POST', path: '/api/admin/bookings/{bookingId}/refund', auth: 'admin', body: 'json', documented: [200, 400, 401, 403, 404, 409, 413, 415, 503], openapi: true },
   // "200 (signature verified, deduplicated) | 400 bad signature" (ARCHITECTURE.md); 404 when Stripe is not the provider
+  { method: 'POST', path: '/api/client-timings', auth: 'none', body: 'json', documented: [204, 400, 413, 415, 429, 503], openapi: true },
   { method: 'POST', path: '/api/webhooks/stripe', auth: 'none', body: 'raw', documented: [200, 400, 404, 413, 503], openapi: true },
   // Twilio's SMS status callbacks: 200 | 400 forged signature or malformed; 404 when Twilio is not the SMS provider
   { method: 'POST', path: '/api/webhooks/twilio', auth: 'none', body: 'raw', documented: [200, 400, 404, 413, 503], openapi: true },
@@ -65,6 +66,10 @@ export const ENDPOINTS: Endpoint[] = [
   { method: 'GET', path: '/openapi.json', auth: 'none', body: 'none', documented: [200], openapi: false },
   { method: 'GET', path: '/docs', auth: 'none', body: 'none', documented: [200], openapi: false },
   { method: 'GET', path: '/wait/{eventId}', auth: 'none', body: 'none', documented: [200, 404], openapi: false },
+  // the web app's pages (api/web): signed out, the list, an event and the sign-in form
+  { method: 'GET', path: '/', auth: 'none', body: 'none', documented: [200], openapi: false },
+  { method: 'GET', path: '/events/{eventId}', auth: 'none', body: 'none', documented: [200, 404], openapi: false },
+  { method: 'GET', path: '/signin', auth: 'none', body: 'none', documented: [200], openapi: false },
 ];
 export const endpointName = (e: Endpoint) => `${e.method} ${e.path}`;
 

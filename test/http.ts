@@ -5,6 +5,7 @@ import { pino, type Logger } from 'pino';
 import { createApp } from '../api/app.js';
 import type { RateLimitConfig, StreamCapConfig } from '../api/env.js';
 import type { Engine } from '../engine/index.js';
+import type { Mailer } from '../integrations/mail/mailer.js';
 import { createMetrics, type Metrics } from '../platform/metrics.js';
 import { serveMetrics } from '../platform/metrics-server.js';
 import { devToken } from '../scripts/dev-token.js';
@@ -20,6 +21,8 @@ export type TestApiOptions = {
   bodyLimitBytes?: number; requestTimeoutMs?: number; log?: Logger; stripeWebhookSecrets?: string[]; queues?: Queue[]; rateLimit?: RateLimitConfig; streams?: StreamCapConfig;
   /** Twilio's status callbacks (api/routes/webhooks-twilio.ts): the token that signs them and the URL they are sent to. */
   twilio?: { authToken: string; statusCallbackUrl: string };
+  /** The web app's sign-in mail: its transport and the base URL its links point to. */
+  web?: { mailer: Mailer; publicBaseUrl?: string };
   /** Run a real persist worker beside the API, as in production (payments wait for holds to be recorded). */
   persist?: boolean;
 };
@@ -39,7 +42,9 @@ function testApp(engine: Engine, over: TestApiOptions) {
       ...(over.rateLimit ? { rateLimit: over.rateLimit } : {}),
       ...(over.twilio ? { twilio: over.twilio } : {}),
       ...(over.streams ? { streams: over.streams } : {}),
+      ...(over.web ? { web: { publicBaseUrl: over.web.publicBaseUrl ?? 'http://floodgate.test', mailFrom: 'tickets@floodgate.test' } } : {}),
     },
+    ...(over.web ? { mailer: over.web.mailer } : {}),
     checks: engine.probes,
     ...(over.queues ? { queues: over.queues } : {}),
   });

@@ -1,10 +1,12 @@
 import { createVerifier, TokenError } from 'fast-jwt';
+import { getCookie } from 'hono/cookie';
 import { createMiddleware } from 'hono/factory';
 import { isUserId, type UserId } from '../../engine/ids.js';
 import type { AppEnv, AuthUser } from '../env.js';
 import { problem } from '../problem.js';
+import { CSRF_HEADER, SESSION_COOKIE, csrfMatches, csrfTokenFor, isSafeMethod } from './session.js';
 
-type Claims = { sub?: unknown; role?: unknown; exp?: unknown; nbf?: unknown };
+type Claims = { sub?: unknown; role?: unknown; exp?: unknown; nbf?: unknown; email?: unknown };
 
 /** The clock tolerance on `exp` and `nbf`, as fast-jwt applies it. */
 const CLOCK_TOLERANCE_MS = 30_000;
@@ -67,7 +69,12 @@ export function createAuth(jwtSecret: string, o: { cacheSize?: number } = {}) {
       return err instanceof TokenError && err.code === TokenError.codes.expired ? 'the token has expired' : 'the token is invalid';
     }
     if (typeof claims.sub !== 'string' || !isUserId(claims.sub)) return 'the token has no valid subject';
-    const user: AuthUser = Object.freeze({ id: claims.sub as UserId, admin: claims.role === 'admin', gate: claims.role === 'admin' || claims.role === 'gate' });
+    const user: AuthUser = Object.freeze({
+      id: claims.sub as UserId,
+      admin: claims.role === 'admin',
+      gate: claims.role === 'admin' || claims.role === 'gate',
+      ...(typeof claims.email === 'string' ? { email: claims.email } : {}),
+    });
     verified.set(token, {
       user,
       fromMs: typeof claims.nbf === 'number' ? claims.nbf * 1000 - CLOCK_TOLERANCE_MS : 0,
@@ -75,16 +82,26 @@ export function createAuth(jwtSecret: string, o: { cacheSize?: number } = {}) {
     });
     return user;
   };
-  /** `query`: also accept the token as `?access_token=` (RFC 6750 2.3), for EventSource, which cannot set headers. */
-  return (opts: { admin?: boolean; gate?: boolean; query?: boolean } = {}) =>
+  /**
+   * `query`: also accept the token as `?access_token=` (RFC 6750 2.3), for EventSource, which cannot set headers.
+   * Without a bearer token, the web session's cookie (SESSION_COOKIE) is accepted; a state-changing request made with
+   * the cookie must also send the session's CSRF token in X-CSRF-Token (403 `/problems/csrf` otherwise), so another
+   * site cannot act with a buyer's cookie.
+   */
+  const middleware = (opts: { admin?: boolean; gate?: boolean; query?: boolean } = {}) =>
     createMiddleware<AppEnv>(async (c, next) => {
       const header = c.req.header('authorization') ?? '';
       const deny = (detail: string) =>
         problem(c, 401, { type: '/problems/unauthorized', title: 'Unauthorized', detail }, { 'www-authenticate': 'Bearer' });
-      const token = header.startsWith('Bearer ') ? header.slice(7) : opts.query ? c.req.query('access_token') : undefined;
-      if (!token) return deny('send Authorization: Bearer <token>');
+      let token = header.startsWith('Bearer ') ? header.slice(7) : opts.query ? c.req.query('access_token') : undefined;
+      const fromCookie = !token && !header ? getCookie(c, SESSION_COOKIE) : undefined;
+      token ||= fromCookie;
+      if (!token) return deny('send Authorization: Bearer <token>, or sign in');
       const user = authenticate(token);
       if (typeof user === 'string') return deny(user);
+      if (fromCookie && !isSafeMethod(c.req.method) && !csrfMatches(jwtSecret, fromCookie, c.req.header(CSRF_HEADER))) {
+        return problem(c, 403, { type: '/problems/csrf', title: 'CSRF token missing or wrong', detail: `send the page's CSRF token in ${CSRF_HEADER}` });
+      }
       if (opts.admin && !user.admin) {
         return problem(c, 403, { type: '/problems/forbidden', title: 'Forbidden', detail: 'this needs an admin token' });
       }
@@ -94,4 +111,13 @@ export function createAuth(jwtSecret: string, o: { cacheSize?: number } = {}) {
       c.set('user', user);
       await next();
     });
+  return Object.assign(middleware, {
+    /** The token's user, or why it is refused (the web pages read their session with it). */
+    authenticate,
+    /** The CSRF token of a session token. */
+    csrfFor: (sessionToken: string) => csrfTokenFor(jwtSecret, sessionToken),
+    /** Whether `given` is the CSRF token of `sessionToken`. */
+    csrfMatches: (sessionToken: string, given: string | undefined) => csrfMatches(jwtSecret, sessionToken, given),
+  });
 }
+export type Auth = ReturnType<typeof createAuth>;

@@ -11,8 +11,9 @@
  * (no HTML injection). All script is one inline <script> block with no inline event handlers, so a nonce or hash
  * Content-Security-Policy covers it (the JSON data block is not script).
  */
-export function waitPage(eventId: string): string {
-  const data = JSON.stringify({ eventId }).replace(/</g, '\\u003c');
+export function waitPage(eventId: string, session?: { csrf: string }): string {
+  // signed in through the web app: the session cookie authenticates, the CSRF token goes with every write
+  const data = JSON.stringify({ eventId, ...(session ? { csrf: session.csrf } : {}) }).replace(/</g, '\\u003c');
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -40,6 +41,7 @@ export function waitPage(eventId: string): string {
 
   <section id="signin" hidden>
     <h2>Sign in</h2>
+    <p><a href="/signin?next=/wait/${eventId}">Sign in with your e-mail address</a>, or use a developer token:</p>
     <p class="muted">Paste your access token (<code>npm start</code> prints one; <code>npm run token -- &lt;userId&gt;</code> makes another).
       Or open this page as <code>/wait/&lt;eventId&gt;#token=&lt;token&gt;</code>: the part after # never leaves your browser.</p>
     <label for="token">Your access token</label>
@@ -101,12 +103,14 @@ export function waitPage(eventId: string): string {
 <script type="application/json" id="page-data">${data}</script>
 <script>
 (() => {
-  const { eventId } = JSON.parse(document.getElementById('page-data').textContent);
+  const { eventId, csrf } = JSON.parse(document.getElementById('page-data').textContent);
+  // with a web session (csrf given) the cookie signs every call in: no token is pasted or stored
+  const session = Boolean(csrf);
   const $ = (id) => document.getElementById(id);
   const show = (id) => { for (const s of ['signin', 'waiting', 'admitted', 'booked', 'confirmed', 'soldout', 'over']) $(s).hidden = s !== id; };
-  const fromHash = new URLSearchParams(location.hash.slice(1)).get('token');
+  const fromHash = session ? null : new URLSearchParams(location.hash.slice(1)).get('token');
   if (fromHash) { localStorage.setItem('floodgate-token', fromHash); history.replaceState(null, '', location.pathname); }
-  let token = fromHash || localStorage.getItem('floodgate-token') || '';
+  let token = session ? '' : fromHash || localStorage.getItem('floodgate-token') || '';
   let current = null;
   let events = null;
   let eventInfo = null;
@@ -115,7 +119,8 @@ export function waitPage(eventId: string): string {
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
   const api = async (method, path, body, headers = {}) => {
-    const res = await fetch(path, { method, headers: { authorization: 'Bearer ' + token, ...(body ? { 'content-type': 'application/json' } : {}), ...headers },
+    const auth = session ? (method === 'GET' ? {} : { 'x-csrf-token': csrf }) : { authorization: 'Bearer ' + token };
+    const res = await fetch(path, { method, headers: { ...auth, ...(body ? { 'content-type': 'application/json' } : {}), ...headers },
       body: body ? JSON.stringify(body) : undefined });
     const json = await res.json().catch(() => ({}));
     if (!res.ok) throw Object.assign(new Error(json.detail || json.title || ('HTTP ' + res.status)),
@@ -193,6 +198,8 @@ export function waitPage(eventId: string): string {
       if ($('apart').checked && $('tier').selectedOptions[0].dataset.seated === '1') body.seatPreferences = { adjacent: false };
       const b = await api('POST', '/api/bookings', body, headers);
       booking = { ...b, payKey: 'pay-' + b.bookingId };
+      // in the web app, the checkout page takes it from here (countdown, test cards)
+      if (session) { location.assign('/bookings/' + b.bookingId); return; }
       show('booked');
       $('booking').textContent = 'Booking ' + b.bookingId + ': ' + b.ticketCount + ' ticket(s)' + (b.seats.length ? ' (' + b.seats.join(', ') + ')' : '') +
         ', ' + (b.amount / 100).toFixed(2) + ' ' + b.currency + ', reserved until ' + new Date(b.expiresAt).toLocaleTimeString() + '.';
@@ -238,7 +245,7 @@ export function waitPage(eventId: string): string {
 
   function follow(queueId) {
     if (events) events.close();
-    events = new EventSource('/api/queue/' + queueId + '/events?access_token=' + encodeURIComponent(token));
+    events = new EventSource('/api/queue/' + queueId + '/events' + (session ? '' : '?access_token=' + encodeURIComponent(token)));
     events.addEventListener('status', (m) => render(JSON.parse(m.data)));
     events.onerror = () => {
       events.close();
@@ -290,7 +297,7 @@ export function waitPage(eventId: string): string {
     .then((ev) => {
       eventInfo = ev;
       $('event').textContent = ev.name + ' · ' + ev.venue + ' · ' + new Date(ev.startsAt).toLocaleString();
-      if (token) start(); else show('signin');
+      if (session || token) start(); else show('signin');
     })
     .catch((err) => { $('event').textContent = err.message; });
 })();
