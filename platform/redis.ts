@@ -48,8 +48,7 @@ export function sentinelOptions(s: RedisSettings): RedisOptions {
   return {
     sentinels: hostPorts(s.sentinels),
     name: s.sentinelName ?? 'floodgate',
-    // subscribe to +switch-master: reconnect to the new primary as soon as Sentinel announces it
-    failoverDetector: true,
+    // (ioredis' failoverDetector is left off: in our Sentinel failover test, with it on, a client ended up closed for good)
     // keep asking the Sentinels during a failover (ioredis' default gives up after a few tries)
     sentinelRetryStrategy: (n: number) => Math.min(50 + n * 50, 1_000),
     retryStrategy: (n: number) => Math.min(25 + n * 25, 500),
@@ -79,11 +78,14 @@ export async function createRedis(s: RedisSettings, role: RedisRole): Promise<Re
  * write this connection made before it); fewer confirmations than asked → ReplicaWaitError instead of the reply.
  */
 function waitAfterScripts(client: Redis, replicas: number, timeoutMs: number): void {
-  const c = client as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  type Fn = (this: unknown, ...args: unknown[]) => Promise<unknown>;
+  const c = client as unknown as Record<string, Fn>;
   for (const name of DURABLE_SCRIPTS) {
-    const run = c[name]!.bind(client);
-    c[name] = async (...args: unknown[]) => {
-      const reply = await run(...args);
+    const script = c[name]!;
+    c[name] = async function (this: unknown, ...args: unknown[]) {
+      // ioredis copies the client's script functions onto its (auto-)pipelines: there, queue the plain script
+      if (this !== client) return script.apply(this, args);
+      const reply = await script.apply(client, args);
       const got = await client.wait(replicas, timeoutMs);
       if (got < replicas) throw new ReplicaWaitError(replicas, got, timeoutMs);
       return reply;

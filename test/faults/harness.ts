@@ -273,6 +273,9 @@ export type StackOptions = {
   pgHosts?: string;
   /** More Redis settings of both engines (Sentinel, WAIT). */
   redis?: Partial<RedisSettings>;
+  /** Where the simulated payment provider keeps its state (it stands for Stripe, which a fault of ours does not
+   *  touch); defaults to the engines' own Redis. */
+  providerRedisUrl?: string;
   /** REDIS_COMMAND_TIMEOUT_MS of the API. */
   commandTimeoutMs?: number;
   engineConfig?: Partial<EngineConfig>;
@@ -292,8 +295,12 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   apiRedis.on('error', () => {});
   const workerRedis = await createRedis({ ...o.redis, url: o.redisUrl }, 'worker');
   workerRedis.on('error', () => {});
+  const providerRedis = o.providerRedisUrl ? await createRedis({ url: o.providerRedisUrl }, 'worker') : undefined;
   const mk = (redis: RedisClient) =>
-    createEngine({ ns, redis, pg: pool, clock: systemClock, config, log: silent, provider: createSimulatedProvider({ redis, keys: simulatedPaymentKeys(ns), timeoutMs: 300 }) });
+    createEngine({
+      ns, redis, pg: pool, clock: systemClock, config, log: silent,
+      provider: createSimulatedProvider({ redis: providerRedis ?? redis, keys: simulatedPaymentKeys(ns), timeoutMs: 300 }),
+    });
   const engine = mk(apiRedis);
   const workerEngine = mk(workerRedis);
   // a short lease (production: 10 s) so a stopped or dead worker's events are taken over quickly
@@ -318,6 +325,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       await persist.stop().catch(() => {});
       apiRedis.disconnect();
       workerRedis.disconnect();
+      providerRedis?.disconnect();
       await pool.end().catch(() => {});
       const c = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 3000 });
       try {

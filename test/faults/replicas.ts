@@ -12,6 +12,17 @@ import pg from 'pg';
 import { waitFor } from '../wait.js';
 import { exited, freePort, killHard, pgAnswers, pgBin, pgUser, redisAnswers, waitExit } from './harness.js';
 
+/** Every server this module started: SIGKILLed if the test process exits without stopping them (a crashed run). */
+const started = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of started) if (!exited(c)) c.kill('SIGKILL');
+});
+const track = (c: ChildProcess) => {
+  started.add(c);
+  c.once('exit', () => started.delete(c));
+  return c;
+};
+
 // ---------------------------------------------------------------------------------------------------------------------
 // Postgres primary + standby
 
@@ -62,7 +73,7 @@ export async function startPgPair({ synchronous = true } = {}): Promise<PgPair> 
     // a port the killed postmaster's backends still hold is free a moment later: start until it binds
     await waitFor(`postgres on ${n.port}`, async () => {
       if (!n.child || exited(n.child)) {
-        n.child = spawn(join(bin, 'postgres'), args, { ...opts, cwd: n.root, stdio: ['ignore', 'pipe', 'pipe'] });
+        n.child = track(spawn(join(bin, 'postgres'), args, { ...opts, cwd: n.root, stdio: ['ignore', 'pipe', 'pipe'] }));
         n.child.stdout!.on('data', (d) => (n.log = (n.log + d).slice(-4000)));
         n.child.stderr!.on('data', (d) => (n.log = (n.log + d).slice(-4000)));
       }
@@ -169,6 +180,8 @@ export type RedisSentinelSet = {
   admin(port: number): Redis;
   /** SIGKILL to the primary; returns its port. */
   kill9Primary(): Promise<number>;
+  /** SIGKILL to the node on `port` (a replica, say). */
+  kill9(port: number): Promise<void>;
   /** Waits until Sentinel names another node than `oldPort` the primary. */
   waitPromoted(oldPort: number): Promise<number>;
   /** Starts the killed node again (its AOF) as a replica of the current primary, and waits for it to be in sync. */
@@ -185,7 +198,7 @@ export async function startRedisSentinel(name = 'fgfail'): Promise<RedisSentinel
   const children: ChildProcess[] = [];
   let log = '';
   const spawnLogged = (args: string[]) => {
-    const c = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = track(spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] }));
     c.stdout!.on('data', (d) => (log = (log + d).slice(-4000)));
     c.stderr!.on('data', (d) => (log = (log + d).slice(-4000)));
     children.push(c);
@@ -217,11 +230,26 @@ export async function startRedisSentinel(name = 'fgfail'): Promise<RedisSentinel
     const [, port] = (await sentinel.call('SENTINEL', 'get-master-addr-by-name', name)) as [string, string];
     return Number(port);
   };
-  const inSync = (replica: number) =>
-    waitFor(`replica ${replica} in sync`, async () => {
-      const info = await admin(replica).info('replication').catch(() => '');
-      return /master_link_status:up/.test(info) && !/master_sync_in_progress:1/.test(info);
-    }, 30_000, 25);
+  /** Whichever node Sentinel names the primary has the other one as an online replica, and Sentinel sees that replica
+   *  up (it can fail over again). Sentinel may itself have swapped the two meanwhile: either way is healthy. */
+  const healthy = async () => {
+    let why = '';
+    await waitFor('a primary with an online replica', async () => {
+      const p = await primaryPort();
+      const info = await admin(p).info('replication');
+      const replica = /slave0:ip=[^,]+,port=(\d+),state=online/.exec(info)?.[1];
+      if (!/role:master/.test(info) || !replica) return (why = `${p}: ${info}`), false;
+      const rs = (await sentinel.call('SENTINEL', 'replicas', name)) as string[][];
+      return rs.some((r) => {
+        const m = new Map<string, string>();
+        for (let i = 0; i + 1 < r.length; i += 2) m.set(r[i]!, r[i + 1]!);
+        why = `sentinel: ${JSON.stringify([...m])}`;
+        return m.get('port') === replica && m.get('flags') === 'slave' && m.get('master-link-status') === 'ok';
+      });
+    }, 30_000, 25).catch((err: Error) => {
+      throw new Error(`${err.message}\n${why}\n${log}`);
+    });
+  };
   const stop = async () => {
     sentinel.disconnect();
     for (const n of nodes.values()) n.admin?.disconnect();
@@ -237,12 +265,11 @@ export async function startRedisSentinel(name = 'fgfail'): Promise<RedisSentinel
     }
     await startNode(ports[0]!);
     await startNode(ports[1]!, ports[0]);
-    await inSync(ports[1]!);
     const conf = join(top, 'sentinel.conf');
     await writeFile(conf, [
       `port ${sentinelPort}`, 'bind 127.0.0.1', 'daemonize no', `dir ${top}`,
       `sentinel monitor ${name} 127.0.0.1 ${ports[0]} 1`,
-      `sentinel down-after-milliseconds ${name} 1000`,
+      `sentinel down-after-milliseconds ${name} 1500`,
       `sentinel failover-timeout ${name} 5000`,
       `sentinel parallel-syncs ${name} 1`, '',
     ].join('\n'));
@@ -254,7 +281,7 @@ export async function startRedisSentinel(name = 'fgfail'): Promise<RedisSentinel
     }, 15_000, 25);
     await sentinel.connect();
     // Sentinel has found the replica (INFO of the primary): it can fail over
-    await waitFor('sentinel to see the replica', async () => ((await sentinel.call('SENTINEL', 'replicas', name)) as unknown[]).length > 0, 30_000, 50);
+    await healthy();
   } catch (err) {
     await stop();
     throw err;
@@ -270,6 +297,9 @@ export async function startRedisSentinel(name = 'fgfail'): Promise<RedisSentinel
       await killHard(nodes.get(port)!.child);
       return port;
     },
+    async kill9(port: number) {
+      await killHard(nodes.get(port)!.child);
+    },
     async waitPromoted(oldPort: number) {
       let now = oldPort;
       await waitFor('Sentinel to promote the replica', async () => (now = await primaryPort()) !== oldPort, 30_000, 25);
@@ -277,16 +307,7 @@ export async function startRedisSentinel(name = 'fgfail'): Promise<RedisSentinel
     },
     async restartAsReplica(port: number) {
       await startNode(port, await primaryPort());
-      await inSync(port);
-      // Sentinel knows it as a replica of the new primary again (needed for the next failover)
-      await waitFor('sentinel to see the replica again', async () => {
-        const rs = (await sentinel.call('SENTINEL', 'replicas', name)) as string[][];
-        return rs.some((r) => {
-          const m = new Map<string, string>();
-          for (let i = 0; i + 1 < r.length; i += 2) m.set(r[i]!, r[i + 1]!);
-          return m.get('port') === String(port) && !/s_down|disconnected/.test(m.get('flags') ?? '');
-        });
-      }, 30_000, 50);
+      await healthy();
     },
     stop,
   };
