@@ -207,7 +207,9 @@ export async function startRedisSentinel(name = 'fgfail'): Promise<RedisSentinel
   const startNode = async (port: number, replicaOf?: number) => {
     const n = nodes.get(port)!;
     const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', n.dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '',
-      '--maxmemory-policy', 'noeviction', '--daemonize', 'no', '--logfile', ''];
+      '--maxmemory-policy', 'noeviction', '--daemonize', 'no', '--logfile', '',
+      // a returning replica gets its full copy at once (the default waits 5 s for more replicas to share it)
+      '--repl-diskless-sync-delay', '0'];
     if (replicaOf) args.push('--replicaof', '127.0.0.1', String(replicaOf));
     n.child = spawnLogged(args);
     const child = n.child;
