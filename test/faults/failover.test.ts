@@ -7,8 +7,8 @@ import { waitFor } from '../wait.js';
 import { cleanups, missingInPostgres, onSaleNow, oversoldInPostgres, recordFigures, redisHolds, startOwnRedis, startStack, waitDrained } from './harness.js';
 import { startPgPair, startRedisSentinel } from './replicas.js';
 
-/** Failovers of each kind (Postgres, Redis), alternating. npm test runs 1 of each; FAILOVER_ROUNDS=5 is the issue's run. */
-const ROUNDS = Number(process.env.FAILOVER_ROUNDS ?? 1);
+/** Failovers of each kind (Postgres, Redis), alternating. 5 of each (the issue's run); FAILOVER_ROUNDS=n for another count. */
+const ROUNDS = Number(process.env.FAILOVER_ROUNDS ?? 5);
 const BUYERS = 8;
 
 type Reply = { key: string; status: number; at: number; end: number; code?: string; bookingId?: string };
@@ -36,8 +36,8 @@ function startBuyers(api: TestApi, eventId: EventId, clients: number) {
           body: JSON.stringify(body),
           signal: AbortSignal.timeout(5_000),
         });
-        const json = (await res.json().catch(() => ({}))) as { bookingId?: string; code?: string; type?: string };
-        const code = json.code ?? (res.status >= 400 ? json.type?.split('/').pop() : undefined);
+        const json = (await res.json().catch(() => ({}))) as { bookingId?: string; code?: string; type?: string; bookingStatus?: string };
+        const code = [json.code ?? (res.status >= 400 ? json.type?.split('/').pop() : undefined), json.bookingStatus].filter(Boolean).join(' ') || undefined;
         r = { key, status: res.status, at, end: Date.now(), ...(code ? { code } : {}), ...(json.bookingId ? { bookingId: json.bookingId } : {}) };
       } catch {
         r = { key, status: 0, at, end: Date.now() };
@@ -55,7 +55,9 @@ function startBuyers(api: TestApi, eventId: EventId, clients: number) {
       acked.set(h.bookingId, h.end);
       if (c % 2 === 1) continue;
       const p = await send('/api/payments', user, `p-${run}-${c}-${n}`, { bookingId: h.bookingId, paymentMethodId: 'pm_card_visa' }, pays);
-      if (p.status === 200) paid.set(h.bookingId, p.end);
+      // 409 "paid already" (CONFIRMED): this buyer's earlier try paid, and its answer was lost to the failover (a 503
+      // after the sale was made); the buyer is told the booking is CONFIRMED, so it counts as acknowledged
+      if (p.status === 200 || (p.status === 409 && p.code?.endsWith(' CONFIRMED'))) paid.set(h.bookingId, p.end);
     }
   };
   const done = Promise.all(Array.from({ length: clients }, (_, c) => buyer(c)));
@@ -173,10 +175,11 @@ describe('F8 fault: Postgres standby promoted and Redis Sentinel failover, mid-s
     expect(lostPayments).toEqual([]);
     expect(oversold).toBe(0);
     expect(report.violations).toEqual([]);
-    // every final answer is a success: a failover shows the buyer 503s, never a wrong refusal
+    // every final answer is a success (or "paid already": see startBuyers): a failover shows the buyer 503s, never a wrong refusal
     const finals = new Map<string, Reply>();
     for (const r of [...load.holds, ...load.pays]) finals.set(r.key, r);
-    expect([...finals.values()].filter((r) => r.status !== 201 && r.status !== 200).map((r) => `${r.status} ${r.code ?? ''}`)).toEqual([]);
+    const wrong = [...finals.values()].filter((r) => r.status !== 201 && r.status !== 200 && !(r.status === 409 && r.code?.endsWith(' CONFIRMED')));
+    expect(wrong.map((r) => `${r.status} ${r.code ?? ''}`)).toEqual([]);
   });
 });
 
