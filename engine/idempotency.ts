@@ -18,7 +18,7 @@ import { globalKeys } from './keys.js';
  *    the fingerprint (idemFp), so Postgres keeps them for a rebuild.
  *
  * 2. The request record of `createIdempotency` below, `globalKeys(ns).idempotency(scope, userId, key)`, a STRING of
- *    JSON {@link Stored}: `{fp, state: "pending"}` PX 120 s while the first request runs, then
+ *    JSON {@link Stored}: `{fp, state: "pending"}` PX 10 s, renewed every 3 s while the first request runs, then
  *    `{fp, state: "done", status, body}` PX idempotencyTtlMs (deleted instead when the answer is not to be kept).
  */
 
@@ -32,6 +32,12 @@ export function holdIdempotencyRecord(
 }
 
 type Stored = { fp: string; state: 'pending' | 'done'; status?: number; body?: unknown };
+
+/** How long a "pending" record outlives a first request that can no longer remove it (its Redis failed over or went
+ *  away mid-request, or its process died): the owner renews it every PENDING_RENEW_MS while it runs. It was a fixed
+ *  120 s, and the failover test (test/faults/failover.test.ts) showed every retry of such a payment waiting that out. */
+const PENDING_MS = 10_000;
+const PENDING_RENEW_MS = 3_000;
 
 /**
  * Idempotency-Key for requests that are not a single Redis script (payments): the first request with a key runs; a
@@ -51,14 +57,17 @@ export function createIdempotency(d: Pick<EngineDeps, 'redis' | 'ns' | 'config'>
       waitMs = 30_000,
     ): Promise<{ status: number; body: T; replayed: boolean }> {
       const k = keyOf(scope, userId, key);
-      const claimed = await d.redis.set(k, JSON.stringify({ fp: fingerprint, state: 'pending' } satisfies Stored), 'PX', 120_000, 'NX');
+      const claimed = await d.redis.set(k, JSON.stringify({ fp: fingerprint, state: 'pending' } satisfies Stored), 'PX', PENDING_MS, 'NX');
       if (claimed === 'OK') {
         let out: { status: number; body: T; store: boolean };
+        const renew = setInterval(() => void d.redis.pexpire(k, PENDING_MS).catch(() => {}), PENDING_RENEW_MS);
         try {
           out = await run();
         } catch (err) {
-          await d.redis.del(k);
+          await d.redis.del(k).catch(() => {}); // Redis away: the record lapses within PENDING_MS
           throw err;
+        } finally {
+          clearInterval(renew);
         }
         if (out.store) {
           await d.redis.set(k, JSON.stringify({ fp: fingerprint, state: 'done', status: out.status, body: out.body } satisfies Stored), 'PX', d.config.idempotencyTtlMs);

@@ -64,6 +64,14 @@ function stack() {
 }
 
 describe('docker-compose.yml', () => {
+  it('docker-compose.replicas.yml adds a Postgres standby, a Redis replica and a Sentinel (profile "replicas"), and is valid with the main file', () => {
+    const r = compose(THROWAWAY, '-f', 'docker-compose.replicas.yml', '--profile', 'replicas', 'config', '--services');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim().split('\n').filter((s) => ['postgres-standby', 'redis-replica', 'redis-sentinel'].includes(s)).sort())
+      .toEqual(['postgres-standby', 'redis-replica', 'redis-sentinel']);
+    expect(compose(THROWAWAY, '-f', 'docker-compose.replicas.yml', '--profile', 'replicas', 'config', '-q').status).toBe(0);
+  });
+
   it('is valid (docker-compose config -q) with the required secrets set, and needs no other variable', () => {
     expect(REQUIRED).toEqual(['ADMISSION_SECRET', 'GRAFANA_ADMIN_PASSWORD', 'JWT_SECRET', 'POSTGRES_PASSWORD', 'TICKET_SECRET']);
     const r = compose(THROWAWAY, 'config', '-q');

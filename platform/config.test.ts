@@ -130,3 +130,13 @@ describe('SMS_PROVIDER=twilio', () => {
     expect(weak.join('\n')).not.toContain('aaaaaaaa');
   });
 });
+
+describe('failover settings', () => {
+  it('takes PG_HOSTS and REDIS_SENTINELS as host:port lists, WAIT off by default, and names a malformed list', () => {
+    const c = loadConfig({ PG_HOSTS: 'db1:5432,db2:5433', REDIS_SENTINELS: 's1:26379,s2:26379', REDIS_WAIT_REPLICAS: '1' });
+    expect([c.PG_HOSTS, c.REDIS_SENTINELS, c.REDIS_SENTINEL_NAME, c.REDIS_WAIT_REPLICAS, c.REDIS_WAIT_TIMEOUT_MS]).toEqual(['db1:5432,db2:5433', 's1:26379,s2:26379', 'floodgate', 1, 200]);
+    expect(loadConfig({}).REDIS_WAIT_REPLICAS).toBe(0);
+    expect(() => loadConfig({ REDIS_SENTINELS: 's1' })).toThrow(/REDIS_SENTINELS: host:port,host:port/);
+    expect(() => loadConfig({ PG_HOSTS: 'db1:5432,,db2' })).toThrow(/PG_HOSTS/);
+  });
+});

