@@ -34,7 +34,7 @@ import { loadConfig } from '../platform/config.js';
 import { ensurePostgres, ensureRedis, type Stop } from '../scripts/infra.js';
 import { listSimulatedPayments } from '../integrations/payments/simulated.js';
 import { floodgateEventChecks, type Check } from './lib/checks.js';
-import { countOutbox, cpuLine, cpuMeter, flags, fmt, machineLoad, onInterrupt, pgDeadlocks, progressLine, readOutbox, RESULTS_DIR, sleep, spearman, startCrowd, startWorkers, stopAll, summarize, today, type CrowdProgress, publish } from './lib/common.js';
+import { countOutbox, cpuLine, maxOf, minOf, cpuMeter, flags, fmt, machineLoad, onInterrupt, pgDeadlocks, progressLine, readOutbox, RESULTS_DIR, sleep, spearman, startCrowd, startWorkers, stopAll, summarize, today, type CrowdProgress, publish } from './lib/common.js';
 import { benchStack, machineFacts, ROOT, say, startServer } from './lib/stack.js';
 import { cdf, lineChart } from './lib/svg.js';
 
@@ -285,7 +285,7 @@ try {
   const boughtTickets = bought.reduce((n, x) => n + x[5], 0);
   const undelivered = [...pgState.values()].filter((s) => s === 'CONFIRMED').length;
   const badPdfs = messages.filter((m) => !m.pdfOk).length;
-  const lastMailMs = messages.length ? Math.max(...messages.map((m) => m.writtenAtMs)) : 0;
+  const lastMailMs = messages.length ? maxOf(messages.map((m) => m.writtenAtMs)) : 0;
   allDeliveredAtMs = undelivered === 0 && messages.length ? lastMailMs : null;
   const states: Record<string, number> = {};
   for (const s of pgState.values()) states[s] = (states[s] ?? 0) + 1;
@@ -320,7 +320,7 @@ try {
     for (const x of xs) maxRankByBatch.set(x.batch, Math.max(maxRankByBatch.get(x.batch) ?? -1, x.rank));
     let maxSoFar = -1;
     for (const b of [...maxRankByBatch.keys()].sort((a, c) => a - c)) {
-      const minInBatch = Math.min(...xs.filter((x) => x.batch === b).map((x) => x.rank));
+      const minInBatch = minOf(xs.filter((x) => x.batch === b).map((x) => x.rank));
       if (minInBatch < maxSoFar) inversions++;
       maxSoFar = Math.max(maxSoFar, maxRankByBatch.get(b)!);
     }
@@ -328,7 +328,7 @@ try {
   };
   const preFair = inOrder(admittedPre);
   const lineFair = inOrder(admittedLine);
-  const lanesInOrder = admittedPre.length === 0 || admittedLine.length === 0 || Math.max(...admittedPre.map((x) => x.batch)) <= Math.min(...admittedLine.map((x) => x.batch));
+  const lanesInOrder = admittedPre.length === 0 || admittedLine.length === 0 || maxOf(admittedPre.map((x) => x.batch)) <= minOf(admittedLine.map((x) => x.batch));
   // client side: the post-opening group's join order as the buyers sent it vs the line's order in Redis
   const memberJoin = new Map(rows.filter((x) => x[0]).map((x) => [x[0], x[1]]));
   const lineSample = lineOrder.filter((m) => memberJoin.has(m));
@@ -365,18 +365,18 @@ try {
     /** of the buyers who saw their admission (issue 18: at most 2 %) */
     share: admittedSeen ? (outcomes['admitted-found-nothing'] ?? 0) / admittedSeen : 0,
     admitted: admittedSeen,
-    heldAroundMin: heldAround.length ? Math.min(...heldAround) : 0,
-    heldAroundMax: heldAround.length ? Math.max(...heldAround) : 0,
+    heldAroundMin: heldAround.length ? minOf(heldAround) : 0,
+    heldAroundMax: heldAround.length ? maxOf(heldAround) : 0,
     withNothingHeldAround: heldAround.filter((h) => h === 0).length,
-    firstAtSec: foundNothingRows.length ? (Math.min(...foundNothingRows.map((x) => x[8])) - openAtMs) / 1000 : null,
-    lastAtSec: foundNothingRows.length ? (Math.max(...foundNothingRows.map((x) => x[8])) - openAtMs) / 1000 : null,
+    firstAtSec: foundNothingRows.length ? (minOf(foundNothingRows.map((x) => x[8])) - openAtMs) / 1000 : null,
+    lastAtSec: foundNothingRows.length ? (maxOf(foundNothingRows.map((x) => x[8])) - openAtMs) / 1000 : null,
   };
 
   // the end of the sale (issue 18): from the last seat sold to the last waiting buyer told sold_out. The buyers poll
   // (at most every --max-poll s, backing off while their place does not move), so this is bounded by their poll
   // interval, not by the server's push over the status stream (SSE), which the simulated buyers do not open.
   const toldRows = rows.filter((x) => x[9] > 0);
-  const lastToldSoldOutMs = toldRows.length ? Math.max(...toldRows.map((x) => x[9])) : null;
+  const lastToldSoldOutMs = toldRows.length ? maxOf(toldRows.map((x) => x[9])) : null;
   const lineTold = {
     buyersToldSoldOut: toldRows.length,
     lastToldSecAfterLastSale: lastToldSoldOutMs !== null ? (lastToldSoldOutMs - lastSoldAtMs) / 1000 : null,

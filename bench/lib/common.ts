@@ -43,6 +43,10 @@ export function flags(argv: string[]) {
 // ---------------------------------------------------------------------------------------------------------------
 // Statistics
 
+/** The largest / smallest of many numbers (Math.max(...xs) overflows the call stack at a few hundred thousand). */
+export const maxOf = (xs: readonly number[]) => xs.reduce((a, b) => (b > a ? b : a), -Infinity);
+export const minOf = (xs: readonly number[]) => xs.reduce((a, b) => (b < a ? b : a), Infinity);
+
 export type Summary = { n: number; avg: number; p50: number; p95: number; p99: number; max: number };
 
 /** Nearest-rank percentile of an ascending array. */

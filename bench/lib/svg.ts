@@ -2,6 +2,7 @@
  * Tiny hand-written SVG line charts for the results (no chart package): axes with "nice" ticks, optional log-scale x,
  * several named series with a legend, vertical markers (e.g. "sale opens").
  */
+import { maxOf, minOf } from './common.js';
 export type Series = { name: string; points: [number, number][]; color?: string; dashed?: boolean };
 export type Chart = {
   title: string;
@@ -39,8 +40,8 @@ export function lineChart(c: Chart): string {
   const ph = H - m.t - m.b;
   const pts = c.series.flatMap((s) => s.points);
   const xs = pts.map((p) => p[0]).filter((x) => !c.xLog || x > 0);
-  let xLo = xs.length ? Math.min(...xs) : 0;
-  let xHi = xs.length ? Math.max(...xs) : 1;
+  let xLo = xs.length ? minOf(xs) : 0;
+  let xHi = xs.length ? maxOf(xs) : 1;
   for (const mk of c.markers ?? []) {
     xLo = Math.min(xLo, mk.x);
     xHi = Math.max(xHi, mk.x);
