@@ -66,8 +66,11 @@ const Env = z
     ADMISSION_SECRET: z.string().min(16, 'at least 16 characters').default(DEV_ADMISSION_SECRET),
     /** How often the admission worker admits people (ms). */
     ADMISSION_TICK_MS: int(100),
-    /** The pace of admission (engine/waiting-room/pace.ts): tickets in play <= sold/s x budget x HOLD_TTL_MS; 0 = off. */
-    ADMISSION_HOLD_BUDGET: z.coerce.number().min(0).max(1).default(0.5),
+    /**
+     * The pace of admission (engine/waiting-room/pace.ts): tickets in play <= sold/s x budget x HOLD_TTL_MS; 0 = off,
+     * the default: with buyers who poll, it starved the full-size demo (see the README).
+     */
+    ADMISSION_HOLD_BUDGET: z.coerce.number().min(0).max(1).default(0),
     KEY_NAMESPACE: z.string().regex(/^[a-z0-9_]+$/, 'lower-case letters, digits, _ (no braces or colons)').default('fg'),
     HOLD_TTL_MS: int(15 * 60_000),
     IDEMPOTENCY_TTL_MS: int(24 * 3600_000),
