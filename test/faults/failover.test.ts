@@ -6,6 +6,7 @@ import { token, type TestApi } from '../http.js';
 import { waitFor } from '../wait.js';
 import { cleanups, missingInPostgres, onSaleNow, oversoldInPostgres, recordFigures, redisHolds, startOwnRedis, startStack, waitDrained } from './harness.js';
 import { startPgPair, startRedisSentinel } from './replicas.js';
+import { ReplicaWaitError } from '../../platform/redis.js';
 
 /** Failovers of each kind (Postgres, Redis), alternating. 5 of each (the issue's run); FAILOVER_ROUNDS=n for another count. */
 const ROUNDS = Number(process.env.FAILOVER_ROUNDS ?? 5);
@@ -99,7 +100,17 @@ describe('F8 fault: Postgres standby promoted and Redis Sentinel failover, mid-s
       pgHosts: pair.hosts,
       engineConfig: { holdTtlMs: 600_000, catalogCacheMs: 2_000 },
     }), (x) => x.close());
-    const ev = await s.engine.createEvent(gaEvent(20_000, onSaleNow()));
+    // the event is armed by a state-changing script, so it waits for the replica too: under a busy machine (the whole
+    // suite runs beside this file) 200 ms can pass without its confirmation, and the engine then refuses, as it does a
+    // buyer's hold. The buyers retry a 503; the set-up retries the same way (a refused arm leaves an unsold event).
+    let ev: Awaited<ReturnType<typeof s.engine.createEvent>> | undefined;
+    for (let attempt = 1; !ev; attempt++) {
+      try {
+        ev = await s.engine.createEvent(gaEvent(20_000, onSaleNow()));
+      } catch (err) {
+        if (!(err instanceof ReplicaWaitError) || attempt >= 20) throw err;
+      }
+    }
     const load = own(startBuyers(s.api, ev.id, BUYERS), (l) => l.abandon());
 
     type Round = { round: number; kind: 'postgres' | 'redis'; killedAt: number; promotedMs: number; firstHoldMs: number; firstPaymentMs: number };
