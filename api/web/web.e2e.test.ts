@@ -11,12 +11,25 @@ import { seriousA11yViolations } from '../../test/axe.js';
 import { waitFor } from '../../test/wait.js';
 import { SCREENS_DIR } from '../../test/env.js';
 import { systemClock } from '../../engine/clock.js';
-import { createEngine, userIdOfEmail, type BookingId, type UserId } from '../../engine/index.js';
+import { createEngine, userIdOfEmail, type BookingId, type Engine, type UserId } from '../../engine/index.js';
 import { simulatedPaymentKeys } from '../../engine/keys.js';
 import { createSimulatedProvider } from '../../integrations/payments/simulated.js';
 import { createOutboxMailer } from '../../integrations/mail/outbox.js';
 
 /** The buyer's web app end to end in headless Chromium at a phone's size (390x844), everything through the UI. */
+/** The API with the web app (sign-in mail into a temporary outbox folder) and a Chromium, both closed after the test. */
+async function openWeb(engine: Engine, onTestFinished: (fn: () => Promise<void>) => void) {
+  const dir = await mkdtemp(join(tmpdir(), 'fg-web-e2e-'));
+  const api = await startApi(engine, { persist: true, web: { mailer: createOutboxMailer({ dir }) } });
+  const browser = await launchChromium();
+  onTestFinished(async () => {
+    await browser.close();
+    await api.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  return { dir, api, browser };
+}
+
 describe('the web app in Chromium (390x844)', () => {
   it('signs in through the e-mailed link, holds 2 GA tickets, is declined once, pays with a test card, sees the QR codes, the PDF and the .ics', async ({ ns, redis, pg, onTestFinished }) => {
     // real time: the page's countdown and the server's deadlines must agree; 15-minute holds as in production
@@ -24,14 +37,7 @@ describe('the web app in Chromium (390x844)', () => {
       ns, redis, pg, clock: systemClock, config: { ...TEST_ENGINE_CONFIG, holdTtlMs: 15 * 60_000 }, jobs: recordingJobs().sink,
       provider: createSimulatedProvider({ redis, keys: simulatedPaymentKeys(ns), timeoutMs: 300 }),
     });
-    const dir = await mkdtemp(join(tmpdir(), 'fg-web-e2e-'));
-    const api = await startApi(engine, { persist: true, web: { mailer: createOutboxMailer({ dir }) } });
-    const browser = await launchChromium();
-    onTestFinished(async () => {
-      await browser.close();
-      await api.close();
-      await rm(dir, { recursive: true, force: true });
-    });
+    const { dir, api, browser } = await openWeb(engine, onTestFinished);
     const ev = await engine.createEvent({ ...gaEvent(20, { name: 'Mobile Night' }), salesOpenAt: new Date(Date.now() - 1000).toISOString(), maxTicketsPerUser: 4 });
     const email = 'buyer@example.com';
 
@@ -133,14 +139,7 @@ describe('the web app in Chromium (390x844)', () => {
 
   it('a waiting-room event: the signed-in buyer joins without a token, is admitted, books and lands on the checkout', async ({ ns, redis, pg, onTestFinished }) => {
     const engine = createEngine({ ns, redis, pg, clock: systemClock, config: { ...TEST_ENGINE_CONFIG, holdTtlMs: 15 * 60_000 } });
-    const dir = await mkdtemp(join(tmpdir(), 'fg-web-e2e-'));
-    const api = await startApi(engine, { persist: true, web: { mailer: createOutboxMailer({ dir }) } });
-    const browser = await launchChromium();
-    onTestFinished(async () => {
-      await browser.close();
-      await api.close();
-      await rm(dir, { recursive: true, force: true });
-    });
+    const { dir, api, browser } = await openWeb(engine, onTestFinished);
     const now = Date.now();
     const ev = await engine.createEvent({
       ...gaEvent(50, { name: 'Queue Night' }),
@@ -177,14 +176,7 @@ describe('the web app in Chromium (390x844)', () => {
 
   it('when the reservation runs out, the checkout returns the buyer to the event page and says so', async ({ ns, redis, pg, onTestFinished }) => {
     const engine = createEngine({ ns, redis, pg, clock: systemClock, config: { ...TEST_ENGINE_CONFIG, holdTtlMs: 3000 } });
-    const dir = await mkdtemp(join(tmpdir(), 'fg-web-e2e-'));
-    const api = await startApi(engine, { persist: true, web: { mailer: createOutboxMailer({ dir }) } });
-    const browser = await launchChromium();
-    onTestFinished(async () => {
-      await browser.close();
-      await api.close();
-      await rm(dir, { recursive: true, force: true });
-    });
+    const { dir, api, browser } = await openWeb(engine, onTestFinished);
     const ev = await engine.createEvent({ ...gaEvent(5, { name: 'Short Hold' }), salesOpenAt: new Date(Date.now() - 1000).toISOString() });
     const page = await (await browser.newContext({ viewport: { width: 390, height: 844 } })).newPage();
     await page.goto(`${api.url}/signin?next=/events/${ev.id}`);

@@ -6,9 +6,9 @@ import { csrf } from 'hono/csrf';
 import { html, raw } from 'hono/html';
 import QRCode from 'qrcode';
 import { z } from 'zod';
-import { isDomainError } from '../../engine/errors.js';
+import { isDomainError, type DomainError } from '../../engine/errors.js';
 import { SEAT_ID, isBookingId, isEventId, type EventId, type TierId, type UserId } from '../../engine/ids.js';
-import type { Booking, EventWithAvailability, PayResult } from '../../engine/index.js';
+import type { Booking, CreateBooking, EventWithAvailability, PayResult } from '../../engine/index.js';
 import { rateLimits, safeNext, userIdOfEmail, type RateLimitCheck } from '../../engine/index.js';
 import { clientIp } from '../middleware/client-ip.js';
 import type { Auth } from '../middleware/auth.js';
@@ -285,6 +285,28 @@ ${buy(t)}</li>`,
 
   // ---- choose seats ----
   const SEAT = 28; // px per seat in the overview drawing
+  /**
+   * A hold from a web form: the engine's hold with the form's key (a resubmitted form replays it) under the API's hold
+   * limits, then the checkout; a refusal counts against the limits as the API's does and `refused` draws the page.
+   */
+  const webHold = async (
+    c: Context<AppEnv>,
+    f: { session: WebSession; form: Record<string, string> },
+    hold: Pick<CreateBooking, 'eventId' | 'tierId' | 'ticketCount' | 'seatPreferences'>,
+    refused: (err: DomainError) => Response | Promise<Response>,
+  ) => {
+    const check = holdCheck(c);
+    try {
+      const { reservation } = await c.var.deps.engine.bookings.create({
+        ...hold, userId: f.session.userId as UserId, idempotencyKey: `web-${f.form.key}`, rateLimit: check,
+      });
+      return seeOther(c, `/bookings/${reservation.bookingId}`);
+    } catch (err) {
+      if (!isDomainError(err)) throw err;
+      await countRefusedHold(c, f.session.userId as UserId, check);
+      return refused(err);
+    }
+  };
   const seatsPage = async (c: Context<AppEnv>, eventId: EventId, tierId: string, o: { error?: string } = {}, status: 200 | 400 | 409 | 422 | 429 = 200) => {
     const session = sessionOf(c);
     const { engine } = c.var.deps;
@@ -343,24 +365,11 @@ ${session
     if (seats.length === 0 || seats.length > 100 || !seats.every((x) => SEAT_ID.test(x)) || !/^[A-Za-z0-9_-]{8,64}$/.test(f.form.key ?? '')) {
       return seatsPage(c, eventId, tierId, { error: 'Choose at least one seat.' }, 400);
     }
-    const check = holdCheck(c);
-    try {
-      const { reservation } = await c.var.deps.engine.bookings.create({
-        eventId,
-        ticketCount: seats.length,
-        seatPreferences: { seatIds: seats },
-        userId: f.session.userId as UserId,
-        idempotencyKey: `web-${f.form.key}`,
-        rateLimit: check,
-      });
-      return seeOther(c, `/bookings/${reservation.bookingId}`);
-    } catch (err) {
-      if (!isDomainError(err)) throw err;
-      await countRefusedHold(c, f.session.userId as UserId, check);
+    return webHold(c, f, { eventId, ticketCount: seats.length, seatPreferences: { seatIds: seats } }, (err) => {
       const taken = err.code === 'SEAT_UNAVAILABLE' ? String(err.extra.seatId ?? '') : '';
       const msg = taken ? `Seat ${taken} was just taken by someone else. The map below is up to date: choose again.` : err.detail;
       return seatsPage(c, eventId, tierId, { error: msg }, err.code === 'TICKET_LIMIT' ? 422 : err.code === 'RATE_LIMITED' ? 429 : 409);
-    }
+    });
   });
 
   // ---- hold ----
@@ -373,23 +382,10 @@ ${session
     if (!Number.isInteger(count) || count < 1 || count > 8 || !/^tr_[a-z0-9]{10}$/.test(f.form.tierId ?? '') || !/^[A-Za-z0-9_-]{8,64}$/.test(f.form.key ?? '')) {
       return eventPage(c, eventId, { error: 'Choose a ticket type and a number of tickets.' }, 400);
     }
-    const check = holdCheck(c);
-    try {
-      const { reservation } = await c.var.deps.engine.bookings.create({
-        eventId,
-        tierId: f.form.tierId as TierId,
-        ticketCount: count,
-        userId: f.session.userId as UserId,
-        idempotencyKey: `web-${f.form.key}`,
-        rateLimit: check,
-      });
-      return seeOther(c, `/bookings/${reservation.bookingId}`);
-    } catch (err) {
-      if (!isDomainError(err)) throw err;
-      await countRefusedHold(c, f.session.userId as UserId, check);
+    return webHold(c, f, { eventId, tierId: f.form.tierId as TierId, ticketCount: count }, (err) => {
       const status = err.code === 'RATE_LIMITED' ? 429 : err.code === 'TICKET_LIMIT' || err.code === 'IDEMPOTENCY_KEY_REUSED' ? 422 : err.code === 'ADMISSION_REQUIRED' ? 403 : 409;
       return eventPage(c, eventId, { error: err.detail }, status);
-    }
+    });
   });
 
   // ---- bookings ----
