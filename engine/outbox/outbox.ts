@@ -1,4 +1,4 @@
-import { assertNever, TakeLeaseReply } from '../../lua/codes.js';
+import { takeLease } from '../lease.js';
 import type { EngineDeps } from '../deps.js';
 import type { BookingId, EventId, TierId, UserId } from '../ids.js';
 import { eventKeys } from '../keys.js';
@@ -91,15 +91,7 @@ export function createOutbox(d: EngineDeps) {
   return {
     /** Takes (or renews) the exclusive right to drain one event's outbox. */
     async lease(eventId: EventId, owner: string, ttlMs: number, mode: 'take' | 'drop' = 'take'): Promise<boolean> {
-      const [code] = await d.redis.takeLease(eventKeys(d.ns, eventId).persistLease, owner, ttlMs, mode);
-      switch (code) {
-        case TakeLeaseReply.HELD:
-          return true;
-        case TakeLeaseReply.BUSY:
-          return false;
-        default:
-          return assertNever(code, 'takeLease');
-      }
+      return takeLease(d.redis, eventKeys(d.ns, eventId).persistLease, owner, ttlMs, mode);
     },
 
     /** The next entries to apply: first those read before but never acknowledged, then new ones. */

@@ -7,11 +7,11 @@ import {
   JoinQueueReply,
   LeaveQueueReply,
   QueueStatusReply,
-  TakeLeaseReply,
 } from '../../lua/codes.js';
 import type { EngineDeps } from '../deps.js';
 import { withTx } from '../../platform/pg.js';
 import { DomainError } from '../errors.js';
+import { takeLease } from '../lease.js';
 import type { EventId, UserId } from '../ids.js';
 import { eventKeys, globalKeys } from '../keys.js';
 import { signAdmission } from './admission-token.js';
@@ -431,15 +431,7 @@ export function createWaitingRoom(d: EngineDeps) {
 
     /** Takes (or renews, or with 'drop' gives up) the exclusive right to run one event's admission steps. */
     async lease(eventId: EventId, owner: string, ttlMs: number, mode: 'take' | 'drop' = 'take'): Promise<boolean> {
-      const [code] = await d.redis.takeLease(keys(eventId).wrLease, owner, ttlMs, mode);
-      switch (code) {
-        case TakeLeaseReply.HELD:
-          return true;
-        case TakeLeaseReply.BUSY:
-          return false;
-        default:
-          return assertNever(code, 'takeLease');
-      }
+      return takeLease(d.redis, keys(eventId).wrLease, owner, ttlMs, mode);
     },
 
     /** A feed of this engine's status changes (one Redis subscription, shared by every open status stream). */
