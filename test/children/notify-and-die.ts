@@ -8,21 +8,14 @@ import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { systemClock } from '../../engine/clock.js';
-import { asNamespace } from '../../engine/ids.js';
 import { createEngine } from '../../engine/index.js';
-import { loadCommands } from '../../lua/commands.js';
-import { createPool } from '../../platform/pg.js';
 import type { Mailer } from '../../integrations/mail/mailer.js';
 import { createOutboxMailer } from '../../integrations/mail/outbox.js';
 import { notifyProcessor } from '../../workers/processors.js';
 import { QUEUES } from '../../integrations/queues.js';
 import { TEST_ENGINE_CONFIG } from '../config.js';
+import { env, ns, pg, redis } from './stores.js';
 
-const env = (k: string) => process.env[k] ?? (() => { throw new Error(`${k} missing`); })();
-const ns = asNamespace(env('NS'));
-const redis = new Redis(env('REDIS_URL'), { maxRetriesPerRequest: null });
-await loadCommands(redis);
-const pg = createPool({ url: env('DATABASE_URL'), schema: env('SCHEMA') });
 const engine = createEngine({ ns, redis, pg, clock: systemClock, config: TEST_ENGINE_CONFIG });
 const outbox = createOutboxMailer({ dir: env('OUTBOX_DIR') });
 const mailer: Mailer = {

@@ -5,21 +5,15 @@
  */
 import { Redis } from 'ioredis';
 import { fakeClock } from '../../engine/clock.js';
-import { asNamespace, type BookingId, type UserId } from '../../engine/ids.js';
+import type { BookingId, UserId } from '../../engine/ids.js';
 import { createEngine } from '../../engine/index.js';
 import type { PaymentProvider } from '../../engine/payments/provider.js';
-import { loadCommands } from '../../lua/commands.js';
-import { createPool } from '../../platform/pg.js';
 import { createSimulatedProvider } from '../../integrations/payments/simulated.js';
 import { createJobSink } from '../../integrations/queues.js';
 import { TEST_ENGINE_CONFIG } from '../config.js';
+import { env, ns, pg, redis } from './stores.js';
 import { simulatedPaymentKeys } from '../../engine/keys.js';
 
-const env = (k: string) => process.env[k] ?? (() => { throw new Error(`${k} missing`); })();
-const ns = asNamespace(env('NS'));
-const redis = new Redis(env('REDIS_URL'), { maxRetriesPerRequest: null });
-await loadCommands(redis);
-const pg = createPool({ url: env('DATABASE_URL'), schema: env('SCHEMA') });
 const bull = new Redis(env('REDIS_URL'), { maxRetriesPerRequest: null });
 const real = createSimulatedProvider({ redis, keys: simulatedPaymentKeys(ns) });
 const dieAfter = env('DIE_AFTER');

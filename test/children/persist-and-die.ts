@@ -4,21 +4,14 @@
  * drain are the real ones (workers/persist/persist.ts, engine/outbox/drain.ts); only the drain's afterCommit is set.
  * Environment: REDIS_URL, DATABASE_URL, SCHEMA, NS, LEASE_MS.
  */
-import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { systemClock } from '../../engine/clock.js';
-import { asNamespace } from '../../engine/ids.js';
 import { createEngine } from '../../engine/index.js';
-import { loadCommands } from '../../lua/commands.js';
-import { createPool } from '../../platform/pg.js';
 import { createPersistWorker } from '../../workers/persist/persist.js';
 import { TEST_ENGINE_CONFIG } from '../config.js';
+import { env, ns, pg, redis } from './stores.js';
 
-const env = (k: string) => process.env[k] ?? (() => { throw new Error(`${k} missing`); })();
-const redis = new Redis(env('REDIS_URL'), { maxRetriesPerRequest: null });
-await loadCommands(redis);
-const pg = createPool({ url: env('DATABASE_URL'), schema: env('SCHEMA') });
-const engine = createEngine({ ns: asNamespace(env('NS')), redis, pg, clock: systemClock, config: TEST_ENGINE_CONFIG });
+const engine = createEngine({ ns, redis, pg, clock: systemClock, config: TEST_ENGINE_CONFIG });
 const drain = engine.outbox.drain;
 engine.outbox.drain = (eventId, o) =>
   drain(eventId, {
