@@ -9,7 +9,9 @@ export function isUnavailable(err: unknown): boolean {
     // Postgres: connection exceptions, admin shutdown / crash recovery, too many connections
     if (/^(08...|57P0[1-3]|53300)$/.test(e.code)) return true;
   }
-  return /Command timed out|Stream isn't writeable|Connection is closed|Connection terminated|Query read timeout|canceling statement due to statement timeout|timeout exceeded when trying to connect|connect ECONNREFUSED|CLUSTERDOWN|TRYAGAIN|LOADING|READONLY|All sentinels are unreachable|MASTERDOWN|OOM command not allowed/i.test(
+  // node-postgres: "Client has encountered a connection error and is not queryable", "Client was closed and is not
+  // queryable" (a pooled client whose server went away, as in a Postgres failover)
+  return /Command timed out|Stream isn't writeable|Connection is closed|Connection terminated|is not queryable|Query read timeout|canceling statement due to statement timeout|timeout exceeded when trying to connect|connect ECONNREFUSED|CLUSTERDOWN|TRYAGAIN|LOADING|READONLY|All sentinels are unreachable|MASTERDOWN|OOM command not allowed/i.test(
     e.message,
   );
 }
