@@ -1,7 +1,7 @@
 import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import { z } from 'zod';
 import type { BookingId } from '../engine/ids.js';
-import type { JobSink } from '../engine/jobs.js';
+import type { JobSink, SettleFollowUp } from '../engine/jobs.js';
 
 const BookingIdSchema = z.string().regex(/^bk_[a-z0-9]{12}_[a-z0-9]{16}$/);
 
@@ -13,7 +13,8 @@ export const QUEUES = {
   payment: {
     name: '{payment}',
     data: z.object({ bookingId: BookingIdSchema, attempt: z.number().int().positive() }),
-    jobId: (d: { bookingId: string; attempt: number }) => `settle-${d.bookingId}-a${d.attempt}`,
+    jobId: (d: { bookingId: string; attempt: number }, followUp?: SettleFollowUp) =>
+      `settle-${d.bookingId}-a${d.attempt}${followUp === 'capture' ? '-capture' : followUp === 'rebuild' ? `-rebuild-${Date.now()}` : ''}`,
     opts: { attempts: 30, backoff: { type: 'exponential', delay: 2_000 }, removeOnComplete: 1000, removeOnFail: 5000 } satisfies JobsOptions,
   },
   notify: {
@@ -43,9 +44,11 @@ export function createJobSink(connection: ConnectionOptions, prefix: string, o: 
   };
   return {
     queues,
-    async settlePayment(bookingId: BookingId, attempt: number, delayMs: number) {
+    async settlePayment(bookingId: BookingId, attempt: number, delayMs: number, followUp?: SettleFollowUp) {
       const data = { bookingId, attempt };
-      await queues.payment.add('settle', data, { ...QUEUES.payment.opts, jobId: QUEUES.payment.jobId(data), delay: delayMs });
+      // a follow-up has an id of its own: under the attempt's id BullMQ would keep the first job (due after the payment
+      // window) and drop this one, so a capture the provider did not answer would wait minutes instead of seconds
+      await queues.payment.add('settle', data, { ...QUEUES.payment.opts, jobId: QUEUES.payment.jobId(data, followUp), delay: delayMs });
     },
     async deliverTickets(bookingId: BookingId) {
       for (const channel of o.sms ? (['email', 'sms'] as const) : (['email'] as const)) {

@@ -163,9 +163,9 @@ async function settleLostSales(d: EngineDeps, eventId: EventId): Promise<{ sales
     if (outcome === 'moved') continue;
     if (outcome === 'retaken') salesRetaken++;
     else paymentsReturned++;
-    // an authorized re-taken sale still needs its capture; a returned one its cancel or refund (the job is keyed:
-    // asking again for an attempt whose job is queued makes one job)
-    await jobs.settlePayment(r.booking_id as never, r.attempt, 0);
+    // an authorized re-taken sale still needs its capture; a returned one its cancel or refund: now, as a follow-up
+    // job of its own (the attempt's first settle job may be due minutes from now, or may have run long ago)
+    await jobs.settlePayment(r.booking_id as never, r.attempt, 0, 'rebuild');
   }
   return { salesRetaken, paymentsReturned };
 }

@@ -316,7 +316,7 @@ describe('payments (simulated provider)', () => {
       expect((await getBooking(pg, id))!.status).toBe('CANCELLED');
     });
 
-    it('a capture the provider does not answer inside the settle job makes the job retry until it is captured', async ({ engine, deps, redis, ns }) => {
+    it('a capture the provider does not answer inside the settle job makes the job retry until it is captured', async ({ engine, deps, redis, ns, jobs }) => {
       const ev = await createGaEvent(engine, 10);
       const { reservation } = await engine.bookings.create({ userId: u('fay'), eventId: ev.id, ticketCount: 1 });
       await drain(engine, ev.id);
@@ -325,6 +325,11 @@ describe('payments (simulated provider)', () => {
       const e2 = createEngine({ ...deps, provider: flaky });
       expect(await e2.payments.pay({ bookingId: reservation.bookingId, userId: u('fay'), paymentMethodId: 'pm_card_visa' })).toMatchObject({ outcome: 'succeeded' });
       expect((await e2.payments.attempts(reservation.bookingId))[0]!.status).toBe('authorized');
+      // a follow-up of its own, due in seconds: the attempt's first settle job waits out the payment window
+      expect(jobs.settle.filter((s) => s.bookingId === reservation.bookingId)).toEqual([
+        { bookingId: reservation.bookingId, attempt: 1, delayMs: deps.config.paymentWindowMs + 5_000 },
+        { bookingId: reservation.bookingId, attempt: 1, delayMs: 5_000, followUp: 'capture' },
+      ]);
       await expect(e2.payments.settle(reservation.bookingId, 1)).rejects.toThrow(/still pending/);
       down = false;
       expect(await e2.payments.settle(reservation.bookingId, 1)).toMatchObject({ outcome: 'succeeded' });

@@ -407,8 +407,8 @@ export function createPayments(d: EngineDeps, holds: Holds, catalog: Catalog) {
         await setAttempt(d.pg, bookingId, attempt, ['pending', 'authorized'], 'captured', { providerRef: paymentRef });
         break;
       case 'unavailable':
-        // the seats are sold and the money authorized; the settle job captures once the provider answers
-        await jobs.settlePayment(bookingId, attempt, 5_000);
+        // the seats are sold and the money authorized; a settle job of its own captures once the provider answers
+        await jobs.settlePayment(bookingId, attempt, 5_000, 'capture');
         break;
       case 'failed':
         throw new Error(`capture of ${paymentRef} failed: ${captured.message}`);

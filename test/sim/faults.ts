@@ -138,13 +138,16 @@ export type SimJob = {
  */
 export function jobModel(now: () => number) {
   const jobs = new Map<string, SimJob>();
+  let rebuilds = 0;
   const add = (id: string, kind: SimJob['kind'], bookingId: BookingId, attempt: number, delayMs: number) => {
     if (jobs.has(id)) return;
     jobs.set(id, { id, kind, bookingId, attempt, dueAt: now() + delayMs, state: 'waiting', attemptsMade: 0, runs: 0 });
   };
   const sink: JobSink = {
-    async settlePayment(bookingId, attempt, delayMs) {
-      add(`settle-${bookingId}-a${attempt}`, 'settle', bookingId, attempt, delayMs);
+    async settlePayment(bookingId, attempt, delayMs, followUp) {
+      // the same ids as the BullMQ adapter (integrations/queues.ts): a follow-up is a job of its own
+      const again = followUp === 'capture' ? '-capture' : followUp === 'rebuild' ? `-rebuild-${++rebuilds}` : '';
+      add(`settle-${bookingId}-a${attempt}${again}`, 'settle', bookingId, attempt, delayMs);
     },
     async deliverTickets(bookingId) {
       add(`email-${bookingId}`, 'deliver', bookingId, 0, 0);
