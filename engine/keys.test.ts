@@ -71,10 +71,8 @@ describe('simulatedPaymentKeys', () => {
   it('builds the layout the simulated provider documents; the payment pattern matches payments only', () => {
     expect(s.payment('pi_1')).toBe('fg:simpay:pi_1');
     expect(s.idem('k1')).toBe('fg:simpay-key:k1');
-    expect(s.lock('pi_1')).toBe('fg:simpay-lock:pi_1');
     const prefix = s.paymentPattern.slice(0, -1);
     expect(s.payment('pi_1').startsWith(prefix)).toBe(true);
     expect(s.idem('k1').startsWith(prefix)).toBe(false);
-    expect(s.lock('pi_1').startsWith(prefix)).toBe(false);
   });
 });

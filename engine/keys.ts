@@ -96,10 +96,8 @@ export function simulatedPaymentKeys(ns: Namespace) {
   return {
     /** HASH one payment. */
     payment: (ref: string) => `${ns}:simpay:${ref}`,
-    /** STRING JSON: the first result for one provider idempotency key. */
+    /** STRING JSON: the first result for one authorize idempotency key (capture, cancel, refund: in the payment HASH). */
     idem: (key: string) => `${ns}:simpay-key:${key}`,
-    /** STRING short lock around one payment's read-decide-write. */
-    lock: (ref: string) => `${ns}:simpay-lock:${ref}`,
     /** Pattern matching every payment HASH (SCAN). */
     paymentPattern: `${ns}:simpay:*`,
   } as const;

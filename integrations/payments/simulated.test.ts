@@ -166,7 +166,7 @@ describe('simulated provider', () => {
       await p.capture(ref, key('capture'));
       const k = key('cancel');
       expect(await p.cancel(ref, k)).toEqual({ outcome: 'unavailable', message: expect.stringContaining('refund') });
-      expect(await redis.exists(simulatedPaymentKeys(ns).idem(k))).toBe(0); // not saved: unavailable is never replayed
+      expect(await redis.hexists(simulatedPaymentKeys(ns).payment(ref), `idem:${k}`)).toBe(0); // not saved: unavailable is never replayed
       expect(await statusOf(redis, ns, ref)).toMatchObject({ status: 'captured' });
     });
 
@@ -208,13 +208,15 @@ describe('simulated provider', () => {
       const p = createSimulatedProvider({ redis, keys: simulatedPaymentKeys(ns) });
       const k = key('capture');
       await expect(p.capture('pi_sim_nope', k)).rejects.toMatchObject({ code: 'resource_missing' });
-      expect(await redis.exists(simulatedPaymentKeys(ns).idem(k))).toBe(0);
+      expect(await redis.exists(simulatedPaymentKeys(ns).idem(k), simulatedPaymentKeys(ns).payment('pi_sim_nope'))).toBe(0);
     });
 
     it('races 10 captures against 10 cancels (distinct keys): one side wins and the answers agree with it', async ({ redis, ns }) => {
       const p = createSimulatedProvider({ redis, keys: simulatedPaymentKeys(ns), latencyMs: [0, 3] });
       const ref = await authorized(p);
-      const calls = Array.from({ length: 20 }, (_, i) => (i % 2 ? p.capture(ref, key(`capture-${i}`)) : p.cancel(ref, key(`cancel-${i}`))));
+      const keys = Array.from({ length: 20 }, (_, i) => key(i % 2 ? `capture-${i}` : `cancel-${i}`));
+      const call = (i: number) => (i % 2 ? p.capture(ref, keys[i]!) : p.cancel(ref, keys[i]!));
+      const calls = keys.map((_, i) => call(i));
       const outcomes = (await Promise.all(calls)).map((r) => r.outcome);
       const final = await statusOf(redis, ns, ref);
       const captures = outcomes.filter((_, i) => i % 2);
@@ -227,7 +229,8 @@ describe('simulated provider', () => {
         expect(new Set(captures)).toEqual(new Set(['failed']));
         expect(new Set(cancels)).toEqual(new Set(['cancelled']));
       }
-      expect(await redis.exists(simulatedPaymentKeys(ns).lock(ref))).toBe(0);
+      // each saved answer is replayed for its key
+      for (const [i, o] of outcomes.entries()) if (o !== 'unavailable') expect((await call(i)).outcome).toBe(o);
     });
 
     it('10 concurrent refunds of 1000 (distinct keys) on 5000 refund exactly 5000', async ({ redis, ns }) => {

@@ -13,14 +13,20 @@ import type { AuthorizeInput, AuthorizeResult, CancelResult, CaptureResult, Paym
  * Redis layout (the keys come from `simulatedPaymentKeys(ns)` in engine/keys.ts, the one module that builds keys;
  * `prefix` is the key namespace, e.g. `fg` or `t_<hex>`; it must not contain glob characters):
  * - `<prefix>:simpay:<ref>`       HASH one payment: ref, bookingId, attempt, amount, currency, paymentMethodId,
- *                                 status, refunded (minor units), declineCode, createdAt (ms). No TTL.
- * - `<prefix>:simpay-key:<key>`   STRING JSON `{fp, state: 'pending' | 'done', result}`: the first result for one
- *                                 idempotency key. 'pending' lives 30 s (a crashed caller frees the key), 'done' 24 h
- *                                 (Stripe prunes keys after 24 h).
- * - `<prefix>:simpay-lock:<ref>`  STRING short lock (5 s) around one payment's read-decide-write.
+ *                                 status, refunded (minor units), declineCode, createdAt (ms), and one field
+ *                                 `idem:<key>` (`<fingerprint>\n<result JSON>`) per capture, cancel or refund
+ *                                 idempotency key whose result is saved. No TTL.
+ * - `<prefix>:simpay-key:<key>`   STRING JSON `{fp, state: 'pending' | 'done', result}`: the first result of one
+ *                                 authorize idempotency key. 'pending' (only while a `pm_card_timeout` call hangs)
+ *                                 lives 30 s, 'done' 24 h (Stripe prunes keys after 24 h).
  *
- * No Lua and no MULTI: every command touches one key, so the same code runs on Redis Cluster. Races are handled by
- * `SET NX` (one owner per idempotency key, one writer per payment at a time).
+ * Every command and script touches one key, so the same code runs on Redis Cluster. The cost is a few round trips per
+ * call (it stands for a remote service; its own cost must not be what a benchmark measures): authorize writes the
+ * payment and claims its key with `SET NX` in one round trip (the loser of a race deletes its payment and replays the
+ * winner's); capture, cancel and refund read the payment (HGETALL), decide in JS, and write the decision with its
+ * idempotency record only if the payment did not change meanwhile (one compare-and-set script; a lost race reads
+ * again). Idempotency keys of capture, cancel and refund are kept per payment: Stripe would also refuse one key
+ * reused on another payment, which this provider does not notice (Floodgate's keys name the booking and attempt).
  *
  * State machine: authorized -> captured | cancelled; captured -> refunded (when the refunds reach the amount;
  * partial refunds keep `captured` and raise `refunded`). `declined` is final. Answers per call:
@@ -103,8 +109,18 @@ export type SimulatedProviderOptions = {
 
 const PENDING_TTL_MS = 30_000;
 const DONE_TTL_MS = 24 * 3600_000;
-const LOCK_TTL_MS = 5_000;
 const POLL_MS = 5;
+
+/**
+ * KEYS[1] a payment HASH; ARGV: status and refunded as read, the idempotency field, then field/value pairs to write.
+ * Writes them only if the payment is unchanged and the key unused since it was read: 1 written, 0 read again.
+ */
+const COMPARE_AND_SET = `
+if redis.call('HGET', KEYS[1], 'status') ~= ARGV[1] then return 0 end
+if (redis.call('HGET', KEYS[1], 'refunded') or '0') ~= ARGV[2] then return 0 end
+if redis.call('HEXISTS', KEYS[1], ARGV[3]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+return 1`;
 
 type IdemRecord<R> = { fp: string; state: 'pending' } | { fp: string; state: 'done'; result: R };
 /** What one execution decided: `save` results are replayed for the same key; others let a retry run again. */
@@ -162,29 +178,33 @@ export function createSimulatedProvider(opts: SimulatedProviderOptions): Payment
     }
   }
 
-  /** Reads one payment under its lock, lets `decide` answer, and writes the changed fields before unlocking. */
-  async function withPayment<R>(
+  /**
+   * Capture, cancel, refund: reads the payment, replays the saved result of `key` (or throws if the key came with other
+   * parameters), else lets `decide` answer and writes its decision and the saved result in one compare-and-set (only if
+   * status and refunded are still what was read; otherwise it reads again). `unavailable` answers and throws save nothing.
+   */
+  async function onPayment<R>(
     ref: string,
-    busy: () => R,
+    key: string,
+    fp: string,
     decide: (p: StoredPayment) => { result: R; save: boolean; write?: Record<string, string | number> },
-  ): Promise<Run<R>> {
-    const lock = k.lock(ref);
-    const token = randomBytes(8).toString('hex');
-    const until = Date.now() + timeoutMs;
-    while ((await redis.set(lock, token, 'PX', LOCK_TTL_MS, 'NX')) !== 'OK') {
-      if (Date.now() > until) return { result: busy(), save: false };
-      await sleep(POLL_MS);
-    }
-    try {
+  ): Promise<R> {
+    const field = `idem:${key}`;
+    for (;;) {
       const h = await redis.hgetall(k.payment(ref));
       if (!h.ref) throw new SimulatedPaymentError('resource_missing', `no such payment: ${ref}`);
+      const saved = h[field];
+      if (saved !== undefined) {
+        const cut = saved.indexOf('\n');
+        const savedFp = saved.slice(0, cut);
+        if (savedFp !== fp) throw new SimulatedPaymentError('idempotency_key_reused', `idempotency key ${key} was first used with other parameters (${savedFp}); this request: ${fp}`);
+        return JSON.parse(saved.slice(cut + 1)) as R;
+      }
       const d = decide(fromHash(h));
-      if (d.write) await redis.hset(k.payment(ref), d.write);
-      return { result: d.result, save: d.save };
-    } finally {
-      // Not atomic without Lua: if our lock had expired (a 5 s stall) and another caller took it, we might free
-      // theirs. Acceptable for a simulator.
-      if ((await redis.get(lock)) === token) await redis.del(lock);
+      if (!d.save) return d.result;
+      const write = Object.entries({ ...d.write, [field]: `${fp}\n${JSON.stringify(d.result)}` }).flat().map(String);
+      const done = await redis.eval(COMPARE_AND_SET, 1, k.payment(ref), h.status!, h.refunded ?? '0', field, ...write);
+      if (done === 1) return d.result;
     }
   }
 
@@ -197,12 +217,15 @@ export function createSimulatedProvider(opts: SimulatedProviderOptions): Payment
       await latency();
       const fp = `authorize ${input.bookingId} a${input.attempt} ${input.amount} ${input.currency} ${input.paymentMethodId}`;
       const busy = (): AuthorizeResult => ({ outcome: 'unavailable', message: `a request with idempotency key ${input.idempotencyKey} is still in progress` });
-      return once<AuthorizeResult>(input.idempotencyKey, fp, busy, async () => {
-        const b: Behaviour | undefined = (SIMULATED_PAYMENT_METHODS as Record<string, Behaviour>)[input.paymentMethodId];
-        if (b?.kind === 'timeout') {
+      const b: Behaviour | undefined = (SIMULATED_PAYMENT_METHODS as Record<string, Behaviour>)[input.paymentMethodId];
+      if (b?.kind === 'timeout') {
+        // the key is claimed 'pending' while the call hangs, so a concurrent call with it waits (and then gives up too)
+        return once<AuthorizeResult>(input.idempotencyKey, fp, busy, async () => {
           await sleep(timeoutMs);
           return { result: { outcome: 'unavailable', message: `payment provider did not answer within ${timeoutMs} ms` }, save: false };
-        }
+        });
+      }
+      for (;;) {
         const ref = newId('pi');
         const declined: { code: string; message: string } | null =
           b === undefined
@@ -210,65 +233,71 @@ export function createSimulatedProvider(opts: SimulatedProviderOptions): Payment
             : b.kind === 'decline'
               ? { code: b.code, message: b.message }
               : null;
-        await redis.hset(k.payment(ref), {
-          ref,
-          bookingId: input.bookingId,
-          attempt: input.attempt,
-          amount: input.amount,
-          currency: input.currency,
-          paymentMethodId: input.paymentMethodId,
-          status: declined ? 'declined' : 'authorized',
-          refunded: 0,
-          declineCode: declined?.code ?? '',
-          createdAt: Date.now(),
-        });
         const result: AuthorizeResult = declined ? { outcome: 'declined', paymentRef: ref, ...declined } : { outcome: 'authorized', paymentRef: ref };
-        return { result, save: true };
-      });
+        // one round trip: the payment, and the key's saved result if the key is new; the loser of a race for the key
+        // deletes its payment and answers what the winner saved
+        const [, claimed] = await Promise.all([
+          redis.hset(k.payment(ref), {
+            ref,
+            bookingId: input.bookingId,
+            attempt: input.attempt,
+            amount: input.amount,
+            currency: input.currency,
+            paymentMethodId: input.paymentMethodId,
+            status: declined ? 'declined' : 'authorized',
+            refunded: 0,
+            declineCode: declined?.code ?? '',
+            createdAt: Date.now(),
+          }),
+          redis.set(k.idem(input.idempotencyKey), JSON.stringify({ fp, state: 'done', result } satisfies IdemRecord<AuthorizeResult>), 'PX', DONE_TTL_MS, 'NX'),
+        ]);
+        if (claimed === 'OK') return result;
+        await redis.del(k.payment(ref));
+        const raw = await redis.get(k.idem(input.idempotencyKey));
+        if (raw === null) continue; // the key was given up meanwhile: try again
+        const rec = JSON.parse(raw) as IdemRecord<AuthorizeResult>;
+        if (rec.fp !== fp) throw new SimulatedPaymentError('idempotency_key_reused', `idempotency key ${input.idempotencyKey} was first used with other parameters (${rec.fp}); this request: ${fp}`);
+        // 'pending' is only ever a pm_card_timeout call's, whose fingerprint differs from this one
+        return rec.state === 'done' ? rec.result : busy();
+      }
     },
 
     async capture(paymentRef: string, idempotencyKey: string): Promise<CaptureResult> {
       await latency();
-      const busy = (): CaptureResult => ({ outcome: 'unavailable', message: `payment ${paymentRef} is busy; retry` });
-      return once<CaptureResult>(idempotencyKey, `capture ${paymentRef}`, busy, () =>
-        withPayment<CaptureResult>(paymentRef, busy, (p) => {
-          switch (p.status) {
-            case 'authorized':
-              return { result: { outcome: 'captured' }, save: true, write: { status: 'captured', capturedAt: Date.now() } };
-            case 'captured':
-            case 'refunded':
-              return { result: { outcome: 'captured' }, save: true };
-            case 'cancelled':
-              return { result: { outcome: 'failed', message: `payment ${paymentRef} was cancelled` }, save: true };
-            case 'declined':
-              return { result: { outcome: 'failed', message: `payment ${paymentRef} was declined` }, save: true };
-            default:
-              return assertNever(p.status);
-          }
-        }),
-      );
+      return onPayment<CaptureResult>(paymentRef, idempotencyKey, `capture ${paymentRef}`, (p) => {
+        switch (p.status) {
+          case 'authorized':
+            return { result: { outcome: 'captured' }, save: true, write: { status: 'captured', capturedAt: Date.now() } };
+          case 'captured':
+          case 'refunded':
+            return { result: { outcome: 'captured' }, save: true };
+          case 'cancelled':
+            return { result: { outcome: 'failed', message: `payment ${paymentRef} was cancelled` }, save: true };
+          case 'declined':
+            return { result: { outcome: 'failed', message: `payment ${paymentRef} was declined` }, save: true };
+          default:
+            return assertNever(p.status);
+        }
+      });
     },
 
     async cancel(paymentRef: string, idempotencyKey: string): Promise<CancelResult> {
       await latency();
-      const busy = (): CancelResult => ({ outcome: 'unavailable', message: `payment ${paymentRef} is busy; retry` });
-      return once<CancelResult>(idempotencyKey, `cancel ${paymentRef}`, busy, () =>
-        withPayment<CancelResult>(paymentRef, busy, (p) => {
-          switch (p.status) {
-            case 'authorized':
-              return { result: { outcome: 'cancelled' }, save: true, write: { status: 'cancelled', cancelledAt: Date.now() } };
-            case 'cancelled':
-            case 'declined':
-              return { result: { outcome: 'cancelled' }, save: true };
-            case 'captured':
-            case 'refunded':
-              // Stripe answers 400 payment_intent_unexpected_state; the contract has no such outcome.
-              return { result: { outcome: 'unavailable', message: `payment ${paymentRef} is already captured: refund it instead` }, save: false };
-            default:
-              return assertNever(p.status);
-          }
-        }),
-      );
+      return onPayment<CancelResult>(paymentRef, idempotencyKey, `cancel ${paymentRef}`, (p) => {
+        switch (p.status) {
+          case 'authorized':
+            return { result: { outcome: 'cancelled' }, save: true, write: { status: 'cancelled', cancelledAt: Date.now() } };
+          case 'cancelled':
+          case 'declined':
+            return { result: { outcome: 'cancelled' }, save: true };
+          case 'captured':
+          case 'refunded':
+            // Stripe answers 400 payment_intent_unexpected_state; the contract has no such outcome.
+            return { result: { outcome: 'unavailable', message: `payment ${paymentRef} is already captured: refund it instead` }, save: false };
+          default:
+            return assertNever(p.status);
+        }
+      });
     },
 
     async refund(paymentRef: string, idempotencyKey: string, amount?: number): Promise<RefundResult> {
@@ -276,24 +305,21 @@ export function createSimulatedProvider(opts: SimulatedProviderOptions): Payment
         throw new SimulatedPaymentError('invalid_request', `refund amount must be a positive integer: ${amount}`);
       }
       await latency();
-      const busy = (): RefundResult => ({ outcome: 'unavailable', message: `payment ${paymentRef} is busy; retry` });
-      return once<RefundResult>(idempotencyKey, `refund ${paymentRef} ${amount ?? 'all'}`, busy, () =>
-        withPayment<RefundResult>(paymentRef, busy, (p) => {
-          if (p.status !== 'captured' && p.status !== 'refunded') {
-            throw new SimulatedPaymentError('invalid_request', `payment ${paymentRef} is ${p.status}: nothing was captured to refund`);
-          }
-          const remaining = p.amount - p.refunded;
-          if (remaining === 0) throw new SimulatedPaymentError('invalid_request', `payment ${paymentRef} has already been refunded`);
-          const take = amount ?? remaining;
-          if (take > remaining) throw new SimulatedPaymentError('invalid_request', `refund of ${take} exceeds the unrefunded ${remaining} of payment ${paymentRef}`);
-          const refunded = p.refunded + take;
-          return {
-            result: { outcome: 'refunded', refundRef: newId('re') },
-            save: true,
-            write: { refunded, status: refunded === p.amount ? 'refunded' : 'captured' },
-          };
-        }),
-      );
+      return onPayment<RefundResult>(paymentRef, idempotencyKey, `refund ${paymentRef} ${amount ?? 'all'}`, (p) => {
+        if (p.status !== 'captured' && p.status !== 'refunded') {
+          throw new SimulatedPaymentError('invalid_request', `payment ${paymentRef} is ${p.status}: nothing was captured to refund`);
+        }
+        const remaining = p.amount - p.refunded;
+        if (remaining === 0) throw new SimulatedPaymentError('invalid_request', `payment ${paymentRef} has already been refunded`);
+        const take = amount ?? remaining;
+        if (take > remaining) throw new SimulatedPaymentError('invalid_request', `refund of ${take} exceeds the unrefunded ${remaining} of payment ${paymentRef}`);
+        const refunded = p.refunded + take;
+        return {
+          result: { outcome: 'refunded', refundRef: newId('re') },
+          save: true,
+          write: { refunded, status: refunded === p.amount ? 'refunded' : 'captured' },
+        };
+      });
     },
   };
 }
