@@ -107,8 +107,8 @@ async function setAttempt(
  *      (the catalog, cached per tier). A crash between 1 and 2 leaves a "paying" hold without a row and no money
  *      asked for: a retry of the request finds the running attempt and writes its row; without one the hold expires
  *      at its deadline (the sweeper's ReservationExpired).
- *   3. the settle job is queued (it finishes whatever a dead request left open); a crash between 2 and 3 still has no
- *      money asked for.
+ *   3. the settle job is queued (it finishes whatever a dead request left open), at the same time as step 2: a crash
+ *      before both are done has asked no money, and a settle job without a row finds nothing to finish.
  *   4. authorize (key `<booking>:a<n>:authorize`). Declined: the row is 'declined' first, then payHold "decline"
  *      (PaymentDeclined; paying -> held), and after the last allowed attempt the hold is released (BookingCancelled).
  *   5. the row is 'authorized' (write-ahead: money exists), then confirmHold (Lua) sells the seats and appends
@@ -223,8 +223,12 @@ export function createPayments(d: EngineDeps, holds: Holds, catalog: Catalog) {
         return assertNever(code, 'payHold');
     }
     const attempt = Number(y);
-    const charge = await recordAttempt(r.bookingId, attempt, r.paymentMethodId, h);
-    await jobs.settlePayment(r.bookingId, attempt, cfg.paymentWindowMs + 5_000);
+    // steps 2 and 3 at once: nothing is asked of the provider before both are done, and a settle job that finds no row
+    // (the row's write failed) has nothing to finish
+    const [charge] = await Promise.all([
+      recordAttempt(r.bookingId, attempt, r.paymentMethodId, h),
+      jobs.settlePayment(r.bookingId, attempt, cfg.paymentWindowMs + 5_000),
+    ]);
     return authorizeAndAct(charge, h);
   }
 
@@ -281,7 +285,7 @@ export function createPayments(d: EngineDeps, holds: Holds, catalog: Catalog) {
     });
     switch (auth.outcome) {
       case 'authorized':
-        return complete(c.bookingId, c.attempt, auth.paymentRef, t);
+        return c.status === 'pending' ? completeFromPending(c.bookingId, c.attempt, auth.paymentRef, t) : complete(c.bookingId, c.attempt, auth.paymentRef, t);
       case 'declined':
         return decline(c.bookingId, c.attempt, auth.code, auth.message);
       case 'unavailable':
@@ -359,12 +363,11 @@ export function createPayments(d: EngineDeps, holds: Holds, catalog: Catalog) {
     const paymentId = paymentIdOf(bookingId, attempt);
     const a = await chargeOf(d.pg, bookingId, attempt);
     if (!a) throw new Error(`no payment attempt ${paymentId}`);
-    const gone = 'the payment arrived after the reservation expired and its seats were taken by then; the authorization was cancelled, no money was taken';
     switch (a.status) {
       case 'captured':
         return { outcome: 'succeeded', paymentId, bookingStatus: 'CONFIRMED' };
       case 'cancelling':
-        return giveBack(bookingId, attempt, a.providerRef ?? paymentRef, a.note ?? gone);
+        return giveBack(bookingId, attempt, a.providerRef ?? paymentRef, a.note ?? GONE);
       case 'pending':
       case 'authorized':
         break;
@@ -374,7 +377,21 @@ export function createPayments(d: EngineDeps, holds: Holds, catalog: Catalog) {
     }
     // write-ahead: the money exists before anything sells it (a crash from here on is the settle job's to finish)
     await setAttempt(d.pg, bookingId, attempt, ['pending'], 'authorized', { providerRef: paymentRef });
+    return sellAndCapture(bookingId, attempt, paymentRef, tickets);
+  }
 
+  /**
+   * complete() for an attempt its caller has just read as 'pending' and authorized: the write-ahead without reading the
+   * row again. If the row moved on meanwhile (another call, the settle job), complete() reads it and follows it.
+   */
+  async function completeFromPending(bookingId: BookingId, attempt: number, paymentRef: string, tickets?: Tickets): Promise<PayResult> {
+    if (!(await setAttempt(d.pg, bookingId, attempt, ['pending'], 'authorized', { providerRef: paymentRef }))) return complete(bookingId, attempt, paymentRef, tickets);
+    return sellAndCapture(bookingId, attempt, paymentRef, tickets);
+  }
+
+  /** Steps 5 (after the write-ahead) and 6. */
+  async function sellAndCapture(bookingId: BookingId, attempt: number, paymentRef: string, tickets?: Tickets): Promise<PayResult> {
+    const paymentId = paymentIdOf(bookingId, attempt);
     const eventId = eventOfBooking(bookingId);
     let late = false;
     try {
@@ -395,10 +412,10 @@ export function createPayments(d: EngineDeps, holds: Holds, catalog: Catalog) {
         if (rows[0]!.status !== 'authorized') return rows[0]!.status;
         if (await retakeSold(d, eventId, bookingId, t, paymentRef)) return 'retaken';
         // write-ahead: a retry finishes the cancellation instead of re-taking seats that came free meanwhile
-        await setAttempt(tx, bookingId, attempt, ['authorized'], 'cancelling', { note: gone });
+        await setAttempt(tx, bookingId, attempt, ['authorized'], 'cancelling', { note: GONE });
         return 'gone';
       });
-      if (taken === 'gone') return giveBack(bookingId, attempt, paymentRef, gone);
+      if (taken === 'gone') return giveBack(bookingId, attempt, paymentRef, GONE);
       if (taken !== 'retaken') return complete(bookingId, attempt, paymentRef, t); // another call moved it on meanwhile
     }
     const captured = await provider().capture(paymentRef, keyOf(bookingId, attempt, 'capture'));
@@ -467,6 +484,7 @@ export type Payments = ReturnType<typeof createPayments>;
 type HolderDetails = { holderName?: string | undefined; holderEmail?: string | undefined; holderPhone?: string | undefined };
 type PayRequest = HolderDetails & { bookingId: BookingId; userId: UserId; paymentMethodId: string };
 
+const GONE = 'the payment arrived after the reservation expired and its seats were taken by then; the authorization was cancelled, no money was taken';
 const notFound = () => new DomainError('BOOKING_NOT_FOUND', 'no such booking');
 const notRecorded = () =>
   new DomainError('BOOKING_NOT_RECORDED', 'the reservation is still being recorded; retry in a moment (nothing was charged)', { retryAfterSeconds: 1 });
