@@ -18,7 +18,12 @@ import { track } from './children.js';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 /** The V8 flags the API runs with in production (see Dockerfile): a larger young generation halves GC time. */
-export const API_NODE_FLAGS = ['--max-semi-space-size=64'];
+export const API_NODE_FLAGS = [
+  '--max-semi-space-size=64',
+  // BENCH_CPU_PROF_DIR=<dir>: every API and workers process writes a V8 CPU profile there when it exits
+  // (summarise one with `npx tsx bench/lib/cpu-profile.ts <file>`); node refuses --cpu-prof in NODE_OPTIONS
+  ...(process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : []),
+];
 export const say = (msg: string) => console.log(`[bench] ${msg}`);
 
 export type BenchStack = {
