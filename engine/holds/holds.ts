@@ -139,11 +139,12 @@ export function createHolds(d: EngineDeps) {
     const k = eventKeys(ns, eventId);
     return [k.inv, k.sec, k.smap, k.hold(bookingId), k.expiry, k.buyers, k.outbox, k.wrUsed] as const;
   };
-  /** A rebuild disarmed the event less than a minute ago and has not finished (engine/inventory/rebuild.ts). A marker
-   *  older than that is a rebuild that died: the event is closed until an operator rebuilds it. */
+  /** After a hold script found the event disarmed: a rebuild disarmed it less than a minute ago and has not finished
+   *  (engine/inventory/rebuild.ts), or has finished since the script ran (armed again). A marker older than that is a
+   *  rebuild that died: the event is closed until an operator rebuilds it. */
   const rebuildingNow = async (meta: string) => {
-    const since = Number(await redis.hget(meta, 'rebuilding'));
-    return since > 0 && d.clock.now() - since < 60_000;
+    const [armed, since] = await redis.hmget(meta, 'armed', 'rebuilding');
+    return armed === '1' || (Number(since) > 0 && d.clock.now() - Number(since) < 60_000);
   };
 
   return {

@@ -90,10 +90,11 @@ export function createReconcileWorker(o: ReconcileOptions) {
     const again = await engine.reconcile(eventId);
     if (again.mismatch === 0) return again;
     try {
+      const started = Date.now();
       const report = await engine.rebuild(eventId, { force: true });
       r.settled.add(eventId);
       metrics.failoverRepairs.inc({ outcome: 'rebuilt' });
-      log.warn({ eventId, mismatch: again.mismatch, differences: again.differences.slice(0, 10), report },
+      log.warn({ eventId, mismatch: again.mismatch, differences: again.differences.slice(0, 10), report, rebuildMs: Date.now() - started },
         'rebuilt from Postgres after a Redis failover (Redis had lost writes Postgres holds)');
     } catch (err) {
       r.failures.set(eventId, (r.failures.get(eventId) ?? 0) + 1);
