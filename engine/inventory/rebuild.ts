@@ -49,7 +49,8 @@ export async function rebuildEvent(
   // Stop selling and stop the persist workers on this event (they skip a disarmed event and let their lease lapse);
   // the rebuild applies whatever the outbox still holds itself, under the lease, then arms the event again.
   // `rebuilding`: a hold refused meanwhile answers 503 + Retry-After ("try again in a moment"), not "not on sale"
-  // (engine/holds/holds.ts); armEvent's rebuild replaces the meta hash, and the finally below clears it on a failure
+  // (engine/holds/holds.ts). armEvent's rebuild replaces the meta hash; after a failed rebuild the marker stays, so
+  // holds answer 503 for a minute (a retry of the rebuild sets it again), then 409 until someone rebuilds the event
   await d.redis.hset(k.meta, 'armed', '0', 'rebuilding', String(d.clock.now()));
   const owner = `rebuild-${randomBytes(4).toString('hex')}`;
   for (let i = 0; !(await outbox.lease(eventId, owner, 30_000)); i++) {
@@ -112,7 +113,6 @@ export async function rebuildEvent(
     return { eventId, drained, tiers: spec.tiers, holdsRestored, soldRestored, salesRetaken, paymentsReturned, idempotencyKeysRestored: keyed.rows.length, buyers: spec.buyers.length };
   } finally {
     await outbox.lease(eventId, owner, 30_000, 'drop');
-    await d.redis.hdel(k.meta, 'rebuilding').catch(() => {});
   }
 }
 
