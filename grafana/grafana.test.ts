@@ -51,6 +51,8 @@ const EXPECTED_ALERTS: Record<string, 'critical' | 'warning'> = {
   OutboxEntryQuarantined: 'critical',
   // the seed's Mobile Performance KPI: phone page loads reported by the web app (issue 14)
   MobilePageLoadSlow: 'warning',
+  // issue 15: the automatic recovery after a failover did not bring the mismatch back to 0 (docs/runbook.md)
+  FailoverRecoveryStalled: 'critical',
 };
 
 const exported = new Set<string>(EXPORTED_METRICS);
@@ -233,6 +235,7 @@ describe('alert rules', () => {
       HighPaymentFailureRate: /\) > 0\.1\s/,
       OutboxEntryQuarantined: /^sum\(increase\(floodgate_outbox_quarantined_total\[15m\]\)\) > 0$/,
       MobilePageLoadSlow: /histogram_quantile\(0\.95,[\s\S]*device="mobile"[\s\S]*\) > 3\s/,
+      FailoverRecoveryStalled: /^max\(floodgate_inventory_mismatch\) > 0\nand on\(\) sum\(increase\(floodgate_failovers_total\[15m\]\)\) > 0$/,
     };
     for (const r of rules) {
       expect(r.expr, r.alert).toMatch(thresholds[r.alert]!);

@@ -84,6 +84,8 @@ const Env = z
     WORKERS: z.string().default('persist,sweeper,admission,payment,notify,refund,reconcile'),
     /** How often the reconcile worker compares Redis with Postgres (ms). */
     RECONCILE_INTERVAL_MS: int(5_000),
+    /** After a Redis failover, the reconcile worker rebuilds a still-mismatched event from Postgres by itself (once). */
+    RECOVERY_AUTO_REBUILD: bool.default(true),
     SWEEP_INTERVAL_MS: int(2000),
     PERSIST_BATCH_SIZE: int(500),
     /** Worker threads rendering ticket PDFs in the notify worker; unset: one per core less one (at least 1); 0: none. */

@@ -159,6 +159,23 @@ export function createMetrics(service: 'api' | 'workers') {
       help: 'Reconciliation passes completed',
       registers: [registry],
     }),
+    failovers: new Counter({
+      name: 'floodgate_failovers_total',
+      help: 'Failovers this process noticed: Postgres, another host of PG_HOSTS accepts writes; Redis, another server process (Sentinel failover or restart)',
+      labelNames: ['store'] as const,
+      registers: [registry],
+    }),
+    failoverRepairs: new Counter({
+      name: 'floodgate_failover_repairs_total',
+      help: 'After a failover, events whose mismatch the reconcile worker met: rebuilt from Postgres, refused (not safe without an operator), or failed',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    failoverRecovery: new Gauge({
+      name: 'floodgate_failover_recovery_seconds',
+      help: 'From the last failover noticed to the first reconcile pass after it with every live event exact (mismatch 0)',
+      registers: [registry],
+    }),
     queueJobs: new Gauge({
       name: 'floodgate_queue_jobs',
       help: 'BullMQ jobs by queue and state (waiting, active, delayed, failed)',

@@ -19,10 +19,13 @@ describe('PG_HOSTS: a primary among several Postgres hosts', () => {
     const first = pair.primaryPort();
     // the standby first in the list: a pool that took the first host that answers would land on a read-only server
     const hosts = `127.0.0.1:${pair.standbyPort()},127.0.0.1:${first}`;
-    const pool = own(createPool({ url: pair.urlOf(first), hosts, max: 4, statementTimeoutMs: 2_000 }), (p) => p.end());
+    const changes: string[] = [];
+    const pool = own(createPool({ url: pair.urlOf(first), hosts, max: 4, statementTimeoutMs: 2_000,
+      onPrimaryChange: (from, to) => changes.push(`${from.port}->${to.port}`) }), (p) => p.end());
     const port = async () => (await pool.query<{ p: number }>('SELECT inet_server_port() AS p')).rows[0]!.p;
 
     expect(await port()).toBe(first);
+    expect(changes).toEqual([]); // finding the first primary is no failover
     await pool.query('CREATE TABLE acked (n int PRIMARY KEY)');
     // synchronous_standby_names='*': each commit returns once the standby has flushed it
     for (let n = 0; n < 50; n++) await pool.query('INSERT INTO acked VALUES ($1)', [n]);
@@ -46,6 +49,8 @@ describe('PG_HOSTS: a primary among several Postgres hosts', () => {
     // zero loss: every acknowledged commit is on the promoted standby
     expect((await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM acked')).rows[0]!.n).toBe(50);
     await pool.query('INSERT INTO acked VALUES (50)');
+    // the switch is told once (the reconcile worker reconciles at once after it: workers/reconcile)
+    expect(changes).toEqual([`${first}->${promoted}`]);
 
     // a new standby on the old primary's port; killing the new primary moves the pool back
     await pair.rebuildStandby();
@@ -55,5 +60,6 @@ describe('PG_HOSTS: a primary among several Postgres hosts', () => {
     expect(pair.primaryPort()).toBe(first);
     await waitFor('the pool back on the first port', async () => (await port().catch(() => 0)) === first, 20_000, 50);
     expect((await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM acked')).rows[0]!.n).toBe(52);
+    expect(changes).toEqual([`${first}->${promoted}`, `${promoted}->${first}`]);
   });
 });

@@ -11,6 +11,8 @@ export type PgSettings = {
   schema?: string;
   max?: number;
   statementTimeoutMs?: number;
+  /** Told when the pool finds another host of PG_HOSTS accepting writes than the one it used (a failover). */
+  onPrimaryChange?: (from: PgHost, to: PgHost) => void;
 };
 
 export type PgHost = { host: string; port: number };
@@ -50,10 +52,13 @@ export class NoPrimaryError extends Error {
 /**
  * Finds the primary among several Postgres hosts, as libpq's `target_session_attrs=read-write` does (node-postgres
  * has no such option): the first host that answers `pg_is_in_recovery() = false`. The answer is remembered until a
- * connection to it fails or it turns out to be a standby; then every host is asked again.
+ * connection to it fails or it turns out to be a standby; then every host is asked again. A look that finds another
+ * host than the previous one is a failover: `onChange(from, to)`.
  */
-export function primaryLocator(hosts: PgHost[], url: string, probeTimeoutMs = 2_000) {
+export function primaryLocator(hosts: PgHost[], url: string, probeTimeoutMs = 2_000, onChange?: (from: PgHost, to: PgHost) => void) {
   let known: PgHost | undefined;
+  /** The primary found last (kept when `known` is forgotten): a look that finds another one is a failover. */
+  let last: PgHost | undefined;
   let finding: Promise<PgHost> | undefined;
   const isPrimary = async (h: PgHost): Promise<boolean> => {
     const c = new pg.Client({ connectionString: urlAt(url, h), connectionTimeoutMillis: probeTimeoutMs, query_timeout: probeTimeoutMs });
@@ -72,7 +77,17 @@ export function primaryLocator(hosts: PgHost[], url: string, probeTimeoutMs = 2_
     const answers = await Promise.all(hosts.map(isPrimary));
     const i = answers.indexOf(true);
     if (i < 0) throw new NoPrimaryError(hosts.map((h) => `${h.host}:${h.port}`).join(','));
-    return hosts[i]!;
+    const found = hosts[i]!;
+    const before = last;
+    last = found;
+    if (before && (before.host !== found.host || before.port !== found.port)) {
+      try {
+        onChange?.(before, found);
+      } catch {
+        /* a listener's error is not the pool's */
+      }
+    }
+    return found;
   };
   return {
     /** The primary: the remembered one, or a fresh look across every host (one look at a time). */
@@ -128,7 +143,7 @@ function primaryClient(locator: ReturnType<typeof primaryLocator>) {
  * statement_timeout, and a client-side timeout a second later for a server that stopped answering), so a Postgres
  * that is away turns into a quick 503 / retry instead of a hang.
  */
-export function createPool({ url, hosts, schema = 'public', max = 10, statementTimeoutMs = 4_000 }: PgSettings): pg.Pool {
+export function createPool({ url, hosts, schema = 'public', max = 10, statementTimeoutMs = 4_000, onPrimaryChange }: PgSettings): pg.Pool {
   const list = hosts ? parsePgHosts(hosts) : [];
   const pool = new pg.Pool({
     connectionString: url,
@@ -138,7 +153,7 @@ export function createPool({ url, hosts, schema = 'public', max = 10, statementT
     connectionTimeoutMillis: 5000,
     idleTimeoutMillis: 30_000,
     // several hosts: connect to the one that accepts writes, and look again after a connection error
-    ...(list.length > 0 ? { Client: primaryClient(primaryLocator(list, url)) } : {}),
+    ...(list.length > 0 ? { Client: primaryClient(primaryLocator(list, url, 2_000, onPrimaryChange)) } : {}),
   });
   // A server going away errors the idle clients (the pool's listener) and the checked-out ones (their own listener,
   // which pg-pool removes while a client is out): without these, "Connection terminated unexpectedly" would be an

@@ -10,6 +10,7 @@ import { createBullConnection, createRedis, type RedisClient, type RedisRole } f
 import { createPaymentProvider } from '../integrations/providers.js';
 import { createJobSink } from '../integrations/queues.js';
 import { createShutdown } from '../platform/shutdown.js';
+import { createFailoverSignals, watchRedisServer, type FailoverSignals, type RedisServerWatch } from '../platform/failover.js';
 
 export type Runtime = {
   config: Config;
@@ -22,6 +23,10 @@ export type Runtime = {
   jobs: ReturnType<typeof createJobSink>;
   bullPrefix: string;
   shutdown: ReturnType<typeof createShutdown>;
+  /** Failovers this process notices: its pool found another Postgres primary, or `redis` talks to another server. */
+  failovers: FailoverSignals;
+  /** The watch on `redis` behind the Redis half of `failovers` (its `check` asks Redis now). */
+  redisWatch: RedisServerWatch;
 };
 
 /** Config, logger, Redis (scripts loaded), Postgres pool and engine for one process; closed in reverse order. */
@@ -39,7 +44,14 @@ export async function boot(service: 'api' | 'workers', role: RedisRole, env?: Re
   };
   const redis = await createRedis({ ...redisSettings, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS }, role);
   shutdown.add('redis', () => redis.quit());
-  const pg = createPool({ url: config.DATABASE_URL, hosts: config.PG_HOSTS, schema: config.PG_SCHEMA, max: config.PG_POOL_MAX, statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS });
+  const failovers = createFailoverSignals();
+  const redisWatch = watchRedisServer(redis, failovers);
+  await redisWatch.check().catch(() => {}); // the server this process starts on: the baseline, not a failover
+  shutdown.add('redis failover watch', async () => redisWatch.stop());
+  const pg = createPool({
+    url: config.DATABASE_URL, hosts: config.PG_HOSTS, schema: config.PG_SCHEMA, max: config.PG_POOL_MAX, statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS,
+    onPrimaryChange: (from, to) => failovers.emit({ store: 'postgres', from: `${from.host}:${from.port}`, to: `${to.host}:${to.port}`, atMs: Date.now() }),
+  });
   shutdown.add('postgres', () => pg.end());
   const bull = createBullConnection(redisSettings);
   shutdown.add('bullmq connection', () => bull.quit());
@@ -66,7 +78,7 @@ export async function boot(service: 'api' | 'workers', role: RedisRole, env?: Re
       refundCutoffHours: config.REFUND_CUTOFF_HOURS,
     },
   });
-  return { config, log, redis, pg, engine, bull, jobs, bullPrefix, shutdown };
+  return { config, log, redis, pg, engine, bull, jobs, bullPrefix, shutdown, failovers, redisWatch };
 }
 
 /** Runs main(), printing configuration problems plainly and exiting 1 on a failed start. */

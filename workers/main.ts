@@ -69,6 +69,7 @@ runMain(async () => {
     const reconcile = createReconcileWorker({
       engine, log: log.child({ worker: 'reconcile' }), metrics, intervalMs: config.RECONCILE_INTERVAL_MS,
       queues: { ...rt.jobs.queues },
+      failovers: rt.failovers, redisWatch: rt.redisWatch, autoRebuild: config.RECOVERY_AUTO_REBUILD,
     });
     reconcile.start();
     shutdown.add('reconcile', () => reconcile.stop());

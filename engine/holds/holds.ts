@@ -10,7 +10,7 @@ import {
 } from '../../lua/codes.js';
 import { scriptNow } from '../clock.js';
 import type { EngineDeps } from '../deps.js';
-import { DomainError } from '../errors.js';
+import { DomainError, UnavailableError } from '../errors.js';
 import type { BookingId, EventId, TierId, UserId } from '../ids.js';
 import { eventKeys } from '../keys.js';
 import { rateLimitedError, type RateLimitCheck } from '../rate-limits.js';
@@ -139,6 +139,13 @@ export function createHolds(d: EngineDeps) {
     const k = eventKeys(ns, eventId);
     return [k.inv, k.sec, k.smap, k.hold(bookingId), k.expiry, k.buyers, k.outbox, k.wrUsed] as const;
   };
+  /** After a hold script found the event disarmed: a rebuild disarmed it less than a minute ago and has not finished
+   *  (engine/inventory/rebuild.ts), or has finished since the script ran (armed again). A marker older than that is a
+   *  rebuild that died: the event is closed until an operator rebuilds it. */
+  const rebuildingNow = async (meta: string) => {
+    const [armed, since] = await redis.hmget(meta, 'armed', 'rebuilding');
+    return armed === '1' || (Number(since) > 0 && d.clock.now() - Number(since) < 60_000);
+  };
 
   return {
     /** One atomic script call: checks sale, stock or seats, the buyer cap and idempotency, then holds. */
@@ -172,6 +179,9 @@ export function createHolds(d: EngineDeps) {
             k.wrPasses, k.wrUsed, rlUser, rlIp, r.eventId, r.bookingId, r.userId, tier, r.ticketCount, now, config.holdTtlMs, fp,
             config.idempotencyTtlMs, r.mode.section ?? '', r.mode.adjacent ? '1' : '0', pass, idemKey, limits);
           break;
+      }
+      if (reply[0] === HoldGeneralReply.NOT_ARMED && (await rebuildingNow(k.meta))) {
+        throw new UnavailableError('redis', new Error(`event ${r.eventId} is being rebuilt from Postgres`));
       }
       return holdResult(r, reply);
     },

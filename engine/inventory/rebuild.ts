@@ -48,7 +48,10 @@ export async function rebuildEvent(
   }
   // Stop selling and stop the persist workers on this event (they skip a disarmed event and let their lease lapse);
   // the rebuild applies whatever the outbox still holds itself, under the lease, then arms the event again.
-  await d.redis.hset(k.meta, 'armed', '0');
+  // `rebuilding`: a hold refused meanwhile answers 503 + Retry-After ("try again in a moment"), not "not on sale"
+  // (engine/holds/holds.ts). armEvent's rebuild replaces the meta hash; after a failed rebuild the marker stays, so
+  // holds answer 503 for a minute (a retry of the rebuild sets it again), then 409 until someone rebuilds the event
+  await d.redis.hset(k.meta, 'armed', '0', 'rebuilding', String(d.clock.now()));
   const owner = `rebuild-${randomBytes(4).toString('hex')}`;
   for (let i = 0; !(await outbox.lease(eventId, owner, 30_000)); i++) {
     if (i > 300) throw new Error('the persist lease of this event is still held after 30 s; is a persist worker stuck?');

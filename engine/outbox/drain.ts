@@ -101,7 +101,11 @@ export function createOutboxDrain(d: EngineDeps, outbox: Outbox, holds: Holds) {
      */
     async drain(eventId: EventId, o: DrainOptions): Promise<DrainReport> {
       // an event whose Redis state is gone, or being rebuilt (disarmed), is left to the rebuild, which drains it itself
-      if ((await d.redis.hget(eventKeys(d.ns, eventId).meta, 'armed')) !== '1') return { status: 'skipped', reason: 'not-armed' };
+      // (its lease, if this owner holds it, goes at once: the rebuild waits for it instead of for its lapse)
+      if ((await d.redis.hget(eventKeys(d.ns, eventId).meta, 'armed')) !== '1') {
+        await outbox.lease(eventId, o.owner, o.leaseMs, 'drop');
+        return { status: 'skipped', reason: 'not-armed' };
+      }
       if (!(await outbox.lease(eventId, o.owner, o.leaseMs))) return { status: 'skipped', reason: 'leased' };
       const entries = await outbox.read(eventId, o.batchSize ?? 500);
       const unreleased: { bookingId: BookingId; code: string }[] = [];

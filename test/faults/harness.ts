@@ -19,7 +19,7 @@ import { dropPaymentsBookingFk } from '../follow-outbox.js';
 import { systemClock } from '../../engine/clock.js';
 import { asNamespace, type EventId, type Namespace } from '../../engine/ids.js';
 import { createEngine, type Engine, type EngineConfig, type EngineDeps, type InvariantReport } from '../../engine/index.js';
-import { createPool, type Pool } from '../../platform/pg.js';
+import { createPool, type PgSettings, type Pool } from '../../platform/pg.js';
 import { createRedis, scanKeys, type RedisClient, type RedisSettings } from '../../platform/redis.js';
 import { createSimulatedProvider } from '../../integrations/payments/simulated.js';
 import { createPersistWorker, type PersistWorker } from '../../workers/persist/persist.js';
@@ -283,6 +283,8 @@ export type StackOptions = {
   commandTimeoutMs?: number;
   engineConfig?: Partial<EngineConfig>;
   persist?: boolean;
+  /** Told when the pool finds another Postgres primary among pgHosts (wiring/boot.ts does the same for a process). */
+  onPrimaryChange?: PgSettings['onPrimaryChange'];
 };
 
 /** Namespace + schema, engines for the API and the workers, the persist worker and the real HTTP API. */
@@ -291,7 +293,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   const databaseUrl = o.databaseUrl ?? TEST_DATABASE_URL;
   const schema = ns;
   await migrate({ databaseUrl, schema });
-  const pool = createPool({ url: databaseUrl, hosts: o.pgHosts, schema, max: 20 });
+  const pool = createPool({ url: databaseUrl, hosts: o.pgHosts, schema, max: 20, onPrimaryChange: o.onPrimaryChange });
   await dropPaymentsBookingFk(pool); // migration 0009 (issue 12): a payment's row may come before its booking's
   const config: EngineConfig = { ...TEST_ENGINE_CONFIG, ...o.engineConfig };
   const apiRedis = await createRedis({ ...o.redis, url: o.apiRedisUrl ?? o.redisUrl, commandTimeoutMs: o.commandTimeoutMs ?? 300 }, 'api');

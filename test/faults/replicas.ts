@@ -182,6 +182,12 @@ export type RedisSentinelSet = {
   kill9Primary(): Promise<number>;
   /** SIGKILL to the node on `port` (a replica, say). */
   kill9(port: number): Promise<void>;
+  /** The nodes that are not the primary now. */
+  replicaPorts(): Promise<number[]>;
+  /** SIGSTOP / SIGCONT to the node on `port`: stopped, it reads nothing of the replication stream (what the kernel
+   *  buffers for it is a few MB; the rest waits in the primary's memory and dies with it). */
+  pause(port: number): void;
+  resume(port: number): void;
   /** Waits until Sentinel names another node than `oldPort` the primary. */
   waitPromoted(oldPort: number): Promise<number>;
   /** Starts the killed node again (its AOF) as a replica of the current primary, and waits for it to be in sync. */
@@ -301,6 +307,16 @@ export async function startRedisSentinel(name = 'fgfail'): Promise<RedisSentinel
     },
     async kill9(port: number) {
       await killHard(nodes.get(port)!.child);
+    },
+    async replicaPorts() {
+      const p = await primaryPort();
+      return ports.filter((x) => x !== p);
+    },
+    pause(port: number) {
+      nodes.get(port)!.child!.kill('SIGSTOP');
+    },
+    resume(port: number) {
+      nodes.get(port)!.child!.kill('SIGCONT');
     },
     async waitPromoted(oldPort: number) {
       let now = oldPort;
