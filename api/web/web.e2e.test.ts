@@ -10,6 +10,8 @@ import { launchChromium } from '../../test/chromium.js';
 import { seriousA11yViolations } from '../../test/axe.js';
 import { waitFor } from '../../test/wait.js';
 import { SCREENS_DIR } from '../../test/env.js';
+import { roleToken } from '../../test/endpoints.js';
+import { qrCodesOfPdf } from '../../test/qr.js';
 import { systemClock } from '../../engine/clock.js';
 import { createEngine, userIdOfEmail, type BookingId, type Engine, type UserId } from '../../engine/index.js';
 import { simulatedPaymentKeys } from '../../engine/keys.js';
@@ -109,7 +111,12 @@ describe('the web app in Chromium (390x844)', () => {
     const pdfHref = await page.getByRole('link', { name: 'Download tickets (PDF)' }).getAttribute('href');
     const pdf = await page.request.get(`${api.url}${pdfHref}`); // with the session cookie, as a tap on the link
     expect(pdf.headers()['content-type']).toBe('application/pdf');
-    expect((await pdf.body()).subarray(0, 5).toString()).toBe('%PDF-');
+    const pdfBytes = await pdf.body();
+    expect(pdfBytes.subarray(0, 5).toString()).toBe('%PDF-');
+    // each page's QR code, drawn and read as a camera would (taken to the gate at the end: a scanned ticket is not refundable)
+    const codes = await qrCodesOfPdf(pdfBytes);
+    expect(codes).toHaveLength(2);
+    codes.forEach((code, i) => expect(code).toMatch(new RegExp(`^FG1\\.${bookingId}~${i + 1}\\.`)));
     const icsHref = await page.getByRole('link', { name: 'Add to calendar (.ics)' }).getAttribute('href');
     const ics = await (await page.request.get(`${api.url}${icsHref}`)).text();
     expect(ics).toContain('BEGIN:VEVENT');
@@ -134,6 +141,12 @@ describe('the web app in Chromium (390x844)', () => {
     await page.getByRole('status').getByText('Refund requested: it is automatic').waitFor();
     await page.getByText('Refund requested', { exact: true }).waitFor();
     expect((await engine.bookings.get(bookingId, { userId: userIdOfEmail(email) })).status).toBe('REFUND_REQUESTED');
+    // the PDF's codes at the gate: their signature holds (a misread code would be 'bad-signature' or 'malformed'), and
+    // the approved refund made them void (the waitlist test below scans a paid booking's codes: valid, then already used)
+    const gate = await roleToken('scanner', 'gate');
+    for (const code of codes) {
+      expect((await api.call('POST', '/api/tickets/verify', { token: gate, body: { code } })).json).toEqual({ result: 'invalid', reason: 'void' });
+    }
     expect(problems).toEqual([]);
   });
 
