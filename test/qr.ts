@@ -26,7 +26,10 @@ export async function qrCodesOfPdf(pdf: Uint8Array): Promise<(string | null)[]> 
     for (const f of pages) {
       const { width, height, grey } = readPgm(await readFile(join(dir, f)));
       const rgba = new Uint8ClampedArray(width * height * 4);
-      for (let i = 0; i < width * height; i++) rgba.fill(grey[i]!, i * 4, i * 4 + 3), (rgba[i * 4 + 3] = 255);
+      for (let i = 0; i < width * height; i++) {
+        rgba.fill(grey[i]!, i * 4, i * 4 + 3);
+        rgba[i * 4 + 3] = 255;
+      }
       codes.push(jsQR(rgba, width, height)?.data ?? null);
     }
     return codes;

@@ -16,16 +16,16 @@ export type WaitlistWorkerOptions = {
 };
 
 /** The e-mail of one waitlist offer: what is held, until when, and the link to its checkout. */
-export function offerMail(o: WaitlistOffer, eventName: string, publicUrl: string, from: string) {
+export function offerMail(o: WaitlistOffer, eventName: string, publicUrl: string, from: string, offerTtlMs: number) {
   const link = `${publicUrl}/bookings/${o.bookingId}`;
-  const minutes = Math.max(1, Math.round((o.expiresAtMs - Date.now()) / 60_000));
+  const minutes = Math.max(1, Math.round(offerTtlMs / 60_000));
   return {
     to: o.email,
     from,
     subject: `Tickets for ${eventName} are held for you`,
     text:
       `Good news: ${o.ticketCount} ticket(s) for ${eventName} came back, and you were next on the waitlist.\n\n` +
-      `They are held for you until ${new Date(o.expiresAtMs).toISOString().replace('T', ' ').slice(0, 16)} UTC (about ${minutes} minutes). ` +
+      `They are held for you until ${new Date(o.expiresAtMs).toISOString().replace('T', ' ').slice(0, 16)} UTC (${minutes} minutes from the offer). ` +
       `Pay for them here:\n\n${link}\n\nIf you do not, they go to the next person in line.\n`,
     attachments: [],
     idempotencyKey: `waitlist-offer-${o.bookingId}`,
@@ -49,7 +49,7 @@ export function createWaitlistWorker(o: WaitlistWorkerOptions) {
   async function mail(offer: WaitlistOffer): Promise<void> {
     try {
       const ev = await o.engine.catalog.get(offer.eventId);
-      await o.mailer.send(offerMail(offer, ev.name, o.publicUrl, o.mailFrom));
+      await o.mailer.send(offerMail(offer, ev.name, o.publicUrl, o.mailFrom, o.engine.waitlist.offerTtlMs));
       await o.engine.waitlist.markMailed(offer);
     } catch (err) {
       m?.workerErrors.inc({ worker: 'waitlist' });
