@@ -58,7 +58,7 @@ describe('access control and hygiene', () => {
 
   describe('authentication: every bad token is 401 on every authenticated endpoint, and changes nothing', () => {
     it('covers every authenticated endpoint of the API', () => {
-      expect(authed.map(endpointName)).toHaveLength(15);
+      expect(authed.map(endpointName)).toHaveLength(17);
     });
     it.for(authed.map((e) => [endpointName(e), e] as const))('%s', async ([, e], { pg, ns }) => {
       const bad = await badTokens('ann');

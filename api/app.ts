@@ -26,6 +26,7 @@ import { tickets } from './routes/tickets.js';
 import { webhooks } from './routes/webhooks.js';
 import { documentTwilioWebhook, webhooksTwilio } from './routes/webhooks-twilio.js';
 import { waitingRoom } from './routes/waiting-room.js';
+import { waitlist } from './routes/waitlist.js';
 import { createWeb } from './web/web.js';
 import { clientTimings } from './routes/client-timings.js';
 import { rateLimits as rateLimitsOf, type UserId } from '../engine/index.js';
@@ -97,6 +98,7 @@ export function createApp(deps: AppDeps) {
   app.use('/api/bookings/*', auth());
   app.use('/api/admin/*', auth({ admin: true }));
   app.use('/api/events/:eventId/queue', auth());
+  app.use('/api/events/:eventId/waitlist', auth());
   // limits after auth (per user) and before any work; only the costly writes are limited
   const limited = (group: 'hold' | 'pay' | 'join') => {
     const limit = rateLimit(deps, group);
@@ -105,6 +107,7 @@ export function createApp(deps: AppDeps) {
   app.use('/api/bookings', limited('hold'));
   app.use('/api/payments', limited('pay'));
   app.use('/api/events/:eventId/queue', limited('join'));
+  app.use('/api/events/:eventId/waitlist', limited('join'));
   // page timings: anyone may send them, so they are limited per client IP only
   const ipLimit = deps.config.rateLimit;
   if (ipLimit && ipLimit.perIp > 0) {
@@ -131,6 +134,7 @@ export function createApp(deps: AppDeps) {
   app.route('/', events);
   app.route('/', bookings);
   app.route('/', waitingRoom);
+  app.route('/', waitlist);
   app.route('/', payments);
   app.route('/', tickets);
   app.route('/', webhooks);

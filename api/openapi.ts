@@ -9,7 +9,7 @@ const RAW_BODY = new Set(['post /api/webhooks/stripe']);
  * which also answers 429 past its open-stream caps.
  */
 const RATE_LIMITED = new Set([
-  'post /api/bookings', 'post /api/payments', 'post /api/client-timings', 'post /api/events/{eventId}/queue', 'get /api/queue/{queueId}', 'get /api/queue/{queueId}/events',
+  'post /api/bookings', 'post /api/payments', 'post /api/client-timings', 'post /api/events/{eventId}/queue', 'post /api/events/{eventId}/waitlist', 'get /api/queue/{queueId}', 'get /api/queue/{queueId}/events',
 ]);
 
 type Operation = { requestBody?: { content?: Record<string, unknown> }; responses?: Record<string, unknown>; security?: unknown[] };

@@ -52,6 +52,9 @@ export const DOMAIN_HTTP = {
   WEBHOOK_MALFORMED: [400, 'Malformed webhook event'],
   RATE_LIMITED: [429, 'Too many requests'],
   SIGN_IN_LINK_INVALID: [400, 'Sign-in link invalid, used or expired'],
+  NOT_SOLD_OUT: [409, 'Tickets still on sale'],
+  WAITLIST_NOT_AVAILABLE: [409, 'No waitlist for this tier'],
+  EMAIL_REQUIRED: [400, 'E-mail address required'],
 } as const satisfies Record<DomainErrorCode, readonly [ContentfulStatusCode, string]>;
 
 /** `INSUFFICIENT_INVENTORY` -> `/problems/insufficient-inventory` */

@@ -15,6 +15,8 @@ export type EngineConfig = {
   paymentWindowMs: number;
   /** Refunds are automatic until this many hours before the event; later an admin decides. */
   refundCutoffHours: number;
+  /** How long a waitlist offer (a hold made for the next buyer in line) lasts; unset: 5 minutes. */
+  waitlistOfferTtlMs?: number;
 };
 
 export const DEFAULT_ENGINE_CONFIG: EngineConfig = {

@@ -37,6 +37,9 @@ export type DomainErrorCode =
   | 'QUEUE_OPENS_AFTER_SALES'
   | 'RATE_LIMITED'
   | 'SIGN_IN_LINK_INVALID'
+  | 'NOT_SOLD_OUT'
+  | 'WAITLIST_NOT_AVAILABLE'
+  | 'EMAIL_REQUIRED'
   // Outcomes answered as problem documents but not thrown: the engine reports a payment's outcome as a value
   // (PayResult), which the route keeps for an idempotent replay; the webhook route refuses a provider's delivery
   // before the engine sees it. The route builds their documents from the same table (api/problem.ts `problemFor`).

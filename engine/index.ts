@@ -21,6 +21,7 @@ import { createStreamSlots } from './waiting-room/stream-slots.js';
 import { checkInvariants, type InvariantOptions } from './invariants/invariants.js';
 import { pgActivity } from '../platform/pg.js';
 import { createSignIn } from './sign-in.js';
+import { createWaitlist } from './waitlist/waitlist.js';
 
 export function createEngine(d: EngineDeps) {
   const catalog = createCatalog(d);
@@ -44,6 +45,8 @@ export function createEngine(d: EngineDeps) {
     bookings,
     outbox,
     waitingRoom,
+    /** Waitlists of sold-out general-admission tiers and their offers (holds for the next in line). */
+    waitlist: createWaitlist(d),
     payments,
     refunds,
     tickets,
@@ -108,3 +111,4 @@ export type { GateResult } from './tickets/tickets.js';
 export type { RateLimitCheck, RateLimitGroup, RateLimits } from './rate-limits.js';
 export { rateLimits } from './rate-limits.js';
 export { userIdOfEmail, safeNext, type SignIn } from './sign-in.js';
+export type { WaitlistOffer, WaitlistPlace, OfferEnd } from './waitlist/waitlist.js';

@@ -1,11 +1,12 @@
 import calculateSlot from 'cluster-key-slot';
 import { describe, expect, it } from 'vitest';
-import { asNamespace, type BookingId, type EventId, type UserId } from './ids.js';
+import { asNamespace, type BookingId, type EventId, type TierId, type UserId } from './ids.js';
 import { eventKeys, globalKeys, simulatedPaymentKeys, type EventKeys } from './keys.js';
 
 const ns = asNamespace('fg');
 const EVENT = 'ev_abcdefghijkl' as EventId;
 const BOOKING = 'bk_abcdefghijkl_0123456789abcdef' as BookingId;
+const TIER = 'tr_abcdefghij' as TierId;
 
 /** Every key (and key pattern) of one event, whatever eventKeys adds: a new key that is not listed here fails the test. */
 function everyKeyOf(k: EventKeys): string[] {
@@ -14,6 +15,8 @@ function everyKeyOf(k: EventKeys): string[] {
     if (name === 'hold') return k.hold(BOOKING);
     if (name === 'idem') return k.idem('user-1' as UserId, 'key:1.x');
     if (name === 'holdRate') return k.holdRate('ip', '2001:db8::1');
+    if (name === 'wlLine') return k.wlLine(TIER);
+    if (name === 'wlWant') return k.wlWant(TIER);
     throw new Error(`eventKeys.${name}: add it to this test`);
   });
 }

@@ -1,4 +1,4 @@
-import type { BookingId, EventId, Namespace, UserId } from './ids.js';
+import type { BookingId, EventId, Namespace, TierId, UserId } from './ids.js';
 
 /**
  * Every Redis key Floodgate uses, and the only place that builds them (the Lua scripts get theirs through KEYS and
@@ -34,6 +34,16 @@ export function eventKeys(ns: Namespace, id: EventId) {
     /** Pub/sub channel (not a key): "this waiting room changed, read your status again" (engine/waiting-room/changes.ts). */
     wrNotify: `${p}:wr:notify`,
     wrLease: `${p}:wr:lease`,
+    // waitlist (engine/waitlist/waitlist.ts): a sold-out general-admission tier's buyers, offered returned tickets in order
+    /** ZSET userId -> join sequence (meta field wlseq): one tier's waitlist, in order. */
+    wlLine: (t: TierId) => `${p}:wl:line:${t}`,
+    /** HASH userId -> "<count>|<e-mail>": what each buyer on one tier's waitlist asked for, and where to write. */
+    wlWant: (t: TierId) => `${p}:wl:want:${t}`,
+    /**
+     * HASH bookingId -> "<userId>|<tierId>|<count>|<expiresAtMs>|<e-mail>": the waitlist offers (holds) still open;
+     * "m:<bookingId>" -> "1" once its e-mail was sent.
+     */
+    wlOffers: `${p}:wl:offers`,
     /** One booking's hold HASH (fields: engine/holds/hold-record.ts). */
     hold: (b: BookingId) => `${p}:hold:${b}`,
     /** Pattern matching every hold HASH of this event (SCAN, for a rebuild and tools). */
@@ -79,6 +89,8 @@ export function globalKeys(ns: Namespace) {
     bullPrefix: `${ns}:bull`,
     /** SET of armed event ids: the sweeper's and persist worker's work list. */
     events: `${ns}:events`,
+    /** SET of events with a waitlist (or an open waitlist offer): the waitlist worker's work list. */
+    waitlists: `${ns}:waitlists`,
     /** SET of events whose waiting room is enabled: the admission worker's work list. */
     queues: `${ns}:queues`,
     /** ZSET of one user's or one client IP's open status streams (streamId -> lease expiry), shared by every API process. */

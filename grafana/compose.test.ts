@@ -169,7 +169,7 @@ describe('docker-compose.yml', () => {
     expect(prometheus).not.toMatch(/api-\d:3000/);
     expect(workersEnv).toMatchObject({
       // every worker: refund jobs are queued by the API and must be consumed
-      WORKERS: 'persist,sweeper,admission,payment,notify,refund,reconcile',
+      WORKERS: 'persist,sweeper,admission,payment,notify,refund,reconcile,waitlist',
       METRICS_PORT: '9100',
       MAIL_PROVIDER: 'smtp',
       SMTP_URL: 'smtp://mail:1025',

@@ -75,6 +75,10 @@ export const AdmitNextReply = { TICKED: 1, IDLE: 0 } as const;
 
 export const QueueStatusReply = { FOUND: 1, NOT_IN_QUEUE: -36 } as const;
 
+export const JoinWaitlistReply = { JOINED: 1, ALREADY_IN: 2, NOT_ARMED: -1, UNKNOWN_TIER: -3, TIER_KIND: -9, TICKET_LIMIT: -7, NOT_SOLD_OUT: -50 } as const;
+
+export const OfferWaitlistReply = { OFFERED: 1, LINE_EMPTY: 0, NOT_ARMED: -1, NOTHING_FREE: -4, SKIPPED: -7 } as const;
+
 /** Every script's reply table, by script name (the file name before `-<numKeys>.lua`). */
 export const REPLIES = {
   admitNext: AdmitNextReply,
@@ -86,7 +90,9 @@ export const REPLIES = {
   holdGeneral: HoldGeneralReply,
   holdSeats: HoldSeatsReply,
   joinQueue: JoinQueueReply,
+  joinWaitlist: JoinWaitlistReply,
   leaveQueue: LeaveQueueReply,
+  offerWaitlist: OfferWaitlistReply,
   payHold: PayHoldReply,
   queueStatus: QueueStatusReply,
   rateLimit: RateLimitReply,

@@ -35,8 +35,8 @@ describe('lua scripts', async () => {
 
   it('are all named <camelCaseName>-<numKeys>.lua and expand their includes', () => {
     expect(scripts.map((s) => s.name).sort()).toEqual(
-      ['admitNext', 'armEvent', 'configureQueue', 'confirmHold', 'expireHold', 'holdBest', 'holdGeneral', 'holdSeats', 'joinQueue',
-        'leaveQueue', 'payHold', 'queueStatus', 'rateLimit', 'refundHold', 'releaseHold', 'restoreHold', 'retakeHold', 'streamSlot', 'takeLease'].sort(),
+      ['admitNext', 'armEvent', 'configureQueue', 'confirmHold', 'expireHold', 'holdBest', 'holdGeneral', 'holdSeats', 'joinQueue', 'joinWaitlist',
+        'leaveQueue', 'offerWaitlist', 'payHold', 'queueStatus', 'rateLimit', 'refundHold', 'releaseHold', 'restoreHold', 'retakeHold', 'streamSlot', 'takeLease'].sort(),
     );
     for (const s of scripts) {
       expect(s.lua).not.toMatch(/@include/);

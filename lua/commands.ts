@@ -84,6 +84,9 @@ declare module 'ioredis' {
     configureQueue(cfg: K, meta: K, enabled: '1' | '0', opensAtMs: A, salesAtMs: A, rate: A, passTtlMs: A, ticketsPerPass: A,
       seed: A, seedHash: A, graceMs: A, unseenGraceMs: A): Result<C.ReplyOf<typeof C.ConfigureQueueReply>, Context>;
     joinQueue(cfg: K, pre: K, line: K, passes: K, done: K, joined: K, member: A, nowMs: A): Result<C.ReplyOf<typeof C.JoinQueueReply>, Context>;
+    joinWaitlist(meta: K, inv: K, buyers: K, line: K, want: K, userId: A, tierId: A, count: A, email: A): Result<C.ReplyOf<typeof C.JoinWaitlistReply>, Context>;
+    offerWaitlist(meta: K, inv: K, line: K, want: K, offers: K, hold: K, expiry: K, buyers: K, outbox: K,
+      eventId: A, bookingId: A, tierId: A, nowMs: A, ttlMs: A): Result<C.ReplyOf<typeof C.OfferWaitlistReply>, Context>;
     leaveQueue(pre: K, line: K, passes: K, done: K, member: A): Result<C.ReplyOf<typeof C.LeaveQueueReply>, Context>;
     admitNext(cfg: K, pre: K, line: K, passes: K, used: K, done: K, inv: K, joined: K, grace: K, seen: K, meta: K,
       nowMs: A, maxAdmit: A, heldShare: A, singles: '1' | '0', activeCap: A): Result<C.ReplyOf<typeof C.AdmitNextReply>, Context>;

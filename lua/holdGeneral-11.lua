@@ -6,7 +6,9 @@
               a hold and its BookingCreated outbox entry are written together or not at all.
               the rate-limit counters (KEYS[10], KEYS[11]) count every call, refused ones too (includes/rateLimit).
 
-  Input:  KEYS[1] meta     HASH  armed, opensAt, maxPerUser, pass:<member> (the size of a sized admission pass)
+  Input:  KEYS[1] meta     HASH  armed, opensAt, maxPerUser, pass:<member> (the size of a sized admission pass),
+                                wl:<tierId> ("1" while the tier has a waitlist: its free tickets go to the line first,
+                                so general sale sees none; lua/offerWaitlist)
           KEYS[2] inv      HASH  kind:<tier> "ga"|"seated", cap:/free:/held:/sold:<tier> counts
           KEYS[3] hold     HASH  of this booking (must not exist yet)
           KEYS[4] expiry   ZSET  bookingId scored by expiresAtMs (the sweeper's source of truth)
@@ -57,6 +59,7 @@ local kind = redis.call("HGET", k.inv, "kind:" .. a.tierId)
 if not kind then return {-3} end
 if kind ~= "ga" then return {-9} end
 local free = tonumber(redis.call("HGET", k.inv, "free:" .. a.tierId))
+if redis.call("HEXISTS", k.meta, "wl:" .. a.tierId) == 1 then free = 0 end
 if free < a.count then return {-4, tostring(free)} end
 err = checkCap(k.buyers, a.userId, a.count, maxPerUser)
 if err then return err end

@@ -73,6 +73,10 @@ const Env = z
     ADMISSION_HOLD_BUDGET: z.coerce.number().min(0).max(1).default(0),
     KEY_NAMESPACE: z.string().regex(/^[a-z0-9_]+$/, 'lower-case letters, digits, _ (no braces or colons)').default('fg'),
     HOLD_TTL_MS: int(15 * 60_000),
+    /** How long a waitlist offer lasts: the hold made for the next buyer in line of a sold-out tier (ms). */
+    WAITLIST_OFFER_TTL_MS: int(5 * 60_000),
+    /** How often the waitlist worker offers returned tickets to the lines and closes ended offers (ms). */
+    WAITLIST_TICK_MS: int(1000),
     IDEMPOTENCY_TTL_MS: int(24 * 3600_000),
     MAX_TICKETS_PER_USER: int(8),
     MAX_TICKETS_PER_BOOKING: int(10),
@@ -81,7 +85,7 @@ const Env = z
      *  so a stalled Redis is answered (503) within about twice this. */
     REDIS_COMMAND_TIMEOUT_MS: int(500),
     REQUEST_TIMEOUT_MS: int(5000),
-    WORKERS: z.string().default('persist,sweeper,admission,payment,notify,refund,reconcile'),
+    WORKERS: z.string().default('persist,sweeper,admission,payment,notify,refund,reconcile,waitlist'),
     /** How often the reconcile worker compares Redis with Postgres (ms). */
     RECONCILE_INTERVAL_MS: int(5_000),
     /** After a Redis failover, the reconcile worker rebuilds a still-mismatched event from Postgres by itself (once). */

@@ -258,6 +258,26 @@ export function createMetrics(service: 'api' | 'workers') {
       buckets: [0.1, 0.25, 0.5, 1, 1.5, 2, 3, 4, 6, 10, 20],
       registers: [registry],
     }),
+    waitlistJoins: new Counter({
+      name: 'floodgate_waitlist_joins_total',
+      help: 'Buyers who joined a sold-out tier\'s waitlist (a repeated join of the same buyer and tier is not counted)',
+      registers: [registry],
+    }),
+    waitlistOffers: new Counter({
+      name: 'floodgate_waitlist_offers_total',
+      help: 'Waitlist offers made: returned tickets held for the next buyer in line (each a TTL hold)',
+      registers: [registry],
+    }),
+    waitlistOffersTaken: new Counter({
+      name: 'floodgate_waitlist_offers_taken_total',
+      help: 'Waitlist offers paid for (the offer\'s hold was sold)',
+      registers: [registry],
+    }),
+    waitlistOffersExpired: new Counter({
+      name: 'floodgate_waitlist_offers_expired_total',
+      help: 'Waitlist offers that ended without a sale (ran out, or the buyer cancelled): their tickets go to the next in line',
+      registers: [registry],
+    }),
     workerErrors: new Counter({
       name: 'floodgate_worker_errors_total',
       help: 'Errors in background loops, by worker (they retry with backoff)',

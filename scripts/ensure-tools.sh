@@ -4,6 +4,7 @@
 #   docker-compose  -> Debian's `docker-compose` (1.29.2; validates compose files offline, needs no engine)
 #   chromium        -> Debian's `chromium` (the waiting-room page test drives it with playwright-core)
 #   faketime        -> Debian's `faketime` (libfaketime: the clock-skew fault test runs an API process under it)
+#   pdftoppm        -> Debian's `poppler-utils` (the web app's Chromium test rasterizes the ticket PDF to decode its QR)
 #   nginx           -> .tools/bin/nginx (from Debian's `nginx` package; grafana/compose-run.test.ts runs the compose lb config)
 # Safe to run again: a tool that is already there is left alone. CI calls this before `npm test`.
 #
@@ -98,6 +99,7 @@ if [ "$NO_ROOT" -eq 1 ]; then
   command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   command -v faketime >/dev/null 2>&1 || missing+=(faketime)
+  command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   command -v redis-cli >/dev/null 2>&1 || missing+=(redis-cli)
   if [ "${#missing[@]}" -gt 0 ]; then
@@ -142,5 +144,17 @@ else
     $SUDO apt-get install -y -qq --no-install-recommends faketime
   fi
   say "faketime: installed with apt-get ($(command -v faketime))"
+fi
+
+# ---- pdftoppm (the web app's Chromium test draws the ticket PDF as a PNG to decode its QR code; Debian's poppler-utils)
+if command -v pdftoppm >/dev/null 2>&1; then
+  say "pdftoppm: already installed ($(command -v pdftoppm))"
+else
+  export DEBIAN_FRONTEND=noninteractive
+  if ! $SUDO apt-get install -y -qq --no-install-recommends poppler-utils >/dev/null 2>&1; then
+    apt_update_once
+    $SUDO apt-get install -y -qq --no-install-recommends poppler-utils
+  fi
+  say "pdftoppm: installed with apt-get ($(command -v pdftoppm))"
 fi
 

@@ -47,6 +47,8 @@ export const ENDPOINTS: Endpoint[] = [
   { method: 'DELETE', path: '/api/bookings/{bookingId}', auth: 'user', body: 'none', documented: [200, 400, 401, 403, 404, 409, 413, 503], openapi: true },
   { method: 'POST', path: '/api/payments', auth: 'user', body: 'json', documented: [200, 400, 401, 402, 403, 404, 409, 413, 415, 422, 429, 503], openapi: true },
   { method: 'POST', path: '/api/events/{eventId}/queue', auth: 'user', body: 'none', documented: [200, 201, 400, 401, 403, 404, 409, 413, 429, 503], openapi: true },
+  { method: 'POST', path: '/api/events/{eventId}/waitlist', auth: 'user', body: 'json', documented: [200, 201, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503], openapi: true },
+  { method: 'GET', path: '/api/events/{eventId}/waitlist', auth: 'user', body: 'none', documented: [200, 400, 401, 404, 503], openapi: true },
   { method: 'GET', path: '/api/queue/{queueId}', auth: 'user', body: 'none', documented: [200, 400, 401, 404, 429, 503], openapi: true, queryToken: true },
   { method: 'DELETE', path: '/api/queue/{queueId}', auth: 'user', body: 'none', documented: [200, 400, 401, 403, 404, 413, 503], openapi: true, queryToken: true },
   { method: 'GET', path: '/api/queue/{queueId}/events', auth: 'user', body: 'none', documented: [200, 400, 401, 404, 429, 503], openapi: true, queryToken: true, stream: true },

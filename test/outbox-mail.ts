@@ -17,3 +17,16 @@ export async function signInLinkFor(dir: string, to: string): Promise<string | n
   }
   return found?.path ?? null;
 }
+
+/** The waitlist offer's checkout path (`/bookings/<bookingId>`) in the newest offer e-mail to `to`, or null. */
+export async function offerLinkFor(dir: string, to: string): Promise<string | null> {
+  let found: { at: string; path: string } | null = null;
+  for (const entry of await readdir(dir).catch(() => [] as string[])) {
+    if (entry.startsWith('.')) continue;
+    const summary = JSON.parse(await readFile(join(dir, entry, 'message.json'), 'utf8')) as { to: string; subject: string; createdAt: string };
+    if (summary.to !== to || !summary.subject.includes('held for you')) continue;
+    const m = /\/bookings\/bk_[a-z0-9]{12}_[a-z0-9]{16}/.exec(unQp(await readFile(join(dir, entry, 'message.eml'), 'utf8')));
+    if (m && (!found || summary.createdAt > found.at)) found = { at: summary.createdAt, path: m[0] };
+  }
+  return found?.path ?? null;
+}

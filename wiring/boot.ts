@@ -68,6 +68,7 @@ export async function boot(service: 'api' | 'workers', role: RedisRole, env?: Re
     jobs,
     config: {
       holdTtlMs: config.HOLD_TTL_MS,
+      waitlistOfferTtlMs: config.WAITLIST_OFFER_TTL_MS,
       idempotencyTtlMs: config.IDEMPOTENCY_TTL_MS,
       defaultMaxTicketsPerUser: config.MAX_TICKETS_PER_USER,
       catalogCacheMs: 5_000,

@@ -8,8 +8,9 @@ import { createReconcileWorker } from './reconcile/reconcile.js';
 import { createAdmissionWorker } from './admission/admission.js';
 import { createPersistWorker } from './persist/persist.js';
 import { startSweeper } from './sweeper/sweeper.js';
+import { createWaitlistWorker } from './waitlist/waitlist.js';
 
-const KNOWN = ['persist', 'sweeper', 'admission', 'payment', 'notify', 'refund', 'reconcile'] as const;
+const KNOWN = ['persist', 'sweeper', 'admission', 'payment', 'notify', 'refund', 'reconcile', 'waitlist'] as const;
 
 runMain(async () => {
   const rt = await boot('workers', 'worker');
@@ -73,6 +74,14 @@ runMain(async () => {
     });
     reconcile.start();
     shutdown.add('reconcile', () => reconcile.stop());
+  }
+  if (wanted.includes('waitlist')) {
+    const waitlist = createWaitlistWorker({
+      engine, log: log.child({ worker: 'waitlist' }), metrics, mailer: createMailer(config), mailFrom: config.MAIL_FROM,
+      publicUrl: config.PUBLIC_BASE_URL, tickMs: config.WAITLIST_TICK_MS,
+    });
+    waitlist.start();
+    shutdown.add('waitlist', () => waitlist.stop());
   }
   if (config.METRICS_PORT) {
     const server = await serveMetrics(metrics, config.HOST, config.METRICS_PORT);

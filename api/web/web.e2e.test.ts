@@ -3,13 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, TEST_ENGINE_CONFIG } from '../../test/fixtures.js';
 import { gaEvent, seatedEvent } from '../../test/events.js';
-import { startApi } from '../../test/http.js';
+import { memoryLogger, startApi } from '../../test/http.js';
+import { createWaitlistWorker } from '../../workers/waitlist/waitlist.js';
 import { recordingJobs } from '../../test/jobs.js';
-import { signInLinkFor } from '../../test/outbox-mail.js';
+import { offerLinkFor, signInLinkFor } from '../../test/outbox-mail.js';
 import { launchChromium } from '../../test/chromium.js';
 import { seriousA11yViolations } from '../../test/axe.js';
 import { waitFor } from '../../test/wait.js';
 import { SCREENS_DIR } from '../../test/env.js';
+import { roleToken } from '../../test/endpoints.js';
+import { qrCodesOfPdf } from '../../test/qr.js';
 import { systemClock } from '../../engine/clock.js';
 import { createEngine, userIdOfEmail, type BookingId, type Engine, type UserId } from '../../engine/index.js';
 import { simulatedPaymentKeys } from '../../engine/keys.js';
@@ -17,13 +20,22 @@ import { createSimulatedProvider } from '../../integrations/payments/simulated.j
 import { createOutboxMailer } from '../../integrations/mail/outbox.js';
 
 /** The buyer's web app end to end in headless Chromium at a phone's size (390x844), everything through the UI. */
-/** The API with the web app (sign-in mail into a temporary outbox folder) and a Chromium, both closed after the test. */
-async function openWeb(engine: Engine, onTestFinished: (fn: () => Promise<void>) => void) {
+/**
+ * The API with the web app (sign-in mail into a temporary outbox folder) and a Chromium, both closed after the test;
+ * with `waitlist`, the waitlist worker too (its offers e-mailed to the same folder, with the API's metrics).
+ */
+async function openWeb(engine: Engine, onTestFinished: (fn: () => Promise<void>) => void, o: { waitlist?: boolean } = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'fg-web-e2e-'));
-  const api = await startApi(engine, { persist: true, web: { mailer: createOutboxMailer({ dir }) } });
+  const mailer = createOutboxMailer({ dir });
+  const api = await startApi(engine, { persist: true, web: { mailer } });
+  const worker = o.waitlist
+    ? createWaitlistWorker({ engine, log: memoryLogger('warn').log, mailer, mailFrom: 'tickets@floodgate.test', publicUrl: 'http://floodgate.test', metrics: api.metrics, tickMs: 100 })
+    : undefined;
+  worker?.start();
   const browser = await launchChromium();
   onTestFinished(async () => {
     await browser.close();
+    await worker?.stop();
     await api.close();
     await rm(dir, { recursive: true, force: true });
   });
@@ -109,7 +121,12 @@ describe('the web app in Chromium (390x844)', () => {
     const pdfHref = await page.getByRole('link', { name: 'Download tickets (PDF)' }).getAttribute('href');
     const pdf = await page.request.get(`${api.url}${pdfHref}`); // with the session cookie, as a tap on the link
     expect(pdf.headers()['content-type']).toBe('application/pdf');
-    expect((await pdf.body()).subarray(0, 5).toString()).toBe('%PDF-');
+    const pdfBytes = await pdf.body();
+    expect(pdfBytes.subarray(0, 5).toString()).toBe('%PDF-');
+    // each page's QR code, drawn and read as a camera would (taken to the gate at the end: a scanned ticket is not refundable)
+    const codes = await qrCodesOfPdf(pdfBytes);
+    expect(codes).toHaveLength(2);
+    codes.forEach((code, i) => expect(code).toMatch(new RegExp(`^FG1\\.${bookingId}~${i + 1}\\.`)));
     const icsHref = await page.getByRole('link', { name: 'Add to calendar (.ics)' }).getAttribute('href');
     const ics = await (await page.request.get(`${api.url}${icsHref}`)).text();
     expect(ics).toContain('BEGIN:VEVENT');
@@ -134,6 +151,12 @@ describe('the web app in Chromium (390x844)', () => {
     await page.getByRole('status').getByText('Refund requested: it is automatic').waitFor();
     await page.getByText('Refund requested', { exact: true }).waitFor();
     expect((await engine.bookings.get(bookingId, { userId: userIdOfEmail(email) })).status).toBe('REFUND_REQUESTED');
+    // the PDF's codes at the gate: their signature holds (a misread code would be 'bad-signature' or 'malformed'), and
+    // the approved refund made them void (the waitlist test below scans a paid booking's codes: valid, then already used)
+    const gate = await roleToken('scanner', 'gate');
+    for (const code of codes) {
+      expect((await api.call('POST', '/api/tickets/verify', { token: gate, body: { code } })).json).toEqual({ result: 'invalid', reason: 'void' });
+    }
     expect(problems).toEqual([]);
   });
 
@@ -204,5 +227,85 @@ describe('the web app in Chromium (390x844)', () => {
     await page.waitForURL(`${api.url}/events/${ev.id}?expired=1`, { timeout: 15_000 });
     await page.getByText('Your reservation expired').waitFor();
     await page.getByRole('heading', { name: 'Short Hold', level: 1 }).waitFor();
+  });
+  it('a waitlist offer taken: A holds the last tickets, B joins the waitlist, A cancels, B pays through the e-mailed link', async ({ ns, redis, pg, onTestFinished }) => {
+    const engine = createEngine({
+      ns, redis, pg, clock: systemClock, config: { ...TEST_ENGINE_CONFIG, holdTtlMs: 15 * 60_000, waitlistOfferTtlMs: 5 * 60_000 }, jobs: recordingJobs().sink,
+      provider: createSimulatedProvider({ redis, keys: simulatedPaymentKeys(ns), timeoutMs: 300 }),
+    });
+    const { dir, api, browser } = await openWeb(engine, onTestFinished, { waitlist: true });
+    const ev = await engine.createEvent({ ...gaEvent(2, { name: 'Last Two' }), salesOpenAt: new Date(Date.now() - 1000).toISOString(), maxTicketsPerUser: 4 });
+    const problems: string[] = [];
+    const signedIn = async (email: string) => {
+      const page = await (await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true })).newPage();
+      page.on('pageerror', (e) => problems.push(e.message));
+      page.on('console', (m) => {
+        if (m.type() === 'error' && /Content.Security.Policy/i.test(m.text())) problems.push(m.text());
+      });
+      await page.goto(`${api.url}/signin?next=/events/${ev.id}`);
+      await page.getByLabel('E-mail address').fill(email);
+      await page.getByRole('button', { name: 'E-mail me a sign-in link' }).click();
+      await page.getByRole('heading', { name: 'Check your e-mail' }).waitFor();
+      await page.goto(`${api.url}${await signInLinkFor(dir, email)}`);
+      await page.getByRole('heading', { name: 'Last Two', level: 1 }).waitFor();
+      return page;
+    };
+    const checked = async (page: Awaited<ReturnType<typeof signedIn>>, screen?: string) => {
+      if (SCREENS_DIR && screen) await page.screenshot({ path: join(SCREENS_DIR, screen) });
+      expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
+      expect(await seriousA11yViolations(page), page.url()).toEqual([]);
+    };
+
+    // A holds the last 2 tickets
+    const a = await signedIn('a@example.com');
+    await a.getByLabel('Number of tickets').selectOption('2');
+    await a.getByRole('button', { name: 'Hold tickets' }).click();
+    await a.getByRole('heading', { name: 'Checkout' }).waitFor();
+
+    // B finds the tier sold out and asks to be notified for 2
+    const b = await signedIn('b@example.com');
+    await b.getByText('Sold out').waitFor();
+    await b.getByLabel('Tickets wanted if some come back').selectOption('2');
+    await b.getByRole('button', { name: 'Notify me' }).click();
+    await b.getByText('You are number 1 on the waitlist.').waitFor();
+    await checked(b, '09-waitlist.png');
+    expect(await api.metrics.registry.getSingleMetricAsString('floodgate_waitlist_joins_total')).toMatch(/floodgate_waitlist_joins_total\{[^}]*\} 1$/m);
+
+    // A cancels: the 2 tickets go to B as a hold, and the offer's link arrives by e-mail
+    await a.getByRole('button', { name: 'Cancel this reservation' }).click();
+    await a.getByText('Reservation cancelled').waitFor();
+    const link = await waitFor('the offer e-mail', () => offerLinkFor(dir, 'b@example.com'));
+    const offered = /\/bookings\/(bk_[a-z0-9_]+)$/.exec(link)![1] as BookingId;
+    expect(await engine.holds.get(ev.id, offered)).toMatchObject({ userId: userIdOfEmail('b@example.com'), ticketCount: 2, state: 'held' });
+    // while the offer is open the tickets are B's: the event page shows none on sale
+    await a.goto(`${api.url}/events/${ev.id}`);
+    await a.getByText('0 of 2 left').waitFor();
+
+    // B opens the link: the checkout of the offer, counting down from 5 minutes; pays with a test card
+    await b.goto(`${api.url}${link}`);
+    await b.getByRole('heading', { name: 'Checkout' }).waitFor();
+    expect(await b.getByRole('timer').textContent()).toMatch(/^[45]:\d\d$/);
+    await checked(b, '10-waitlist-offer.png');
+    await b.getByLabel('Visa test card — payment succeeds').check();
+    await b.getByRole('button', { name: 'Pay €90.00' }).click();
+    await b.getByRole('heading', { name: 'Your tickets' }).waitFor({ timeout: 20_000 });
+    await b.getByRole('img', { name: 'QR code of ticket 2' }).waitFor();
+    await checked(b);
+
+    // the PDF's QR codes, drawn and read as a camera would, pass the gate once
+    const pdfHref = await b.getByRole('link', { name: 'Download tickets (PDF)' }).getAttribute('href');
+    const pdf = await b.request.get(`${api.url}${pdfHref}`);
+    expect((await pdf.body()).subarray(0, 5).toString()).toBe('%PDF-');
+    const codes = await qrCodesOfPdf(await pdf.body());
+    expect(codes).toHaveLength(2);
+    const gate = await roleToken('scanner', 'gate');
+    for (const [i, code] of codes.entries()) {
+      expect((await api.call('POST', '/api/tickets/verify', { token: gate, body: { code } })).json).toMatchObject({ result: 'valid', bookingId: offered, ticket: i + 1 });
+      expect((await api.call('POST', '/api/tickets/verify', { token: gate, body: { code } })).json).toMatchObject({ result: 'already_used', bookingId: offered, ticket: i + 1 });
+    }
+    // the offer is closed as taken, and counted
+    await waitFor('the offer counted as taken', async () => /floodgate_waitlist_offers_taken_total\{[^}]*\} 1$/m.test(await api.metrics.registry.getSingleMetricAsString('floodgate_waitlist_offers_taken_total')));
+    expect(await api.metrics.registry.getSingleMetricAsString('floodgate_waitlist_offers_total')).toMatch(/floodgate_waitlist_offers_total\{[^}]*\} 1$/m);
+    expect(problems).toEqual([]);
   });
 });

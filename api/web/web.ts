@@ -7,7 +7,7 @@ import { html, raw } from 'hono/html';
 import QRCode from 'qrcode';
 import { z } from 'zod';
 import { isDomainError, type DomainError } from '../../engine/errors.js';
-import { SEAT_ID, isBookingId, isEventId, type EventId, type TierId, type UserId } from '../../engine/ids.js';
+import { SEAT_ID, isBookingId, isEventId, isTierId, type EventId, type TierId, type UserId } from '../../engine/ids.js';
 import type { Booking, CreateBooking, EventWithAvailability, PayResult } from '../../engine/index.js';
 import { rateLimits, safeNext, userIdOfEmail, type RateLimitCheck } from '../../engine/index.js';
 import { clientIp } from '../middleware/client-ip.js';
@@ -225,15 +225,39 @@ ${shown.length === 0 ? html`<p>No events yet.</p>` : ''}
     );
   });
 
-  const eventPage = async (c: Context<AppEnv>, eventId: EventId, o: { error?: string; notice?: string } = {}, status: 200 | 400 | 403 | 404 | 409 | 422 | 429 = 200) => {
+  const eventPage = async (c: Context<AppEnv>, eventId: EventId, o: { error?: string | undefined; notice?: string | undefined } = {}, status: 200 | 400 | 403 | 404 | 409 | 422 | 429 = 200) => {
     const session = sessionOf(c);
-    const ev = await c.var.deps.engine.catalog.get(eventId);
+    const { engine } = c.var.deps;
+    const ev = await engine.catalog.get(eventId);
     const waitingRoom = ev.queue?.enabled === true;
+    // a tier with a waitlist sells its returned tickets to the line first: none are on general sale meanwhile
+    const lines = await engine.waitlist.waiting(ev.id, ev.tiers.filter((t) => !t.seated).map((t) => t.id as TierId));
+    const places = new Map<string, number>();
+    if (session) {
+      for (const t of lines.keys()) {
+        const p = await engine.waitlist.place(ev.id, t, session.userId as UserId);
+        if (p) places.set(t, p.position);
+      }
+    }
+    const left = (t: EventWithAvailability['tiers'][number]) => (lines.has(t.id as TierId) ? 0 : t.available);
+    const notifyMe = (t: EventWithAvailability['tiers'][number]) => {
+      if (t.seated || ev.status !== 'on_sale') return '';
+      const place = places.get(t.id);
+      if (place) return html`<p role="status">You are number ${place} on the waitlist. If tickets come back, we e-mail you a link: they are held for you for ${engine.waitlist.offerTtlMs / 60_000} minutes.</p>`;
+      if (!session) return html`<p><a class="button secondary" href="/signin?next=${encodeURIComponent(`/events/${ev.id}`)}">Sign in to join the waitlist</a></p>`;
+      const max = Math.min(ev.maxTicketsPerUser, 8);
+      return html`<form method="post" action="/events/${ev.id}/waitlist" data-once>
+  ${csrfField(session)}<input type="hidden" name="tierId" value="${t.id}">
+  <label for="wl-count-${t.id}">Tickets wanted if some come back</label>
+  <select id="wl-count-${t.id}" name="count">${Array.from({ length: max }, (_, i) => html`<option value="${i + 1}">${i + 1}</option>`)}</select>
+  <button type="submit">Notify me</button>
+</form>`;
+    };
     const buy = (t: EventWithAvailability['tiers'][number]) => {
-      if (t.available === 0) return html`<p><strong>Sold out</strong></p>`;
+      if (left(t) === 0) return html`<p><strong>Sold out</strong>${lines.has(t.id as TierId) ? ` · ${lines.get(t.id as TierId)} waiting` : ''}</p>${notifyMe(t)}`;
       if (!session) return html`<p><a class="button" href="/signin?next=${encodeURIComponent(`/events/${ev.id}`)}">Sign in to buy</a></p>`;
       if (waitingRoom) return '';
-      const max = Math.min(ev.maxTicketsPerUser, t.available, 8);
+      const max = Math.min(ev.maxTicketsPerUser, left(t), 8);
       return html`<form method="post" action="/events/${ev.id}/hold" data-once>
   ${csrfField(session)}<input type="hidden" name="tierId" value="${t.id}"><input type="hidden" name="key" value="${newKey()}">
   <label for="count-${t.id}">Number of tickets</label>
@@ -259,7 +283,7 @@ ${waitingRoom
 <h2>Tickets</h2>
 <ul class="plain">${ev.tiers.map(
           (t) => html`<li class="card"><h3>${t.name}</h3>
-<p><span class="price">${money(t.price, t.currency)}</span> · ${t.available} of ${t.capacity} left${t.seated ? ' · assigned seats' : ' · general admission'}</p>
+<p><span class="price">${money(t.price, t.currency)}</span> · ${left(t)} of ${t.capacity} left${t.seated ? ' · assigned seats' : ' · general admission'}</p>
 ${buy(t)}</li>`,
         )}</ul>`,
       }),
@@ -269,8 +293,34 @@ ${buy(t)}</li>`,
   web.get('/events/:eventId', async (c) => {
     const eventId = c.req.param('eventId');
     if (!isEventId(eventId)) return c.notFound();
-    const notice = c.req.query('expired') ? 'Your reservation expired and its tickets went back on sale. You can hold them again.' : undefined;
+    const notice = c.req.query('expired')
+      ? 'Your reservation expired and its tickets went back on sale. You can hold them again.'
+      : c.req.query('waitlist')
+        ? 'You are on the waitlist. We will e-mail you if tickets come back.'
+        : undefined;
     return eventPage(c, eventId, { notice });
+  });
+
+  // ---- waitlist ----
+  web.post('/events/:eventId/waitlist', async (c) => {
+    const eventId = c.req.param('eventId');
+    if (!isEventId(eventId)) return c.notFound();
+    const f = await formOf(c);
+    if (f instanceof Response) return f;
+    const count = Number(f.form.count);
+    if (!Number.isInteger(count) || count < 1 || count > 8 || !isTierId(f.form.tierId ?? '')) {
+      return eventPage(c, eventId, { error: 'Choose a ticket type and a number of tickets.' }, 400);
+    }
+    const { engine, metrics } = c.var.deps;
+    try {
+      const place = await engine.waitlist.join(eventId, f.form.tierId as TierId, f.session.userId as UserId, f.session.email, count);
+      if (place.joined) metrics.waitlistJoins.inc();
+      return seeOther(c, `/events/${eventId}?waitlist=${place.position}`);
+    } catch (err) {
+      if (!isDomainError(err)) throw err;
+      const status = err.code === 'TICKET_LIMIT' ? 422 : err.code === 'TIER_NOT_FOUND' || err.code === 'EVENT_NOT_FOUND' ? 404 : 409;
+      return eventPage(c, eventId, { error: err.code === 'NOT_SOLD_OUT' ? 'Tickets of this kind are on sale again: you can hold them now.' : err.detail }, status);
+    }
   });
 
   /** The API's hold limits for a hold made from a form: counted by the hold script itself, or by countRefusedHold. */
