@@ -10,8 +10,11 @@ export function isUnavailable(err: unknown): boolean {
     if (/^(08...|57P0[1-3]|53300)$/.test(e.code)) return true;
   }
   // node-postgres: "Client has encountered a connection error and is not queryable", "Client was closed and is not
-  // queryable" (a pooled client whose server went away, as in a Postgres failover)
-  return /Command timed out|Stream isn't writeable|Connection is closed|Connection terminated|is not queryable|Query read timeout|canceling statement due to statement timeout|timeout exceeded when trying to connect|connect ECONNREFUSED|CLUSTERDOWN|TRYAGAIN|LOADING|READONLY|All sentinels are unreachable|MASTERDOWN|OOM command not allowed/i.test(
+  // queryable" (a pooled client whose server went away, as in a Postgres failover).
+  // Redis, a primary made a replica (a Sentinel failover): a WAIT blocked on it is ended with "UNBLOCKED force unblock
+  // from blocking operation, instance state changed (master -> replica?)", and a WAIT sent to it answers "ERR WAIT
+  // cannot be used with replica instances" (a script's write is refused with READONLY)
+  return /UNBLOCKED force unblock|WAIT cannot be used with replica|Command timed out|Stream isn't writeable|Connection is closed|Connection terminated|is not queryable|Query read timeout|canceling statement due to statement timeout|timeout exceeded when trying to connect|connect ECONNREFUSED|CLUSTERDOWN|TRYAGAIN|LOADING|READONLY|All sentinels are unreachable|MASTERDOWN|OOM command not allowed/i.test(
     e.message,
   );
 }

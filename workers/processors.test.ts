@@ -17,7 +17,7 @@ import { createOutboxMailer } from '../integrations/mail/outbox.js';
 import { listSimulatedPayments } from '../integrations/payments/simulated.js';
 import { createPersistWorker } from './persist/persist.js';
 import { startJobWorkers } from './processors.js';
-import { createJobSink } from '../integrations/queues.js';
+import { createJobSink, QUEUES } from '../integrations/queues.js';
 import { simulatedPaymentKeys } from '../engine/keys.js';
 
 /** The BullMQ stages for real: payment settle, notify, refund; and a payer killed with SIGKILL mid-payment. */
@@ -123,7 +123,11 @@ describe('job workers', () => {
       expect((await e.holds.get(ev.id, id))!.state).toBe(step === 'authorize' ? 'paying' : 'sold');
       expect((await e.payments.attempts(id)).map((a) => a.status)).toEqual([step === 'authorize' ? 'pending' : 'authorized']);
 
-      // the settle job the payer queued before charging: run it now rather than after its delay
+      // the settle job the payer queued before charging: due now rather than after its delay. Promoted before any
+      // worker runs (a worker moves a delayed job whose delay has passed on its own: under load the job may be due already)
+      const settle = await sink.queues.payment.getJob(QUEUES.payment.jobId({ bookingId: id, attempt: 1 }));
+      expect(await settle?.isDelayed()).toBe(true);
+      await settle!.promote();
       const workers = startJobWorkers(
         { engine: e, log: pino({ level: 'silent' }), mailer: createOutboxMailer({ dir: outbox }), mailFrom: 'tickets@floodgate.test' },
         bull, `${ns}:bull`, ['payment', 'notify'],
@@ -138,10 +142,12 @@ describe('job workers', () => {
         bull.disconnect();
         await rm(outbox, { recursive: true, force: true });
       });
-      const settle = (await sink.queues.payment.getDelayed()).find((j) => j.data.bookingId === id)!;
-      await settle.promote();
       await waitFor('the settle job done', async () => (await e.payments.attempts(id))[0]?.status === 'captured');
-      await waitFor('recorded CONFIRMED', async () => (await pg.query("SELECT 1 FROM bookings WHERE id = $1 AND state = 'CONFIRMED'", [id])).rowCount === 1);
+      // recorded CONFIRMED: its transition, not the booking's state now. The sale's BookingConfirmed is appended before
+      // the capture, so the persist worker may record CONFIRMED and the notify worker deliver the tickets (CONFIRMED ->
+      // TICKETS_DELIVERED) before the capture is recorded; a wait for state = 'CONFIRMED' then never ends
+      await waitFor('recorded CONFIRMED', async () =>
+        (await pg.query("SELECT 1 FROM booking_transitions WHERE booking_id = $1 AND to_state = 'CONFIRMED'", [id])).rowCount === 1);
       // the persist worker asks for the tickets when it records CONFIRMED (issue 12, its branch); asking again is one job
       await sink.deliverTickets(id);
       await waitFor('tickets delivered', async () => (await e.bookings.get(id, { userId: user })).status === 'TICKETS_DELIVERED');

@@ -86,7 +86,7 @@ function startBuyers(api: TestApi, eventId: EventId, clients: number) {
  * replica. Afterwards every acknowledged hold and payment must be in Postgres and in Redis, nothing oversold.
  */
 describe('F8 fault: Postgres standby promoted and Redis Sentinel failover, mid-sale', () => {
-  it('loses no acknowledged hold or payment, oversells nothing, and sells again after each failover', { timeout: 240_000 + ROUNDS * 60_000 }, async ({ onTestFinished }) => {
+  it('loses no acknowledged hold or payment, oversells nothing, and sells again after each failover', { timeout: 240_000 + ROUNDS * 60_000 }, async ({ onTestFinished, onTestFailed }) => {
     const own = cleanups(onTestFinished);
     const pair = own(await startPgPair({ synchronous: true }), (p) => p.stop());
     const set = own(await startRedisSentinel(), (s) => s.stop());
@@ -100,6 +100,8 @@ describe('F8 fault: Postgres standby promoted and Redis Sentinel failover, mid-s
       pgHosts: pair.hosts,
       engineConfig: { holdTtlMs: 600_000, catalogCacheMs: 2_000 },
     }), (x) => x.close());
+    // the error behind any 500 (the API logs it as "unhandled error"), shown when the test fails
+    onTestFailed(() => console.log(`[failover] the API's error log:\n${s.apiErrors().join('') || '(empty)'}`));
     // the event is armed by a state-changing script, so it waits for the replica too: under a busy machine (the whole
     // suite runs beside this file) 200 ms can pass without its confirmation, and the engine then refuses, as it does a
     // buyer's hold. The buyers retry a 503; the set-up retries the same way (a refused arm leaves an unsold event).
@@ -191,6 +193,8 @@ describe('F8 fault: Postgres standby promoted and Redis Sentinel failover, mid-s
     for (const r of [...load.holds, ...load.pays]) finals.set(r.key, r);
     const wrong = [...finals.values()].filter((r) => r.status !== 201 && r.status !== 200 && !(r.status === 409 && r.code?.endsWith(' CONFIRMED')));
     expect(wrong.map((r) => `${r.status} ${r.code ?? ''}`)).toEqual([]);
+    // and no request ended in an unhandled error (a 500), whatever its final answer after a retry
+    expect(s.apiErrors()).toEqual([]);
   });
 });
 

@@ -25,7 +25,7 @@ import { createSimulatedProvider } from '../../integrations/payments/simulated.j
 import { createPersistWorker, type PersistWorker } from '../../workers/persist/persist.js';
 import { TEST_ENGINE_CONFIG } from '../config.js';
 import { TEST_DATABASE_URL } from '../env.js';
-import { startApi, token, type TestApi } from '../http.js';
+import { memoryLogger, startApi, token, type TestApi } from '../http.js';
 import { waitFor } from '../wait.js';
 import { eventKeys, simulatedPaymentKeys } from '../../engine/keys.js';
 
@@ -260,6 +260,11 @@ export type Stack = {
   config: EngineConfig;
   persist: PersistWorker;
   api: TestApi;
+  /**
+   * The API's error-level log lines (JSON), kept in memory: an "unhandled error" line is the error behind a 500. A test
+   * prints them when it fails (`onTestFailed`) and may assert there is none.
+   */
+  apiErrors(): string[];
   /** Invariants over the stack's events (through the workers' engine, which waits for Redis). */
   check(eventIds: EventId[], drained?: boolean): Promise<InvariantReport>;
   close(): Promise<void>;
@@ -311,7 +316,9 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   // a short lease (production: 10 s) so a stopped or dead worker's events are taken over quickly
   const persist = createPersistWorker({ engine: workerEngine, log: silent, leaseMs: 2_000 });
   if (o.persist !== false) persist.start();
-  const api = await startApi(engine);
+  // the API logs into memory, error level only: the cause of any 500 is kept for the test to show
+  const apiLog = memoryLogger('error');
+  const api = await startApi(engine, { log: apiLog.log });
   let closed = false;
   return {
     ns,
@@ -324,6 +331,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     config,
     persist,
     api,
+    apiErrors: () => [...apiLog.lines],
     check: (eventIds, drained = true) => workerEngine.checkInvariants({ eventIds, drained }),
     async close() {
       if (closed) return;
