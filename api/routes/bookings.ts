@@ -29,16 +29,16 @@ export const bookings = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
     }),
     async (c) => {
       const body = c.req.valid('json');
-      const { metrics, engine } = c.var.deps;
+      const { metrics, engine } = c.get('deps');
       try {
         const { reservation, replayed } = await engine.bookings.create({
           ...body,
           eventId: body.eventId as EventId,
           tierId: body.tierId as TierId | undefined,
-          userId: c.var.user.id,
+          userId: c.get('user').id,
           idempotencyKey: c.req.valid('header')['idempotency-key'],
           admissionToken: c.req.valid('header')['x-admission-token'],
-          rateLimit: c.var.holdRateLimit,
+          rateLimit: c.get('holdRateLimit'),
         });
         child1(metrics.holdAttempts, replayed ? 'replayed' : 'held').inc();
         if (replayed) c.header('idempotent-replayed', 'true');
@@ -62,7 +62,7 @@ export const bookings = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
       security: [{ bearer: [] }],
       responses: { 200: { description: 'Bookings', content: { 'application/json': { schema: BookingList } } }, ...problemResponses(401) },
     }),
-    async (c) => c.json({ bookings: await c.var.deps.engine.bookings.list(c.var.user.id) }, 200),
+    async (c) => c.json({ bookings: await c.get('deps').engine.bookings.list(c.get('user').id) }, 200),
   )
   .openapi(
     createRoute({
@@ -74,8 +74,8 @@ export const bookings = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
       responses: { 200: { description: 'Booking', content: { 'application/json': { schema: Booking } } }, ...problemResponses(400, 401, 404) },
     }),
     async (c) => {
-      const user = c.var.user;
-      const b = await c.var.deps.engine.bookings.get(c.req.valid('param').bookingId as BookingId, { userId: user.id, admin: user.admin });
+      const user = c.get('user');
+      const b = await c.get('deps').engine.bookings.get(c.req.valid('param').bookingId as BookingId, { userId: user.id, admin: user.admin });
       return c.json(b, 200);
     },
   )
@@ -92,7 +92,7 @@ export const bookings = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
       },
     }),
     async (c) => {
-      const out = await c.var.deps.engine.bookings.cancel(c.req.valid('param').bookingId as BookingId, c.var.user.id);
+      const out = await c.get('deps').engine.bookings.cancel(c.req.valid('param').bookingId as BookingId, c.get('user').id);
       return c.json(out, 200);
     },
   );
