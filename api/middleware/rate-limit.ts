@@ -12,7 +12,7 @@ const pass = createMiddleware<AppEnv>(async (_c, next) => next());
  * onError as 429 /problems/rate-limited with Retry-After, and nothing else happens. A limit of 0 is off.
  *
  * Holds cost no round trip of their own: this middleware hands the request's check to the route
- * (`c.var.holdRateLimit`), the engine passes it to the hold script, which counts it before anything else, in the
+ * (`c.get('holdRateLimit')`), the engine passes it to the hold script, which counts it before anything else, in the
  * same call as the hold (on the event's slot: the hold limits count per event). A hold request refused before its
  * script ran (a bad body, an unknown event, …) is counted here afterwards, on the group's own counters, and turns
  * into a 429 when it is over the limit: every request still counts.
@@ -28,11 +28,11 @@ export function rateLimit(deps: AppDeps, group: RateLimitGroup) {
       const check: RateLimitCheck = { limits, ip: ipOf(c), counted: false };
       c.set('holdRateLimit', check);
       await next();
-      if (!check.counted) await engine.rateLimits.consume('hold', c.var.user.id, check);
+      if (!check.counted) await engine.rateLimits.consume('hold', c.get('user').id, check);
     });
   }
   return createMiddleware<AppEnv>(async (c, next) => {
-    await engine.rateLimits.consume(group, c.var.user.id, { limits, ip: ipOf(c) });
+    await engine.rateLimits.consume(group, c.get('user').id, { limits, ip: ipOf(c) });
     await next();
   });
 }
