@@ -37,6 +37,15 @@ apt_update_once() {
   fi
 }
 
+# `apt-get install $1` quietly; after a failure (a stale package list), update the list once and try again loudly.
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  if ! $SUDO apt-get install -y -qq --no-install-recommends "$1" >/dev/null 2>&1; then
+    apt_update_once
+    $SUDO apt-get install -y -qq --no-install-recommends "$1"
+  fi
+}
+
 # `apt-get download $2` into $1. It needs no root, but a package list: the system's, else (a fresh
 # machine or image without one, where only root could refresh it) one of our own under .tools/apt.
 download_deb() {
@@ -114,11 +123,7 @@ ensure_nginx
 if command -v docker-compose >/dev/null 2>&1; then
   say "docker-compose: already installed ($(docker-compose version --short 2>/dev/null || echo '?'))"
 else
-  export DEBIAN_FRONTEND=noninteractive
-  if ! $SUDO apt-get install -y -qq --no-install-recommends docker-compose >/dev/null 2>&1; then
-    apt_update_once
-    $SUDO apt-get install -y -qq --no-install-recommends docker-compose
-  fi
+  apt_install docker-compose
   say "docker-compose: installed with apt-get ($(docker-compose version --short 2>/dev/null || echo '?'))"
 fi
 
@@ -126,11 +131,7 @@ fi
 if [ -x /usr/bin/chromium ]; then
   say "chromium: already installed ($(/usr/bin/chromium --version 2>/dev/null | head -n1))"
 else
-  export DEBIAN_FRONTEND=noninteractive
-  if ! $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; then
-    apt_update_once
-    $SUDO apt-get install -y -qq --no-install-recommends chromium
-  fi
+  apt_install chromium
   say "chromium: installed with apt-get ($(/usr/bin/chromium --version 2>/dev/null | head -n1))"
 fi
 
@@ -138,11 +139,7 @@ fi
 if command -v faketime >/dev/null 2>&1; then
   say "faketime: already installed ($(command -v faketime))"
 else
-  export DEBIAN_FRONTEND=noninteractive
-  if ! $SUDO apt-get install -y -qq --no-install-recommends faketime >/dev/null 2>&1; then
-    apt_update_once
-    $SUDO apt-get install -y -qq --no-install-recommends faketime
-  fi
+  apt_install faketime
   say "faketime: installed with apt-get ($(command -v faketime))"
 fi
 
@@ -150,11 +147,7 @@ fi
 if command -v pdftoppm >/dev/null 2>&1; then
   say "pdftoppm: already installed ($(command -v pdftoppm))"
 else
-  export DEBIAN_FRONTEND=noninteractive
-  if ! $SUDO apt-get install -y -qq --no-install-recommends poppler-utils >/dev/null 2>&1; then
-    apt_update_once
-    $SUDO apt-get install -y -qq --no-install-recommends poppler-utils
-  fi
+  apt_install poppler-utils
   say "pdftoppm: installed with apt-get ($(command -v pdftoppm))"
 fi
 
