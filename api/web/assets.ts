@@ -108,6 +108,24 @@ export const WEB_JS = `
     };
     setTimeout(poll, 3000);
   }
+  // The event page's ticket counts follow the sale: the event's availability every 5 s, each tier's count updated.
+  const counts = document.querySelector('[data-availability-poll]');
+  if (counts) {
+    const eventId = counts.getAttribute('data-availability-poll');
+    const poll = async () => {
+      try {
+        const res = await fetch('/api/events/' + encodeURIComponent(eventId));
+        if (res.ok) {
+          for (const t of (await res.json()).tiers) {
+            const el = document.querySelector('[data-tier-left="' + t.id + '"]');
+            if (el && el.textContent !== String(t.available)) el.textContent = String(t.available);
+          }
+        }
+      } catch (e) { /* try again at the next turn */ }
+      setTimeout(poll, 5000);
+    };
+    setTimeout(poll, 5000);
+  }
   // A form is sent once: its buttons are disabled while the next page loads.
   for (const form of document.querySelectorAll('form[data-once]')) {
     form.addEventListener('submit', () => { for (const b of form.querySelectorAll('button')) b.disabled = true; });

@@ -222,6 +222,11 @@ describe('the web app in Chromium (390x844)', () => {
     expect(await page.getByLabel('Row 2, seat 5 (taken)', { exact: true }).isChecked()).toBe(false);
     expect(await page.locator('#seat-A-2-5').getAttribute('class')).toBe('taken');
     await page.goto(`${api.url}/events/${ev.id}`);
+    // the event page's count follows the sale: another buyer holds 2 of the 5 meanwhile
+    expect(await page.locator(`[data-tier-left="${ev.tiers[0]!.id}"]`).textContent()).toBe('5');
+    // (held through an engine with a 60 s hold: this test's own holds last 3 s)
+    await createEngine({ ns, redis, pg, clock: systemClock, config: TEST_ENGINE_CONFIG }).bookings.create({ eventId: ev.id, ticketCount: 2, userId: 'quicker' as UserId });
+    await page.getByText('3 of 5 left').waitFor({ timeout: 15_000 });
     await page.getByRole('button', { name: 'Hold tickets' }).click();
     await page.getByRole('heading', { name: 'Checkout' }).waitFor();
     await page.waitForURL(`${api.url}/events/${ev.id}?expired=1`, { timeout: 15_000 });

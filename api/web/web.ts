@@ -281,9 +281,11 @@ ${waitingRoom
 <p><a class="button" href="${session ? `/wait/${ev.id}` : `/signin?next=${encodeURIComponent(`/wait/${ev.id}`)}`}">${session ? 'Join the waiting room' : 'Sign in to join the waiting room'}</a></p></section>`
   : ''}
 <h2>Tickets</h2>
-<ul class="plain">${ev.tiers.map(
+<ul class="plain" data-availability-poll="${ev.id}">${ev.tiers.map(
+          // the count follows the sale (assets.ts polls the event's availability); a tier whose returned tickets go to
+          // its waitlist stays at 0 here, so it is left out
           (t) => html`<li class="card"><h3>${t.name}</h3>
-<p><span class="price">${money(t.price, t.currency)}</span> · ${left(t)} of ${t.capacity} left${t.seated ? ' · assigned seats' : ' · general admission'}</p>
+<p><span class="price">${money(t.price, t.currency)}</span> · ${lines.has(t.id as TierId) ? left(t) : html`<span data-tier-left="${t.id}">${left(t)}</span>`} of ${t.capacity} left${t.seated ? ' · assigned seats' : ' · general admission'}</p>
 ${buy(t)}</li>`,
         )}</ul>`,
       }),
