@@ -13,8 +13,9 @@ export const QUEUES = {
   payment: {
     name: '{payment}',
     data: z.object({ bookingId: BookingIdSchema, attempt: z.number().int().positive() }),
-    jobId: (d: { bookingId: string; attempt: number }, followUp?: SettleFollowUp) =>
-      `settle-${d.bookingId}-a${d.attempt}${followUp === 'capture' ? '-capture' : followUp === 'rebuild' ? `-rebuild-${Date.now()}` : ''}`,
+    /** A rebuild follow-up is one job per call: `nonce` (default the time) tells them apart. */
+    jobId: (d: { bookingId: string; attempt: number }, followUp?: SettleFollowUp, nonce: number = Date.now()) =>
+      `settle-${d.bookingId}-a${d.attempt}${followUp === 'capture' ? '-capture' : followUp === 'rebuild' ? `-rebuild-${nonce}` : ''}`,
     opts: { attempts: 30, backoff: { type: 'exponential', delay: 2_000 }, removeOnComplete: 1000, removeOnFail: 5000 } satisfies JobsOptions,
   },
   notify: {

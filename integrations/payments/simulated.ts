@@ -166,12 +166,7 @@ export function createSimulatedProvider(opts: SimulatedProviderOptions): Payment
       const raw = await redis.get(idemKey);
       if (raw === null) continue; // the owner gave the key up (unavailable or threw): claim it ourselves
       const rec = JSON.parse(raw) as IdemRecord<R>;
-      if (rec.fp !== fp) {
-        throw new SimulatedPaymentError(
-          'idempotency_key_reused',
-          `idempotency key ${key} was first used with other parameters (${rec.fp}); this request: ${fp}`,
-        );
-      }
+      if (rec.fp !== fp) throw keyReused(key, rec.fp, fp);
       if (rec.state === 'done') return rec.result;
       if (Date.now() > until) return busy();
       await sleep(POLL_MS);
@@ -197,7 +192,7 @@ export function createSimulatedProvider(opts: SimulatedProviderOptions): Payment
       if (saved !== undefined) {
         const cut = saved.indexOf('\n');
         const savedFp = saved.slice(0, cut);
-        if (savedFp !== fp) throw new SimulatedPaymentError('idempotency_key_reused', `idempotency key ${key} was first used with other parameters (${savedFp}); this request: ${fp}`);
+        if (savedFp !== fp) throw keyReused(key, savedFp, fp);
         return JSON.parse(saved.slice(cut + 1)) as R;
       }
       const d = decide(fromHash(h));
@@ -256,7 +251,7 @@ export function createSimulatedProvider(opts: SimulatedProviderOptions): Payment
         const raw = await redis.get(k.idem(input.idempotencyKey));
         if (raw === null) continue; // the key was given up meanwhile: try again
         const rec = JSON.parse(raw) as IdemRecord<AuthorizeResult>;
-        if (rec.fp !== fp) throw new SimulatedPaymentError('idempotency_key_reused', `idempotency key ${input.idempotencyKey} was first used with other parameters (${rec.fp}); this request: ${fp}`);
+        if (rec.fp !== fp) throw keyReused(input.idempotencyKey, rec.fp, fp);
         // 'pending' is only ever a pm_card_timeout call's, whose fingerprint differs from this one
         return rec.state === 'done' ? rec.result : busy();
       }
@@ -347,6 +342,11 @@ export async function listSimulatedPayments(redis: RedisClient, k: Pick<Simulate
       const { paymentMethodId: _pm, ...p } = fromHash(h);
       return p;
     });
+}
+
+/** Stripe's 400 idempotency_error: a key came back with other parameters than its first request's. */
+function keyReused(key: string, firstFp: string, fp: string): SimulatedPaymentError {
+  return new SimulatedPaymentError('idempotency_key_reused', `idempotency key ${key} was first used with other parameters (${firstFp}); this request: ${fp}`);
 }
 
 function fromHash(h: Record<string, string>): StoredPayment {

@@ -2,6 +2,7 @@ import type { BookingId } from '../../engine/ids.js';
 import type { JobSink } from '../../engine/jobs.js';
 import type { PaymentProvider } from '../../engine/payments/provider.js';
 import type { Rng } from './prng.js';
+import { QUEUES } from '../../integrations/queues.js';
 
 /**
  * A process dying in the middle of an operation, simulated in-process: thrown right after the provider did the work
@@ -145,9 +146,8 @@ export function jobModel(now: () => number) {
   };
   const sink: JobSink = {
     async settlePayment(bookingId, attempt, delayMs, followUp) {
-      // the same ids as the BullMQ adapter (integrations/queues.ts): a follow-up is a job of its own
-      const again = followUp === 'capture' ? '-capture' : followUp === 'rebuild' ? `-rebuild-${++rebuilds}` : '';
-      add(`settle-${bookingId}-a${attempt}${again}`, 'settle', bookingId, attempt, delayMs);
+      // the BullMQ adapter's ids (a follow-up is a job of its own), with a counter for the rebuild nonce: no clock here
+      add(QUEUES.payment.jobId({ bookingId, attempt }, followUp, ++rebuilds), 'settle', bookingId, attempt, delayMs);
     },
     async deliverTickets(bookingId) {
       add(`email-${bookingId}`, 'deliver', bookingId, 0, 0);
