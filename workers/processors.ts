@@ -127,7 +127,7 @@ export const notifyProcessor = (d: ProcessorDeps) => async (job: Job, token?: st
   }
   let messageId: string;
   try {
-    const { pdf } = await engine.tickets.pdf(id, undefined, d.renderPdf);
+    const pdf = await engine.tickets.render(b, holder.name, d.renderPdf);
     const event = (await engine.catalog.cached(b.eventId))!;
     const to = holder.email ?? `${b.userId}@users.floodgate.invalid`;
     const seats = b.seats.length ? ` (${b.seats.join(', ')})` : '';
@@ -148,10 +148,10 @@ export const notifyProcessor = (d: ProcessorDeps) => async (job: Job, token?: st
     if ((err as { retryable?: boolean }).retryable === false) throw new UnrecoverableError((err as Error).message);
     throw err;
   }
-  await engine.tickets.markDelivered(id, channel, messageId);
+  // the e-mail is the one channel TICKETS_DELIVERED waits for: recorded sent and the booking moved in one statement
+  await engine.tickets.markDelivered(id, channel, messageId, { ticketsDelivered: true });
   d.metrics?.notifications.inc({ channel, outcome: 'sent' });
   if (holder.confirmedAt) d.metrics?.notificationDelay.observe({ channel }, (Date.now() - holder.confirmedAt.getTime()) / 1000);
-  await engine.tickets.markTicketsDelivered(id, required);
   d.log.info({ jobId: job.id, bookingId, channel }, 'tickets sent');
   return { sent: messageId };
 };

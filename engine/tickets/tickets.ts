@@ -25,6 +25,20 @@ export function createTickets(d: EngineDeps, catalog: Catalog, bookings: Pick<Bo
       signTicketCode(d.config.ticketSecret, { eventId: b.eventId, bookingId: b.bookingId, ticket: i + 1, ...(b.seats[i] ? { seat: b.seats[i] } : {}) }),
     );
 
+  /**
+   * The PDF of a booking the caller has read already (the notify worker: the recorded booking, its holder's name),
+   * without reading either again. The caller has checked that it is paid.
+   */
+  async function renderFor(b: Booking, holderName: string | null, render: (input: TicketPdfInput) => Promise<Uint8Array> = renderTicketsPdf): Promise<Uint8Array> {
+    const event = (await catalog.cached(b.eventId))!;
+    const tier = event.tiers.find((t) => t.id === b.tierId);
+    return render({
+      event: { name: event.name, venue: event.venue, startsAt: event.startsAt },
+      booking: { bookingId: b.bookingId, tierName: tier?.name ?? 'Ticket', holderName: holderName ?? b.userId },
+      tickets: codes(b).map((code, i) => ({ seat: b.seats[i] ?? null, code })),
+    });
+  }
+
   return {
     codes,
 
@@ -41,19 +55,11 @@ export function createTickets(d: EngineDeps, catalog: Catalog, bookings: Pick<Bo
       const b = viewer ? await bookings.get(bookingId, viewer) : await getBooking(d.pg, bookingId);
       if (!b) throw new DomainError('BOOKING_NOT_FOUND', 'no such booking');
       if (!HAS_TICKETS.has(b.status)) throw new DomainError('TICKETS_NOT_READY', `the booking is ${b.status}: tickets exist once it is paid`, { bookingStatus: b.status });
-      const event = (await catalog.cached(b.eventId))!;
-      const tier = event.tiers.find((t) => t.id === b.tierId);
-      const { rows } = await d.pg.query<{ holder_name: string | null; holder_email: string | null }>(
-        'SELECT holder_name, holder_email FROM bookings WHERE id = $1',
-        [bookingId],
-      );
-      const pdf = await render({
-        event: { name: event.name, venue: event.venue, startsAt: event.startsAt },
-        booking: { bookingId: b.bookingId, tierName: tier?.name ?? 'Ticket', holderName: rows[0]?.holder_name ?? b.userId, holderEmail: rows[0]?.holder_email ?? undefined },
-        tickets: codes(b).map((code, i) => ({ seat: b.seats[i] ?? null, code })),
-      });
-      return { booking: b, pdf };
+      const { rows } = await d.pg.query<{ holder_name: string | null }>('SELECT holder_name FROM bookings WHERE id = $1', [bookingId]);
+      return { booking: b, pdf: await renderFor(b, rows[0]?.holder_name ?? null, render) };
     },
+
+    render: renderFor,
 
     /**
      * The gate: valid once, then "already used"; a forged code, a refunded booking's, or one whose refund was approved
@@ -105,10 +111,30 @@ export function createTickets(d: EngineDeps, catalog: Catalog, bookings: Pick<Bo
       return rows[0]?.status === 'sent' ? 'sent' : 'in-flight';
     },
 
-    async markDelivered(bookingId: BookingId, channel: DeliveryChannel, messageId: string): Promise<void> {
-      await d.pg.query(`UPDATE deliveries SET status = 'sent', message_id = $3, sent_at = now() WHERE booking_id = $1 AND channel = $2`, [
-        bookingId, channel, messageId,
-      ]);
+    /**
+     * Records that a channel's message went out. `ticketsDelivered`: this channel is the only one the booking waits
+     * for (the e-mail), so the same statement also moves it CONFIRMED -> TICKETS_DELIVERED, as
+     * `markTicketsDelivered(bookingId, [channel])` would after it (one round trip instead of three). Returns whether
+     * the booking moved.
+     */
+    async markDelivered(bookingId: BookingId, channel: DeliveryChannel, messageId: string, o: { ticketsDelivered?: boolean } = {}): Promise<boolean> {
+      if (!o.ticketsDelivered) {
+        await d.pg.query(`UPDATE deliveries SET status = 'sent', message_id = $3, sent_at = now() WHERE booking_id = $1 AND channel = $2`, [
+          bookingId, channel, messageId,
+        ]);
+        return false;
+      }
+      // The UPDATE of deliveries runs whether or not the booking moves (a data-modifying WITH always runs to the end).
+      // The booking moves only if that row was this claim's (`sent` returns it), as markTicketsDelivered's count
+      // would require; the audit trigger records the cause set in `why` (bookings-repo's `transition`).
+      const { rows } = await d.pg.query(
+        `WITH sent AS (UPDATE deliveries SET status = 'sent', message_id = $3, sent_at = now() WHERE booking_id = $1 AND channel = $2 RETURNING booking_id),
+              why AS (SELECT set_config('floodgate.cause', $4, true), set_config('floodgate.causes', '', true)),
+              cur AS (SELECT b.id FROM why, sent, bookings b WHERE b.id = sent.booking_id AND b.state = 'CONFIRMED' FOR UPDATE OF b)
+         UPDATE bookings b SET state = 'TICKETS_DELIVERED', updated_at = now() FROM cur WHERE b.id = cur.id RETURNING b.id`,
+        [bookingId, channel, messageId, `delivered: ${channel}`],
+      );
+      return rows.length === 1;
     },
 
     /** Releases an unfinished claim so the retry can send (the transport failed before accepting the message). */
