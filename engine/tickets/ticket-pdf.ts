@@ -498,8 +498,8 @@ type Run = { text: string; face: Face; w1: number };
  * fontkit's layout, or null when it throws. @pdf-lib/fontkit 1.1.1 throws `ReferenceError: regeneratorRuntime is not
  * defined` for every script that goes through its Indic or Universal shaper (Tifinagh, Gujarati, ...; pdf-lib#1419).
  */
-function advance(face: Face, text: string): number | null {
-  const { kit, widths } = face.file;
+function advance(file: FontFile, text: string): number | null {
+  const { kit, widths } = file;
   let w = widths.get(text);
   if (w === undefined) {
     try {
@@ -522,7 +522,7 @@ function units(s: string, faces: readonly Face[]): Unit[] {
   let memo = unitMemo.get(faces);
   if (!memo) unitMemo.set(faces, (memo = new Map()));
   let out = memo.get(s);
-  if (!out) memo.set(s, (out = splitUnits(s, faces)));
+  if (!out) memo.set(s, (out = splitUnitsShared(s, faces).map((u) => ({ text: u.text, face: faces[u.face]!, w1: u.w1, space: u.space }))));
   return out;
 }
 
@@ -532,33 +532,73 @@ function units(s: string, faces: readonly Face[]): Unit[] {
  */
 const unitMemo = new WeakMap<readonly Face[], Map<string, Unit[]>>();
 
-function splitUnits(s: string, faces: readonly Face[]): Unit[] {
-  const out: Unit[] = [];
-  for (const { segment } of segmenter.segment(clean(s))) {
+/**
+ * The split itself depends only on the font files, not on a document's fonts: across documents, per list of files,
+ * each string's units with the index of their face in the list. Every ticket of an event prints the same event name,
+ * venue, date, tier and labels; splitting them into graphemes (Intl.Segmenter) and looking up each one's face was
+ * about a tenth of a PDF's CPU when done again for every document.
+ */
+type SharedUnit = { text: string; face: number; w1: number; space: boolean };
+const sharedUnits = new Map<string, Map<string, SharedUnit[]>>();
+const fileIds = new WeakMap<FontFile, number>();
+let lastFileId = 0;
+const MAX_SHARED_STRINGS = 5_000;
+
+function splitUnitsShared(s: string, faces: readonly Face[]): SharedUnit[] {
+  const key = faces
+    .map(({ file }) => {
+      let id = fileIds.get(file);
+      if (id === undefined) fileIds.set(file, (id = ++lastFileId));
+      return id;
+    })
+    .join(',');
+  let byString = sharedUnits.get(key);
+  if (!byString) sharedUnits.set(key, (byString = new Map()));
+  let out = byString.get(s);
+  if (!out) {
+    if (byString.size >= MAX_SHARED_STRINGS) byString.clear();
+    byString.set(s, (out = splitUnits(s, faces.map((f) => f.file))));
+  }
+  return out;
+}
+
+function splitUnits(s: string, files: readonly FontFile[]): SharedUnit[] {
+  const out: SharedUnit[] = [];
+  const text = clean(s);
+  // printable ASCII is one grapheme per character (CR LF, the one cluster of two, is gone after `clean`): no segmenter
+  const graphemes = PLAIN_ASCII.test(text) ? text.slice(0, MAX_GRAPHEMES) : Array.from(segmenter.segment(text), (g) => g.segment);
+  for (const segment of graphemes) {
     if (out.length >= MAX_GRAPHEMES) break;
     const g = segment.replace(INVISIBLE, '');
     if (g === '') continue;
     const cps = Array.from(g, (c) => c.codePointAt(0)!);
-    let unit: Unit | undefined;
-    for (const face of faces) {
-      const w1 = cps.every((cp) => face.file.cmap.has(cp)) ? advance(face, g) : null;
+    let unit: SharedUnit | undefined;
+    for (let face = 0; face < files.length; face++) {
+      const file = files[face]!;
+      const w1 = cps.every((cp) => file.cmap.has(cp)) ? advance(file, g) : null;
       if (w1 !== null) {
         unit = { text: g, face, w1, space: g === ' ' };
         break;
       }
     }
-    out.push(unit ?? special(REPLACEMENT, faces));
+    out.push(unit ?? specialIn(REPLACEMENT, files));
   }
   return out;
 }
 
 /** U+FFFD or `…` in the first face that has it (DejaVu has both), else `?`. */
 function special(ch: string, faces: readonly Face[]): Unit {
-  for (const face of faces) {
-    const w1 = face.file.cmap.has(ch.codePointAt(0)!) ? advance(face, ch) : null;
+  const u = specialIn(ch, faces.map((f) => f.file));
+  return { ...u, face: faces[u.face]! };
+}
+
+function specialIn(ch: string, files: readonly FontFile[]): SharedUnit {
+  for (let face = 0; face < files.length; face++) {
+    const file = files[face]!;
+    const w1 = file.cmap.has(ch.codePointAt(0)!) ? advance(file, ch) : null;
     if (w1 !== null) return { text: ch, face, w1, space: false };
   }
-  return { text: '?', face: faces[0]!, w1: advance(faces[0]!, '?') ?? 0.5, space: false };
+  return { text: '?', face: 0, w1: advance(files[0]!, '?') ?? 0.5, space: false };
 }
 
 /**
@@ -575,7 +615,7 @@ function runs(line: readonly Unit[]): Run[] {
   return merged.flatMap((us) => {
     if (us.length === 1) return [{ text: us[0]!.text, face: us[0]!.face, w1: us[0]!.w1 }];
     const text = us.map((u) => u.text).join('');
-    const w1 = advance(us[0]!.face, text);
+    const w1 = advance(us[0]!.face.file, text);
     return w1 !== null ? [{ text, face: us[0]!.face, w1 }] : us.map((u) => ({ text: u.text, face: u.face, w1: u.w1 }));
   });
 }
