@@ -47,11 +47,12 @@ runMain(async () => {
   const jobQueues = (['payment', 'notify', 'refund'] as const).filter((q) => wanted.includes(q));
   if (jobQueues.length) {
     // notify draws each booking's PDF on a pool of render threads (one per core less one by default) and runs enough
-    // jobs at once to keep them busy while other jobs wait on Postgres or the mail transport
+    // jobs at once to keep them busy while other jobs wait on Postgres commits or the mail transport: with 4 jobs per
+    // thread the one thread of a 2-core machine idled; 32 per thread drew 25 % more PDFs/s (docs/performance.md)
     const pdfPool = wanted.includes('notify') ? createTicketPdfPool({ threads: config.PDF_RENDER_THREADS ?? defaultRenderThreads(), log }) : undefined;
     // shutdown runs in reverse order: the threads close after the job workers finished their jobs
     if (pdfPool) shutdown.add('ticket PDF render threads', () => pdfPool.close());
-    const notifyConcurrency = config.NOTIFY_CONCURRENCY ?? Math.max(DEFAULT_CONCURRENCY.notify, 4 * (pdfPool?.threads ?? 0));
+    const notifyConcurrency = config.NOTIFY_CONCURRENCY ?? Math.max(DEFAULT_CONCURRENCY.notify, 32 * (pdfPool?.threads ?? 0));
     const jobWorkers = startJobWorkers(
       {
         engine, log: log.child({ worker: 'jobs' }), metrics, mailer: createMailer(config), sms: createSms(config, log), mailFrom: config.MAIL_FROM,
