@@ -94,7 +94,7 @@ const Env = z
     PERSIST_BATCH_SIZE: int(500),
     /** Worker threads rendering ticket PDFs in the notify worker; unset: one per core less one (at least 1); 0: none. */
     PDF_RENDER_THREADS: optional(z.coerce.number().int().min(0)),
-    /** notify jobs one workers process runs at once; unset: 4 per render thread, at least 8. */
+    /** notify jobs one workers process runs at once; unset: 32 per render thread, at least 8. */
     NOTIFY_CONCURRENCY: optional(z.coerce.number().int().min(1)),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     DEMO_EVENT: bool.default(true),

@@ -199,7 +199,7 @@ export async function run(args: string[]): Promise<void> {
         `running at the start: ${before.otherNodeProcesses.length}, at the end: ${machineLoad().otherNodeProcesses.length}.`,
       (notifyProcesses > 0
         ? `Processes: one API (bench/server.ts), one workers process (workers/main.ts, WORKERS=persist,payment,sweeper) and ${notifyProcesses} notify process(es) ` +
-          '(WORKERS=notify, MAIL_PROVIDER=outbox into a temporary folder; 8 jobs at a time each), the buyers'
+          '(WORKERS=notify, MAIL_PROVIDER=outbox into a temporary folder; NOTIFY_CONCURRENCY jobs at a time each, 32 per render thread by default), the buyers'
         : 'Processes: one API (bench/server.ts), one workers process (workers/main.ts, WORKERS=persist,payment,notify,sweeper, MAIL_PROVIDER=outbox into a temporary folder; ' +
           'the notify worker runs 8 jobs at a time), the buyers') +
         ` (bench/crowd.ts, ${sockets} keep-alive connections), Redis, Postgres.`,
