@@ -338,13 +338,18 @@ try {
   const lineOrder = await redis.zrange(k.wrLine, '0', '-1');
   const seed = fairness.seed ?? '';
   const seedHashOk = fairness.seedHash === publishedSeedHash && createHash('sha256').update(seed).digest('hex') === publishedSeedHash;
+  // people who left the line before their turn (DELETE /api/queue/:id: given up after sold_out, or gone to the
+  // waitlist) are skipped by admission (wr:done "left", no pass): the order is checked over the others
+  const done = await redis.hgetall(k.wrDone);
+  const passed = new Set(admittedBatches.flatMap((b) => b.members));
+  const leftBeforeTurn = (m: string) => done[m] === 'left' && !passed.has(m);
   const preRank = new Map<string, number>();
   let drawMismatches = 0;
   for (let i = 0; i < preOrder.length; i += 2) {
-    preRank.set(preOrder[i]!, i / 2);
+    if (!leftBeforeTurn(preOrder[i]!)) preRank.set(preOrder[i]!, preRank.size);
     if (drawScore(seed, preOrder[i]!) !== Number(preOrder[i + 1])) drawMismatches++;
   }
-  const lineRank = new Map(lineOrder.map((m, i) => [m, i]));
+  const lineRank = new Map(lineOrder.filter((m) => !leftBeforeTurn(m)).map((m, i) => [m, i]));
   const admittedPre: { rank: number; batch: number }[] = [];
   const admittedLine: { rank: number; batch: number }[] = [];
   admittedBatches.forEach((b, bi) => {
@@ -456,7 +461,7 @@ try {
     { name: 'demo: lost 0 (every acknowledged booking reached Postgres)', ok: lost === 0, detail: `${lost} of ${acknowledged.length} acknowledged bookings missing in Postgres` },
     { name: 'demo: every payment answered 200 is CONFIRMED or TICKETS_DELIVERED', ok: paidNotConfirmed === 0, detail: `${paidNotConfirmed} of ${bought.length}` },
     { name: 'demo: every confirmed booking got its e-mail with a PDF', ok: undelivered === 0 && badPdfs === 0, detail: `${undelivered} confirmed bookings without e-mail; ${badPdfs} e-mails without a valid PDF; ${messages.length} e-mails` },
-    { name: 'demo: the draw is the committed one (sha256(seed) == the hash published before the opening; every drawn place recomputes)', ok: seedHashOk && drawMismatches === 0, detail: `hash ${seedHashOk ? 'matches' : 'DIFFERS'}; ${drawMismatches} of ${preRank.size} draw scores differ` },
+    { name: 'demo: the draw is the committed one (sha256(seed) == the hash published before the opening; every drawn place recomputes)', ok: seedHashOk && drawMismatches === 0, detail: `hash ${seedHashOk ? 'matches' : 'DIFFERS'}; ${drawMismatches} of ${preOrder.length / 2} draw scores differ` },
     { name: 'demo: pre-opening group admitted in exactly the drawn order', ok: preFair.prefix && preFair.batchInversions === 0, detail: JSON.stringify(preFair) },
     { name: 'demo: later arrivals admitted first come, first served (after the whole drawn group)', ok: lineFair.prefix && lineFair.batchInversions === 0 && lanesInOrder, detail: `${JSON.stringify(lineFair)}; drawn group first: ${lanesInOrder}` },
   ];
