@@ -36,8 +36,8 @@ export type E2eIn = Common & { mode: 'e2e'; eventId: string; tierId: string; rat
 export type DemoIn = Common & {
   mode: 'demo';
   eventId: string;
-  /** Tiers a buyer may want, with how many buyers prefer each. */
-  tiers: { id: string; weight: number }[];
+  /** Tiers a buyer may want, with how many buyers prefer each; ga: general admission (has a waitlist when sold out). */
+  tiers: { id: string; weight: number; ga?: boolean }[];
   buyers: number;
   /** Share of buyers who join before the sale opens (the draw); the rest arrive after, spread over postWindowSec. */
   preShare: number;
@@ -54,6 +54,16 @@ export type DemoIn = Common & {
   leaveWhenNothing: boolean;
   /** On "sold out for now", a buyer looks again this many times (maxPollSec apart) before giving up. */
   soldOutRetries: number;
+  /**
+   * Share of the buyers told sold_out whose preferred tier is general admission who join that tier's waitlist
+   * (POST /api/events/:id/waitlist) instead of giving up: they leave the waiting room, check their bookings for the
+   * offer (GET /api/bookings, waitlistPollSec apart, backing off to waitlistPollMaxSec) and pay it, until the sale is over.
+   */
+  waitlistShare: number;
+  waitlistPollSec: [number, number];
+  waitlistPollMaxSec: number;
+  /** Share of the other buyers told sold_out who stay in line (polling maxPollSec apart) until the sale is over. */
+  stayShare: number;
   maxTickets: number;
 };
 type Input = WaitingRoomIn | SoakIn | E2eIn | DemoIn;
@@ -394,8 +404,9 @@ async function e2e(i: E2eIn) {
 
 async function demo(i: DemoIn) {
   // per buyer: [member, joinSentAt, admittedSeenAt, bookedAt, confirmedAt, tickets, outcome, bookingId, foundNothingAt,
-  // toldSoldOutAt (the last time the buyer's status turned sold_out; 0 = never)]
-  type Row = { m: string; j: number; a: number; h: number; c: number; n: number; o: string; b: string; e: number; s: number };
+  // toldSoldOutAt (the last time the buyer's status turned sold_out; 0 = never), path ('' = admitted from the line;
+  // 'stayed' = admitted after being told sold_out; 'waitlist' = a waitlist offer), waitlistJoinedAt, offerSeenAt]
+  type Row = { m: string; j: number; a: number; h: number; c: number; n: number; o: string; b: string; e: number; s: number; p: string; w: number; f: number };
   const rows: Row[] = new Array(i.buyers);
   const pre = Math.round(i.buyers * i.preShare);
   const weights = i.tiers.reduce((s, t) => s + t.weight, 0);
@@ -404,10 +415,97 @@ async function demo(i: DemoIn) {
     for (const t of i.tiers) if ((r -= t.weight) < 0) return t.id;
     return i.tiers.at(-1)!.id;
   };
-  const stats = { waiting: 0, admitted: 0, holding: 0, paid: 0 };
+  const stats = { waiting: 0, admitted: 0, holding: 0, paid: 0, waitlisted: 0, staying: 0, offersSeen: 0, offersPaid: 0 };
+  const gaTiers = new Set(i.tiers.filter((t) => t.ga).map((t) => t.id));
+
+  /**
+   * Pays a hold as the page does: the card (a share declined, half of those retried with a good card), a 503 or a
+   * timeout retried with the same Idempotency-Key, a lost answer looked up with GET /api/bookings/:id. The last answer.
+   */
+  const pay = async (id: string, n: number, user: string, token: string): Promise<Answer> => {
+    const declined = Math.random() < i.declineShare;
+    let p: Answer = await callRetrying('pay', 'POST', '/api/payments', {
+      token,
+      body: { bookingId: id, paymentMethodId: declined ? 'pm_card_chargeDeclined' : 'pm_card_visa', holderName: `Buyer ${n}`, holderEmail: `${user}@example.test` },
+      headers: { 'idempotency-key': `pay-${id}-1` },
+    });
+    if (p.status === 402 && Math.random() < i.retryAfterDeclineShare) {
+      await sleep(between(1000, 2000));
+      p = await callRetrying('pay', 'POST', '/api/payments', {
+        token,
+        body: { bookingId: id, paymentMethodId: 'pm_card_visa', holderName: `Buyer ${n}`, holderEmail: `${user}@example.test` },
+        headers: { 'idempotency-key': `pay-${id}-2` },
+      });
+    }
+    if (p.status !== 200 && p.status !== 402) {
+      // the answer was lost or refused (a timeout, a 503, or a retry told 409 "already being paid"): the page asks how the
+      // booking stands, as a buyer would reload it, until the payment it started has finished
+      for (let k = 0; k < 10; k++) {
+        const g = await call('booking_get', 'GET', `/api/bookings/${id}`, { token });
+        const st = g.status === 200 && g.body ? String(g.body.status) : '';
+        if (st === 'CONFIRMED' || st === 'TICKETS_DELIVERED') {
+          count('paidSeenOnReload');
+          p = { ...g, status: 200 };
+          break;
+        }
+        if (st !== 'PAYMENT_PENDING' && st !== '') break;
+        await sleep(between(2000, 4000));
+      }
+    }
+    return p;
+  };
+
+  /**
+   * On a waitlist (already joined): looks for the offer as someone watching their e-mail would, in their bookings
+   * (a RESERVED booking of this event; the offer is a hold in their name), every waitlistPollSec (backing off to
+   * waitlistPollMaxSec), and pays it; until the sale is over.
+   */
+  const waitlister = async (row: Row, n: number, user: string, token: string) => {
+    stats.waitlisted++;
+    let interval = between(i.waitlistPollSec[0], i.waitlistPollSec[1]);
+    let errors = 0;
+    for (;;) {
+      await nap(interval * 1000 * between(0.85, 1.15));
+      interval = Math.min(i.waitlistPollMaxSec, interval * 1.25);
+      if (saleOver) {
+        stats.waitlisted--;
+        return void (row.o = 'waitlist-no-offer');
+      }
+      const l = await call('bookings_list', 'GET', '/api/bookings', { token });
+      const list = l.status === 200 && l.body && Array.isArray(l.body.bookings) ? (l.body.bookings as Record<string, unknown>[]) : null;
+      if (!list) {
+        if (++errors >= 10) {
+          stats.waitlisted--;
+          return void (row.o = `waitlist-list-${l.status}`);
+        }
+        continue;
+      }
+      errors = 0;
+      const offer = list.find((b) => b.eventId === i.eventId && b.status === 'RESERVED');
+      if (!offer) continue;
+      stats.waitlisted--;
+      stats.offersSeen++;
+      row.f = Date.now();
+      row.h = l.at;
+      row.b = String(offer.bookingId);
+      row.n = Number(offer.ticketCount);
+      row.p = 'waitlist';
+      stats.holding++;
+      await sleep(between(1000, 3000)); // filling in the payment form
+      const p = await pay(row.b, n, user, token);
+      stats.holding--;
+      if (p.status === 402) return void (row.o = 'declined');
+      if (p.status !== 200) return void (row.o = `pay-${p.status}`);
+      stats.paid++;
+      stats.offersPaid++;
+      row.c = p.at;
+      row.o = 'bought';
+      return;
+    }
+  };
   const stop = progress(() => ({ stats: { ...stats } }));
   const buyer = async (n: number) => {
-    const row: Row = { m: '', j: 0, a: 0, h: 0, c: 0, n: 0, o: '', b: '', e: 0, s: 0 };
+    const row: Row = { m: '', j: 0, a: 0, h: 0, c: 0, n: 0, o: '', b: '', e: 0, s: 0, p: '', w: 0, f: 0 };
     rows[n] = row;
     const joinAt = n < pre ? i.preJoinFromMs + (n / pre) * (i.openAtMs - 3000 - i.preJoinFromMs) : i.openAtMs + ((n - pre) / Math.max(1, i.buyers - pre)) * i.postWindowSec * 1000;
     await sleep(joinAt - Date.now());
@@ -427,6 +525,15 @@ async function demo(i: DemoIn) {
     let lastAhead = -1;
     let interval = 0;
     let wasSoldOut = false;
+    // what this buyer does when told sold_out: join the waitlist (preferred tier general admission), stay in line until
+    // the sale is over, or look again soldOutRetries times and leave; decided the first time
+    let plan: '' | 'waitlist' | 'stay' | 'leave' = '';
+    const preferred = pickTier();
+    const want = randomInt(1, i.maxTickets);
+    /** Leaves the line (the page's Leave button; DELETE /api/queue/:id), so no pass is given to someone gone. */
+    const leave = async () => {
+      if (i.leaveWhenNothing) await call('leave', 'DELETE', `/api/queue/${queueId}`, { token });
+    };
     for (;;) {
       const status = String(st.status);
       if (status === 'sold_out' && !wasSoldOut) row.s = Date.now();
@@ -434,17 +541,39 @@ async function demo(i: DemoIn) {
       if (status === 'admitted' && typeof st.admissionToken === 'string') break;
       if (status === 'expired' || status === 'closed') {
         stats.waiting--;
+        if (plan === 'stay') stats.staying--;
         return void (row.o = `queue-${status}`);
       }
       if (saleOver) {
         stats.waiting--;
-        return void (row.o = 'sold-out');
+        if (plan === 'stay') stats.staying--;
+        return void (row.o = plan === 'waitlist' ? 'sold-out-waitlist-not-joined' : 'sold-out');
       }
       let waitMs: number;
       if (Date.now() < i.openAtMs) waitMs = i.openAtMs - Date.now() + Math.random() * i.firstPollSpreadSec * 1000;
       else if (status === 'sold_out') {
-        if (++soldOutSeen > i.soldOutRetries) {
+        if (!plan) {
+          const r = Math.random();
+          plan = gaTiers.has(preferred) && r < i.waitlistShare ? 'waitlist' : r < i.stayShare ? 'stay' : 'leave';
+          if (plan === 'stay') stats.staying++;
+        }
+        if (plan === 'waitlist') {
+          const wl = await call('waitlist_join', 'POST', `/api/events/${i.eventId}/waitlist`, {
+            token, body: { tierId: preferred, ticketCount: want, email: `${user}@example.test` },
+          });
+          if (wl.status === 201 || wl.status === 200) {
+            // on the waitlist: the buyer leaves the waiting room and watches for the offer
+            row.w = Date.now();
+            stats.waiting--;
+            await leave();
+            return waitlister(row, n, user, token);
+          }
+          // 409 not-sold-out: the tier's last tickets are reserved for people admitted ahead (the waitlist opens only
+          // once none is left); the buyer stays in line and tries again at the next sold_out
+          if (wl.status !== 409) count(`waitlistJoin${wl.status}`);
+        } else if (plan === 'leave' && ++soldOutSeen > i.soldOutRetries) {
           stats.waiting--;
+          await leave();
           return void (row.o = 'gave-up-sold-out');
         }
         waitMs = i.maxPollSec * 1000 * between(0.8, 1.2);
@@ -462,6 +591,7 @@ async function demo(i: DemoIn) {
       if (poll.status !== 200 || !poll.body) {
         if (++errors >= 5) {
           stats.waiting--;
+          if (plan === 'stay') stats.staying--;
           return void (row.o = `poll-${poll.status}`);
         }
         continue;
@@ -470,12 +600,13 @@ async function demo(i: DemoIn) {
       st = poll.body;
     }
     stats.waiting--;
+    if (plan === 'stay') stats.staying--;
+    if (row.s > 0) row.p = 'stayed';
     stats.admitted++;
     row.a = Date.now();
     const pass = String(st.admissionToken);
-    const want = randomInt(1, i.maxTickets);
     // hold: the preferred tier, then the others; then fewer tickets
-    const order = [pickTier(), ...i.tiers.map((t) => t.id)].filter((t, k, a) => a.indexOf(t) === k);
+    const order = [preferred, ...i.tiers.map((t) => t.id)].filter((t, k, a) => a.indexOf(t) === k);
     let hold: Answer | null = null;
     let got = 0;
     outer: for (const count of [want, ...(want > 1 ? [1] : [])]) {
@@ -516,35 +647,7 @@ async function demo(i: DemoIn) {
       return void (row.o = 'abandoned');
     }
     await sleep(between(1000, 3000)); // filling in the payment form
-    const declined = Math.random() < i.declineShare;
-    let p: Answer = await callRetrying('pay', 'POST', '/api/payments', {
-      token,
-      body: { bookingId: id, paymentMethodId: declined ? 'pm_card_chargeDeclined' : 'pm_card_visa', holderName: `Buyer ${n}`, holderEmail: `${user}@example.test` },
-      headers: { 'idempotency-key': `pay-${id}-1` },
-    });
-    if (p.status === 402 && Math.random() < i.retryAfterDeclineShare) {
-      await sleep(between(1000, 2000));
-      p = await callRetrying('pay', 'POST', '/api/payments', {
-        token,
-        body: { bookingId: id, paymentMethodId: 'pm_card_visa', holderName: `Buyer ${n}`, holderEmail: `${user}@example.test` },
-        headers: { 'idempotency-key': `pay-${id}-2` },
-      });
-    }
-    if (p.status !== 200 && p.status !== 402) {
-      // the answer was lost or refused (a timeout, a 503, or a retry told 409 "already being paid"): the page asks how the
-      // booking stands, as a buyer would reload it, until the payment it started has finished
-      for (let n = 0; n < 10; n++) {
-        const g = await call('booking_get', 'GET', `/api/bookings/${id}`, { token });
-        const st = g.status === 200 && g.body ? String(g.body.status) : '';
-        if (st === 'CONFIRMED' || st === 'TICKETS_DELIVERED') {
-          count('paidSeenOnReload');
-          p = { ...g, status: 200 };
-          break;
-        }
-        if (st !== 'PAYMENT_PENDING' && st !== '') break;
-        await sleep(between(2000, 4000));
-      }
-    }
+    const p = await pay(id, n, user, token);
     stats.holding--;
     if (p.status === 402) return void (row.o = 'declined');
     if (p.status !== 200) return void (row.o = `pay-${p.status}`);
@@ -563,7 +666,7 @@ async function demo(i: DemoIn) {
   }
   await Promise.all(all);
   stop();
-  return { rows: rows.filter(Boolean).map((r) => [r.m, r.j, r.a, r.h, r.c, r.n, r.o, r.b, r.e, r.s]) };
+  return { rows: rows.filter(Boolean).map((r) => [r.m, r.j, r.a, r.h, r.c, r.n, r.o, r.b, r.e, r.s, r.p, r.w, r.f]) };
 }
 
 let out: Record<string, unknown>;

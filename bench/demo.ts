@@ -10,6 +10,17 @@
  * Postgres), p95 time to book, and the fairness of the admission order (checked against Redis' own records of the
  * draw and the line).
  *
+ * The end of the sale (issue 18): tickets that come back (expired, cancelled or declined holds) must still find a buyer.
+ * Buyers told sold_out do what people on the web app would: a share of those who wanted the standing floor (the one
+ * general-admission tier) join its waitlist (POST /api/events/:id/waitlist), leave the waiting room, look for the
+ * offer (a RESERVED booking in GET /api/bookings, every 5-10 s backing off to 20 s) and pay it like any hold; a share of
+ * the others stay in line (polling every --max-poll s) for seated returns; the rest look three more times and leave
+ * (DELETE /api/queue/:id). The waitlist worker runs with the core workers (offers last --offer-ttl s). The sale is over
+ * when everything is sold, or when nothing more can sell: nothing held (no hold, no open offer), no pass outstanding,
+ * no returned ticket waiting to be offered, and nothing on general sale or nobody left in line. The report gives the
+ * waitlist's joins, offers e-mailed, seen and paid, the tickets sold through it and to buyers who stayed in line, and
+ * when and by which path the last tickets sold.
+ *
  * Infrastructure: uses the Redis and Postgres at REDIS_URL / DATABASE_URL, or starts them like `npm start` does
  * (scripts/infra.ts); works in its own database (floodgate_bench), schema and key namespace, removed at the end.
  * Processes: one API (bench/server.ts), one workers process for persist, sweeper, admission and payment, and
@@ -21,13 +32,18 @@
  *          --persist-batch <PERSIST_BATCH_SIZE; default the engine's 500>
  *          --one-pool (joins, polls and purchases share one pool of --sockets connections, as before 2026-12-07; by
  *          default each has its own, as separate browsers would)
- *          --no-leave (admitted buyers who find nothing keep their unused pass until it expires instead of leaving)
+ *          --no-leave (admitted buyers who find nothing, and buyers who give up after sold_out, keep their place and
+ *          unused pass until it expires instead of leaving the line)
+ *          --waitlist-share 0.3 (of the buyers told sold_out who wanted the floor: join its waitlist)
+ *          --stay-share 0.1 (of the other buyers told sold_out: stay in line until the sale is over)
+ *          --offer-ttl 90 (WAITLIST_OFFER_TTL_MS in s) --waitlist-poll 5 (first look for the offer after 5-10 s)
+ *          --waitlist-poll-max 20 (the look for the offer backs off to every 20 s)
  */
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { asNamespace, type EventId } from '../engine/ids.js';
+import { asNamespace, type EventId, type TierId } from '../engine/ids.js';
 import { eventKeys, simulatedPaymentKeys } from '../engine/keys.js';
 import { drawScore } from '../engine/waiting-room/waiting-room.js';
 import { loadConfig } from '../platform/config.js';
@@ -52,6 +68,12 @@ const declineShare = f.num('decline', 0.05);
 const retryAfterDecline = f.num('retry-after-decline', 0.5);
 const abandonShare = f.num('abandon', 0.05);
 const maxTickets = f.num('max-tickets', 4);
+// buyers told sold_out: a share of those who wanted the standing floor join its waitlist, a share of the others stay in line
+const waitlistShare = f.num('waitlist-share', 0.3);
+const stayShare = f.num('stay-share', 0.1);
+const offerTtlSec = f.num('offer-ttl', 90);
+const waitlistPollSec = f.num('waitlist-poll', 5);
+const waitlistPollMaxSec = f.num('waitlist-poll-max', 20);
 const sockets = f.num('sockets', 1000);
 const lanes = !f.has('one-pool');
 const notifyProcesses = f.num('notify-processes', 2);
@@ -130,17 +152,22 @@ try {
 
   const env = {
     ...stack.env, HOLD_TTL_MS: String(holdTtlSec * 1000), SWEEP_INTERVAL_MS: '1000', SMS_PROVIDER: 'none', PG_POOL_MAX: '20',
+    WAITLIST_OFFER_TTL_MS: String(offerTtlSec * 1000),
     ...(persistBatch ? { PERSIST_BATCH_SIZE: persistBatch } : {}),
   };
   const deadlocks0 = await pgDeadlocks(stack.pool);
   const mail = { MAIL_PROVIDER: 'outbox', OUTBOX_DIR: outboxDir };
   const api = await startServer('floodgate', env);
-  const core = await startWorkers('persist,sweeper,admission,payment', env, mail);
+  const core = await startWorkers('persist,sweeper,admission,payment,waitlist', env, mail);
   const notifiers = await Promise.all(Array.from({ length: notifyProcesses }, () => startWorkers('notify', env, mail)));
   const meter = cpuMeter(() => redis.info('cpu'));
   const pids: Record<string, number> = { api: api.child.pid!, workers: core.pid, ...Object.fromEntries(notifiers.map((n, i) => [`notify${i + 1}`, n.pid])) };
 
-  type Sample = { t: number; waiting: number; admitted: number; held: number; sold: number; free: number; delivered: number; passesUnused: number; buyersWaiting: number };
+  type Sample = {
+    t: number; waiting: number; admitted: number; held: number; sold: number; free: number; delivered: number; passesUnused: number; buyersWaiting: number;
+    /** waitlists: buyers on them, open offers (holds made for them), free tickets of tiers whose waitlist is open (about to be offered) */
+    waitlisted: number; offersOpen: number; waitlistFree: number;
+  };
   const samples: Sample[] = [];
   const admittedBatches: { score: number; members: string[] }[] = [];
   let lastScore = 0;
@@ -156,8 +183,9 @@ try {
   const crowd = startCrowd(
     {
       mode: 'demo', base: `http://127.0.0.1:${api.port}`, secret: stack.jwtSecret, sockets, timeoutMs: 30_000, userPrefix: `fan-${stack.ns}`, eventId, lanes,
-      tiers: ev.tiers.map((t) => ({ id: t.id, weight: t.capacity })), buyers, preShare, openAtMs, preJoinFromMs, postWindowSec, firstPollSpreadSec, maxPollSec,
+      tiers: ev.tiers.map((t) => ({ id: t.id, weight: t.capacity, ga: !t.seated })), buyers, preShare, openAtMs, preJoinFromMs, postWindowSec, firstPollSpreadSec, maxPollSec,
       declineShare, retryAfterDeclineShare: retryAfterDecline, abandonShare, soldOutRetries: 3, maxTickets, leaveWhenNothing: !f.has('no-leave'),
+      waitlistShare, stayShare, waitlistPollSec: [waitlistPollSec, waitlistPollSec * 2], waitlistPollMaxSec,
     },
     (pr) => (last = pr),
   );
@@ -179,9 +207,14 @@ try {
     }
   })();
 
+  const gaTiers = ev.tiers.filter((t) => !t.seated).map((t) => t.id as TierId);
   const sample = async (): Promise<Sample> => {
-    const res = await redis.multi().hgetall(k.inv).hmget(k.wrCfg, 'admitted', 'cursorPre', 'cursorLine').zcard(k.wrPre).zcard(k.wrLine).zcard(k.wrPasses).hlen(k.wrUsed).exec();
-    const [inv, cfg, pre, lineN, passes, used] = res!.map((x) => x[1]) as [Record<string, string>, (string | null)[], number, number, number, number];
+    const m = redis.multi().hgetall(k.inv).hmget(k.wrCfg, 'admitted', 'cursorPre', 'cursorLine').zcard(k.wrPre).zcard(k.wrLine).zcard(k.wrPasses).hlen(k.wrUsed).hkeys(k.wlOffers);
+    for (const t of gaTiers) m.zcard(k.wlLine(t));
+    const res = await m.exec();
+    const [inv, cfg, pre, lineN, passes, used, offerFields, ...lines] = res!.map((x) => x[1]) as [Record<string, string>, (string | null)[], number, number, number, number, string[], ...number[]];
+    let waitlistFree = 0;
+    gaTiers.forEach((t, j) => (waitlistFree += lines[j]! > 0 ? Number(inv[`free:${t}`] ?? 0) : 0));
     let held = 0;
     let sold = 0;
     let free = 0;
@@ -195,6 +228,7 @@ try {
     return {
       t: (Date.now() - openAtMs) / 1000, waiting, admitted: Number(cfg[0] ?? 0), held, sold, free, delivered: await countOutbox(outboxDir), passesUnused: passes - used,
       buyersWaiting: crowdDoneAtMs === null ? (st.waiting ?? 0) : 0,
+      waitlisted: lines.reduce((a, b) => a + b, 0), offersOpen: offerFields.filter((x) => !x.startsWith('m:')).length, waitlistFree,
     };
   };
 
@@ -211,9 +245,13 @@ try {
       lastSoldAtMs = Date.now();
     }
     if (soldOutAtMs === null && s.sold >= capacity) soldOutAtMs = Date.now();
-    // seats left but nothing held and no pass outstanding for 3 samples: nobody is left to admit (passes are sized to
-    // what is left since issue 18, so fewer seats than a full pass no longer stop admission)
-    stuck = Date.now() > openAtMs && s.held === 0 && s.passesUnused === 0 && s.free < maxTickets ? stuck + 1 : 0;
+    // nothing more can sell, for 3 samples in a row: nothing held (no hold and no waitlist offer could come back), no pass
+    // outstanding, no returned ticket waiting for the waitlist worker to offer it, and either nothing on general sale or
+    // nobody left in line to admit (passes are sized to what is left since issue 18, so a single free seat still admits
+    // one more person; buyers on a waitlist wait only for tickets that come back, and none can once nothing is held);
+    // not before every buyer has arrived (the last joins postWindowSec after the opening)
+    const generalFree = s.free - s.waitlistFree;
+    stuck = Date.now() > openAtMs + postWindowSec * 1000 + 5000 && s.held === 0 && s.passesUnused === 0 && s.offersOpen === 0 && s.waitlistFree === 0 && (generalFree <= 0 || s.waiting === 0) ? stuck + 1 : 0;
     if (saleEndedAtMs === null && (soldOutAtMs !== null || stuck >= 3)) {
       saleEndedAtMs = Date.now();
       crowd.send({ type: 'sale-over' });
@@ -222,7 +260,8 @@ try {
     const st = (lp?.stats ?? {}) as Record<string, number>;
     const ps = lp?.perSecond ?? {};
     line.update(`t=${s.t.toFixed(0)}s queue ${fmt(s.waiting)} | admitted ${fmt(s.admitted)} | held ${fmt(s.held)} | sold ${fmt(s.sold)}/${fmt(capacity)} | ` +
-      `delivered ${fmt(s.delivered)} e-mails | joins ${ps.join ?? 0}/s polls ${ps.poll ?? 0}/s holds ${ps.hold ?? 0}/s pays ${ps.pay ?? 0}/s | buyers waiting ${fmt(st.waiting ?? 0)}`);
+      `delivered ${fmt(s.delivered)} e-mails | joins ${ps.join ?? 0}/s polls ${ps.poll ?? 0}/s holds ${ps.hold ?? 0}/s pays ${ps.pay ?? 0}/s | buyers waiting ${fmt(st.waiting ?? 0)}` +
+      (s.waitlisted || s.offersOpen || st.offersSeen ? ` | waitlist ${fmt(s.waitlisted)} offers ${fmt(s.offersOpen)} paid ${fmt(st.offersPaid ?? 0)}` : ''));
     await sleep(1000);
   }
   const result = await crowd.result;
@@ -263,13 +302,17 @@ try {
   // ---------------------------------------------------------------------------------------------------------------
   // The report
   say('checking and writing the report');
-  type Row = [string, number, number, number, number, number, string, string, number, number];
+  // [member, joinSentAt, admittedSeenAt, heldAt, confirmedAt, tickets, outcome, bookingId, foundNothingAt, toldSoldOutAt, path, waitlistJoinedAt, offerSeenAt]
+  type Row = [string, number, number, number, number, number, string, string, number, number, string, number, number];
   const rows = result.rows as Row[];
   const outcomes: Record<string, number> = {};
   for (const row of rows) outcomes[row[6]] = (outcomes[row[6]] ?? 0) + 1;
   const bought = rows.filter((x) => x[6] === 'bought');
   const acknowledged = rows.filter((x) => x[7] !== '');
-  const messages = await readOutbox(outboxDir);
+  // the outbox holds the ticket e-mails and the waitlist offers' e-mails (idempotency key waitlist-offer-<bookingId>)
+  const allMessages = await readOutbox(outboxDir);
+  const offerMails = allMessages.filter((m) => m.bookingId.startsWith('waitlist-offer-'));
+  const messages = allMessages.filter((m) => !m.bookingId.startsWith('waitlist-offer-'));
   const emails = new Map<string, number>();
   for (const msg of messages) emails.set(msg.bookingId, (emails.get(msg.bookingId) ?? 0) + 1);
   const charges = await listSimulatedPayments(redis, simulatedPaymentKeys(asNamespace(stack.ns)));
@@ -295,13 +338,18 @@ try {
   const lineOrder = await redis.zrange(k.wrLine, '0', '-1');
   const seed = fairness.seed ?? '';
   const seedHashOk = fairness.seedHash === publishedSeedHash && createHash('sha256').update(seed).digest('hex') === publishedSeedHash;
+  // people who left the line before their turn (DELETE /api/queue/:id: given up after sold_out, or gone to the
+  // waitlist) are skipped by admission (wr:done "left", no pass): the order is checked over the others
+  const done = await redis.hgetall(k.wrDone);
+  const passed = new Set(admittedBatches.flatMap((b) => b.members));
+  const leftBeforeTurn = (m: string) => done[m] === 'left' && !passed.has(m);
   const preRank = new Map<string, number>();
   let drawMismatches = 0;
   for (let i = 0; i < preOrder.length; i += 2) {
-    preRank.set(preOrder[i]!, i / 2);
+    if (!leftBeforeTurn(preOrder[i]!)) preRank.set(preOrder[i]!, preRank.size);
     if (drawScore(seed, preOrder[i]!) !== Number(preOrder[i + 1])) drawMismatches++;
   }
-  const lineRank = new Map(lineOrder.map((m, i) => [m, i]));
+  const lineRank = new Map(lineOrder.filter((m) => !leftBeforeTurn(m)).map((m, i) => [m, i]));
   const admittedPre: { rank: number; batch: number }[] = [];
   const admittedLine: { rank: number; batch: number }[] = [];
   admittedBatches.forEach((b, bi) => {
@@ -334,10 +382,12 @@ try {
   const lineSample = lineOrder.filter((m) => memberJoin.has(m));
   const rho = spearman(lineSample.map((m) => memberJoin.get(m)!), lineSample.map((_, i) => i));
 
-  const timeToBook = bought.map((x) => x[4] - x[3]); // hold acknowledged -> payment 200 (includes 1-3 s of typing)
-  const joinToBook = bought.map((x) => x[4] - x[1]);
-  const openToBook = bought.map((x) => x[4] - Math.max(x[1], openAtMs));
-  const admissionToBook = bought.map((x) => x[4] - x[2]);
+  // admitted from the line (waitlist offers are reported apart: no admission, and the hold is the offer)
+  const boughtInLine = bought.filter((x) => x[10] !== 'waitlist');
+  const timeToBook = boughtInLine.map((x) => x[4] - x[3]); // hold acknowledged -> payment 200 (includes 1-3 s of typing)
+  const joinToBook = boughtInLine.map((x) => x[4] - x[1]);
+  const openToBook = boughtInLine.map((x) => x[4] - Math.max(x[1], openAtMs));
+  const admissionToBook = boughtInLine.map((x) => x[4] - x[2]);
   const sec = (xs: number[]) => summarize(xs.map((x) => x / 1000));
   const deliveredWithin = allDeliveredAtMs ? (allDeliveredAtMs - openAtMs) / 1000 : null;
 
@@ -383,13 +433,35 @@ try {
     stillWaitingWhenTheSaleEnded: outcomes['sold-out'] ?? 0,
   };
 
+  // the last tickets (issue 18): returned tickets reach buyers through the waitlist (general admission) or through the
+  // line reopening for those who stayed after being told sold_out
+  const viaWaitlist = bought.filter((x) => x[10] === 'waitlist');
+  const viaStayed = bought.filter((x) => x[10] === 'stayed');
+  const offersSeen = rows.filter((x) => x[12] > 0);
+  const pathOf = (x: Row) => (x[10] === 'waitlist' ? 'a waitlist offer' : x[10] === 'stayed' ? 'the line, after being told sold out' : 'the line');
+  const lastBought = bought.length ? bought.reduce((a, b) => (b[4] > a[4] ? b : a)) : null;
+  const waitlistReport = {
+    joins: rows.filter((x) => x[11] > 0).length,
+    stillOnTheWaitlistWhenTheSaleEnded: outcomes['waitlist-no-offer'] ?? 0,
+    offersEmailed: offerMails.length,
+    offersSeen: offersSeen.length,
+    offersPaid: viaWaitlist.length,
+    ticketsSoldThroughTheWaitlist: viaWaitlist.reduce((n, x) => n + x[5], 0),
+    offerSeenToPaidSec: sec(viaWaitlist.map((x) => x[4] - x[12])),
+    stayedInLine: { bought: viaStayed.length, tickets: viaStayed.reduce((n, x) => n + x[5], 0) },
+  };
+  const lastTickets = lastBought
+    ? { secAfterOpening: (lastBought[4] - openAtMs) / 1000, by: pathOf(lastBought), tickets: lastBought[5],
+        lastTenBy: Object.fromEntries(Object.entries(bought.slice().sort((a, b) => b[4] - a[4]).slice(0, 10).reduce<Record<string, number>>((o, x) => ((o[pathOf(x)] = (o[pathOf(x)] ?? 0) + 1), o), {}))) }
+    : null;
+
   const checks: Check[] = [
     ...store.checks,
     { name: 'demo: oversold 0 (tickets sold <= seats; tickets of paid bookings <= seats)', ok: soldTickets <= capacity && boughtTickets <= capacity, detail: `sold ${soldTickets}, bought by buyers ${boughtTickets}, seats ${capacity}` },
     { name: 'demo: lost 0 (every acknowledged booking reached Postgres)', ok: lost === 0, detail: `${lost} of ${acknowledged.length} acknowledged bookings missing in Postgres` },
     { name: 'demo: every payment answered 200 is CONFIRMED or TICKETS_DELIVERED', ok: paidNotConfirmed === 0, detail: `${paidNotConfirmed} of ${bought.length}` },
     { name: 'demo: every confirmed booking got its e-mail with a PDF', ok: undelivered === 0 && badPdfs === 0, detail: `${undelivered} confirmed bookings without e-mail; ${badPdfs} e-mails without a valid PDF; ${messages.length} e-mails` },
-    { name: 'demo: the draw is the committed one (sha256(seed) == the hash published before the opening; every drawn place recomputes)', ok: seedHashOk && drawMismatches === 0, detail: `hash ${seedHashOk ? 'matches' : 'DIFFERS'}; ${drawMismatches} of ${preRank.size} draw scores differ` },
+    { name: 'demo: the draw is the committed one (sha256(seed) == the hash published before the opening; every drawn place recomputes)', ok: seedHashOk && drawMismatches === 0, detail: `hash ${seedHashOk ? 'matches' : 'DIFFERS'}; ${drawMismatches} of ${preOrder.length / 2} draw scores differ` },
     { name: 'demo: pre-opening group admitted in exactly the drawn order', ok: preFair.prefix && preFair.batchInversions === 0, detail: JSON.stringify(preFair) },
     { name: 'demo: later arrivals admitted first come, first served (after the whole drawn group)', ok: lineFair.prefix && lineFair.batchInversions === 0 && lanesInOrder, detail: `${JSON.stringify(lineFair)}; drawn group first: ${lanesInOrder}` },
   ];
@@ -428,11 +500,14 @@ try {
   const report = {
     scenario: 'demo', command, date: new Date().toISOString(), machine: facts, machineBefore: before, machineAfter: machineLoad(),
     settings: { buyers, seats: capacity, tiers: ev.tiers.map((t) => ({ name: t.name, capacity: t.capacity, seated: t.seated, sections: t.sections.length })),
-      preShare, preWindowSec, postWindowSec, admissionRate, passTtlSec, holdTtlSec, declineShare, retryAfterDecline, abandonShare, maxTickets, sockets, notifyProcesses, firstPollSpreadSec, maxPollSec },
+      preShare, preWindowSec, postWindowSec, admissionRate, passTtlSec, holdTtlSec, declineShare, retryAfterDecline, abandonShare, maxTickets, sockets, notifyProcesses, firstPollSpreadSec, maxPollSec,
+      waitlistShare, stayShare, offerTtlSec, waitlistPollSec, waitlistPollMaxSec },
     timeToSellOutSec: soldOutAtMs ? (soldOutAtMs - openAtMs) / 1000 : null,
     lastTicketSoldSecAfterOpening: (lastSoldAtMs - openAtMs) / 1000,
+    lastTickets, waitlist: waitlistReport,
     unsoldTickets: capacity - soldTickets,
-    saleEndedBecause: soldOutAtMs !== null ? 'sold out' : saleEndedAtMs !== null ? `tickets left, none held and no pass outstanding for 3 s: nobody left in line to admit` : 'every buyer finished',
+    saleEndedBecause: soldOutAtMs !== null ? 'sold out' : saleEndedAtMs !== null
+      ? 'tickets left, none held (no hold, no waitlist offer), no pass outstanding and nobody left in line to admit for 3 s' : 'every buyer finished',
     soldTickets, boughtTickets, everyTicketDeliveredSecAfterOpening: deliveredWithin, deliveryAfterSaleSec: (Date.now() - deliveryStart) / 1000,
     oversold: Math.max(0, soldTickets - capacity, boughtTickets - capacity), lost, outcomes, bookingsByState: states, emails: messages.length,
     timeToBookSec: { holdToPaid: sec(timeToBook), joinToPaid: sec(joinToBook), openingOrJoinToPaid: sec(openToBook), admittedToPaid: sec(admissionToBook) },
@@ -463,8 +538,10 @@ try {
       `retried after 1-2 s with the same Idempotency-Key, at most 5 tries; a payment whose answer got lost is looked up with GET /api/bookings/:id): ${declineShare * 100} % with a card that is ` +
       `declined (${retryAfterDecline * 100} % of them retry with a good card), ${abandonShare * 100} % never pay (holds expire after ${holdTtlSec} s). ` +
       (f.has('no-leave') ? 'An admitted buyer who finds nothing in any tier keeps the unused pass until it expires. ' : 'An admitted buyer who finds nothing in any tier leaves the line (DELETE /api/queue/:id, the page\'s Leave button), giving the pass back. ') +
-      `Buyers told "sold out" look ` +
-      `three more times, ${maxPollSec} s apart, then leave; a buyer whose place does not move backs off (up to ${maxPollSec} s); once nothing more can be sold ` +
+      `Buyers told "sold out": ${waitlistShare * 100} % of those who wanted the standing floor join its waitlist (leaving the line; they look for the offer, a hold ` +
+      `in their name lasting ${offerTtlSec} s, in their bookings every ${waitlistPollSec}-${waitlistPollSec * 2} s, backing off to ${waitlistPollMaxSec} s, and pay it like any hold), ` +
+      `${stayShare * 100} % of the others stay in line (polling every ${maxPollSec} s) until the sale is over, the rest look ` +
+      `three more times, ${maxPollSec} s apart, then leave${f.has('no-leave') ? '' : ' (DELETE /api/queue/:id)'}; a buyer whose place does not move backs off (up to ${maxPollSec} s); once nothing more can be sold ` +
       'the page says so and everyone still waiting leaves.',
     '',
     '## Headline',
@@ -478,6 +555,10 @@ try {
     `| time to book p95 (hold acknowledged -> payment 200, 1-3 s of typing included) | **${fmt(report.timeToBookSec.holdToPaid.p95, 2)} s** |`,
     `| pre-opening group admitted in exactly the drawn order | **${preFair.prefix && preFair.batchInversions === 0 ? 'yes' : 'no'}** (${fmt(preFair.admitted)} admitted; draw recomputed from the revealed seed: ${seedHashOk && drawMismatches === 0 ? 'matches' : 'MISMATCH'}) |`,
     `| later arrivals admitted first come, first served | **${lineFair.prefix && lineFair.batchInversions === 0 && lanesInOrder ? 'yes' : 'no'}** (${fmt(lineFair.admitted)} admitted; Spearman rank correlation of the buyers' own join times with the line's order: ${rho.toFixed(4)}) |`,
+    `| the last tickets | ${lastTickets ? `the last sold **${fmt(lastTickets.secAfterOpening, 1)} s** after the opening, through ${lastTickets.by}; the last ten sales: ${Object.entries(lastTickets.lastTenBy).map(([k, n]) => `${n} through ${k}`).join(', ')}` : 'none sold'} |`,
+    `| sold through the waitlist | **${fmt(waitlistReport.ticketsSoldThroughTheWaitlist)}** tickets: ${fmt(waitlistReport.joins)} buyers joined, ${fmt(waitlistReport.offersEmailed)} offers e-mailed, ` +
+      `${fmt(waitlistReport.offersSeen)} seen, ${fmt(waitlistReport.offersPaid)} paid; ${fmt(waitlistReport.stillOnTheWaitlistWhenTheSaleEnded)} still on the waitlist when the sale ended |`,
+    `| sold to buyers who stayed in line after "sold out" | **${fmt(waitlistReport.stayedInLine.tickets)}** tickets (${fmt(waitlistReport.stayedInLine.bought)} buyers) |`,
     '',
     '## Buyers',
     '',
@@ -540,7 +621,7 @@ function problemCounts(counters: Record<string, number>): Record<string, number>
 }
 
 /** Tickets whose e-mail was written, over seconds since the opening. */
-function deliveredTicketsOverTime(messages: { bookingId: string; writtenAtMs: number }[], bought: [string, number, number, number, number, number, string, string, ...number[]][], openAtMs: number): [number, number][] {
+function deliveredTicketsOverTime(messages: { bookingId: string; writtenAtMs: number }[], bought: [string, number, number, number, number, number, string, string, ...(number | string)[]][], openAtMs: number): [number, number][] {
   const tickets = new Map(bought.map((x) => [x[7], x[5]]));
   const ts = messages.map((m) => [m.writtenAtMs, tickets.get(m.bookingId) ?? 1] as const).sort((a, b) => a[0] - b[0]);
   const out: [number, number][] = [[0, 0]];

@@ -16,12 +16,12 @@
           KEYS[4] passes  ZSET  member -> pass expiresAtMs
           KEYS[5] used    HASH  pass member -> bookingId of its live hold or sale
           KEYS[6] done    HASH  member -> "expired" | "left"
-          KEYS[7] inv     HASH  free:/held:<tier> counters
+          KEYS[7] inv     HASH  free:/held:<tier> counters (tiers with an open waitlist left out: includes/stockTotals)
           KEYS[8] joined  HASH  member -> joinedAtMs (read only: the admitted people's waits are returned)
           KEYS[9] grace   ZSET  member -> deadline for the pass's first use (unseen grace; queueStatus shortens it
                                 to seenAt + graceMs when the buyer is told)
           KEYS[10] seen   HASH  member -> when the buyer was first told of the pass
-          KEYS[11] meta   HASH  the event's sale settings; pass:<member> -> k for a pass sized below tpp
+          KEYS[11] meta   HASH  the event's sale settings; pass:<member> -> k for a pass sized below tpp; wl:<tierId> (read)
           ARGV[1] nowMs   ARGV[2] maxAdmit (0..10000, from the rate ceiling and the time since the last tick)
           ARGV[3] heldShare (0..1000, per mille of held tickets counted as coming back)
           ARGV[4] singles "1" | "0" (the free stock is only scattered single seats: passes for one seat each)
@@ -80,7 +80,7 @@ for _, m in ipairs(redis.call("ZRANGEBYSCORE", KEYS[9], "-inf", nowMs, "LIMIT", 
   end
 end
 
-local free, held = stockTotals(KEYS[7])
+local free, held = stockTotals(KEYS[7], KEYS[11])
 local outstanding = redis.call("ZCARD", KEYS[4]) - redis.call("HLEN", KEYS[5])
 -- tickets the unused passes may still take: tpp each, less what sized passes lack
 local reserved = outstanding * tpp

@@ -13,10 +13,10 @@
           KEYS[4] passes  ZSET  member -> pass expiresAtMs
           KEYS[5] used    HASH  pass member -> bookingId
           KEYS[6] done    HASH  member -> "expired" | "left"
-          KEYS[7] inv     HASH  free:/held:<tier> counters
+          KEYS[7] inv     HASH  free:/held:<tier> counters (tiers with an open waitlist left out: includes/stockTotals)
           KEYS[8] grace   ZSET  member -> deadline for the pass's first use
           KEYS[9] seen    HASH  member -> when the buyer was first told of the pass
-          KEYS[10] meta   HASH  the event's sale settings; pass:<member> -> k for a sized pass
+          KEYS[10] meta   HASH  the event's sale settings; pass:<member> -> k for a sized pass; wl:<tierId> (read)
           ARGV[1] member   ARGV[2] nowMs
 
   Output: {1, status, ahead, passExpiresAtMs, salesAtMs, free, held, admittedTotal, lastTickMs, bookingId, lane,
@@ -38,7 +38,7 @@ if not string.match(member or "", "^%x+$") then error("ERR bad argument member")
 local nowMs = nowArg(ARGV[2], "nowMs")
 local c = redis.call("HMGET", KEYS[1], "enabled", "closed", "salesAt", "cursorPre", "cursorLine", "admitted", "lastTick", "rate",
   "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "graceMs", "res", "share", "unused", "tpp")
-local free, held = stockTotals(KEYS[7])
+local free, held = stockTotals(KEYS[7], KEYS[10])
 -- passes used since the last tick no longer reserve anything (passes are issued and taken back only by ticks)
 local unused = redis.call("ZCARD", KEYS[4]) - redis.call("HLEN", KEYS[5])
 local reserved = math.min(tonumber(c[22] or "0"), unused * tonumber(c[25] or "1"))

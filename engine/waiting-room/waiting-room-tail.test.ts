@@ -211,4 +211,30 @@ describe('the end of a sale: short grace for unused passes, sized passes, the he
     expect(standing({ ...base, ahead: 100, free: 1, reserved: 0 })).toMatchObject({ soldOut: false, chance: 'unlikely' }); // something is free
     expect(standing({ ...base, ahead: 0, free: 1, reserved: 0 })).toMatchObject({ soldOut: false, chance: 'likely' });
   });
+  it("leaves a tier with an open waitlist out of admission's stock: its returned tickets go to the waitlist, not to passes", async ({ engine, deps, clock }) => {
+    clock.set(SALES + 1000);
+    const ev = await queuedEvent(engine, 4, { maxTicketsPerUser: 4, passTtlSeconds: 30 });
+    const tierId = ev.tiers[0]!.id;
+    const [a, b, w] = [u('wl-a'), u('wl-b'), u('wl-w')];
+    await engine.waitingRoom.join(ev.id, a);
+    expect((await engine.waitingRoom.admit(ev.id, 10))!.admitted).toBe(1);
+    const sa = await engine.waitingRoom.status(qid(deps, ev.id, a), a);
+    const held = await engine.bookings.create({ userId: a, eventId: ev.id, tierId, ticketCount: 4, admissionToken: sa.admissionToken });
+    // sold out: w joins the waitlist, b the waiting room
+    expect((await engine.waitlist.join(ev.id, tierId, w, 'w@example.com', 2)).position).toBe(1);
+    await engine.waitingRoom.join(ev.id, b);
+    clock.advance(31_000); // a's pass runs out (its hold, 60 s, goes on)
+    await engine.waitingRoom.admit(ev.id, 10);
+    await engine.bookings.cancel(held.reservation.bookingId, a);
+    // the 4 returned tickets are free, but the waitlist comes first (holdGeneral would sell none of them): no pass for b
+    expect(await engine.waitingRoom.admit(ev.id, 10)).toMatchObject({ admitted: 0, free: 0, held: 0 });
+    expect((await engine.waitingRoom.status(qid(deps, ev.id, b), b)).status).toBe('sold_out');
+    // the offer takes 2 and empties the waitlist: the other 2 are on general sale again, and b is admitted for them
+    const offers = await engine.waitlist.offer(ev.id, tierId);
+    expect(offers.map((o) => [o.userId, o.ticketCount])).toEqual([[w, 2]]);
+    expect(await engine.waitingRoom.admit(ev.id, 10)).toMatchObject({ admitted: 1, free: 2, held: 2 });
+    const sb = await engine.waitingRoom.status(qid(deps, ev.id, b), b);
+    expect([sb.status, sb.passTickets]).toEqual(['admitted', 2]);
+    expect((await engine.bookings.create({ userId: b, eventId: ev.id, tierId, ticketCount: 2, admissionToken: sb.admissionToken })).reservation.status).toBe('RESERVED');
+  });
 });
