@@ -49,6 +49,7 @@ import { drawScore } from '../engine/waiting-room/waiting-room.js';
 import { loadConfig } from '../platform/config.js';
 import { ensurePostgres, ensureRedis, type Stop } from '../scripts/infra.js';
 import { listSimulatedPayments } from '../integrations/payments/simulated.js';
+import { OFFER_MAIL_KEY_PREFIX } from '../workers/waitlist/waitlist.js';
 import { floodgateEventChecks, type Check } from './lib/checks.js';
 import { countOutbox, cpuLine, maxOf, minOf, cpuMeter, flags, fmt, machineLoad, onInterrupt, pgDeadlocks, progressLine, readOutbox, RESULTS_DIR, sleep, spearman, startCrowd, startWorkers, stopAll, summarize, today, type CrowdProgress, publish } from './lib/common.js';
 import { benchStack, machineFacts, ROOT, say, startServer } from './lib/stack.js';
@@ -309,10 +310,11 @@ try {
   for (const row of rows) outcomes[row[6]] = (outcomes[row[6]] ?? 0) + 1;
   const bought = rows.filter((x) => x[6] === 'bought');
   const acknowledged = rows.filter((x) => x[7] !== '');
-  // the outbox holds the ticket e-mails and the waitlist offers' e-mails (idempotency key waitlist-offer-<bookingId>)
+  // the outbox holds the ticket e-mails and the waitlist offers' e-mails (idempotency key OFFER_MAIL_KEY_PREFIX + booking id)
   const allMessages = await readOutbox(outboxDir);
-  const offerMails = allMessages.filter((m) => m.bookingId.startsWith('waitlist-offer-'));
-  const messages = allMessages.filter((m) => !m.bookingId.startsWith('waitlist-offer-'));
+  const isOffer = (m: { bookingId: string }) => m.bookingId.startsWith(OFFER_MAIL_KEY_PREFIX);
+  const offerMails = allMessages.filter(isOffer);
+  const messages = allMessages.filter((m) => !isOffer(m));
   const emails = new Map<string, number>();
   for (const msg of messages) emails.set(msg.bookingId, (emails.get(msg.bookingId) ?? 0) + 1);
   const charges = await listSimulatedPayments(redis, simulatedPaymentKeys(asNamespace(stack.ns)));

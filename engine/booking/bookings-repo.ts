@@ -189,6 +189,13 @@ export async function transitionMany(
  * (transaction-local). Returns the state it left, or null when the booking
  * is not in any of `from` (already moved, or unknown). The database trigger refuses illegal moves too.
  */
+/**
+ * The CTE `why` that tells the audit trigger (migration 0007) the cause of a statement moving one booking: `param` is
+ * the statement's placeholder for the cause (transaction-local; `floodgate.causes`, the per-booking causes of
+ * `moveMany`, cleared). Read it in the statement (`FROM why, ...`) so it runs before the move.
+ */
+export const whyCte = (param: string) => `why AS (SELECT set_config('floodgate.cause', ${param}, true), set_config('floodgate.causes', '', true))`;
+
 export async function transition(
   db: Queryable,
   id: BookingId,
@@ -199,7 +206,7 @@ export async function transition(
 ): Promise<BookingState | null> {
   for (const f of from) if (!canTransition(f, to)) throw new Error(`illegal booking transition ${f} -> ${to}`);
   const { rows } = await db.query<{ from_state: BookingState }>(
-    `WITH why AS (SELECT set_config('floodgate.cause', $4, true), set_config('floodgate.causes', '', true)),
+    `WITH ${whyCte('$4')},
           cur AS (SELECT id, state FROM why, bookings WHERE id = $1 AND state = ANY($2::text[]) FOR UPDATE OF bookings)
      UPDATE bookings b SET state = $3, updated_at = now(), failure_reason = COALESCE($5, b.failure_reason)
        FROM cur WHERE b.id = cur.id RETURNING cur.state AS from_state`,

@@ -566,10 +566,9 @@ function splitUnits(s: string, files: readonly FontFile[]): SharedUnit[] {
   const out: SharedUnit[] = [];
   const text = clean(s);
   // printable ASCII is one grapheme per character (CR LF, the one cluster of two, is gone after `clean`): no segmenter
-  const graphemes = PLAIN_ASCII.test(text) ? text.slice(0, MAX_GRAPHEMES) : Array.from(segmenter.segment(text), (g) => g.segment);
-  for (const segment of graphemes) {
+  for (const piece of PLAIN_ASCII.test(text) ? text : segmenter.segment(text)) {
     if (out.length >= MAX_GRAPHEMES) break;
-    const g = segment.replace(INVISIBLE, '');
+    const g = (typeof piece === 'string' ? piece : piece.segment).replace(INVISIBLE, '');
     if (g === '') continue;
     const cps = Array.from(g, (c) => c.codePointAt(0)!);
     let unit: SharedUnit | undefined;

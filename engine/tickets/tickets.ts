@@ -1,5 +1,5 @@
 import { withTx } from '../../platform/pg.js';
-import { getBooking, transition, type Booking } from '../booking/bookings-repo.js';
+import { getBooking, getHolder, transition, whyCte, type Booking } from '../booking/bookings-repo.js';
 import type { Bookings } from '../booking/bookings.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { EngineDeps } from '../deps.js';
@@ -55,8 +55,7 @@ export function createTickets(d: EngineDeps, catalog: Catalog, bookings: Pick<Bo
       const b = viewer ? await bookings.get(bookingId, viewer) : await getBooking(d.pg, bookingId);
       if (!b) throw new DomainError('BOOKING_NOT_FOUND', 'no such booking');
       if (!HAS_TICKETS.has(b.status)) throw new DomainError('TICKETS_NOT_READY', `the booking is ${b.status}: tickets exist once it is paid`, { bookingStatus: b.status });
-      const { rows } = await d.pg.query<{ holder_name: string | null }>('SELECT holder_name FROM bookings WHERE id = $1', [bookingId]);
-      return { booking: b, pdf: await renderFor(b, rows[0]?.holder_name ?? null, render) };
+      return { booking: b, pdf: await renderFor(b, (await getHolder(d.pg, bookingId))?.name ?? null, render) };
     },
 
     render: renderFor,
@@ -126,10 +125,10 @@ export function createTickets(d: EngineDeps, catalog: Catalog, bookings: Pick<Bo
       }
       // The UPDATE of deliveries runs whether or not the booking moves (a data-modifying WITH always runs to the end).
       // The booking moves only if that row was this claim's (`sent` returns it), as markTicketsDelivered's count
-      // would require; the audit trigger records the cause set in `why` (bookings-repo's `transition`).
+      // would require; the audit trigger records the cause set in `why`, as for bookings-repo's `transition`.
       const { rows } = await d.pg.query(
         `WITH sent AS (UPDATE deliveries SET status = 'sent', message_id = $3, sent_at = now() WHERE booking_id = $1 AND channel = $2 RETURNING booking_id),
-              why AS (SELECT set_config('floodgate.cause', $4, true), set_config('floodgate.causes', '', true)),
+              ${whyCte('$4')},
               cur AS (SELECT b.id FROM why, sent, bookings b WHERE b.id = sent.booking_id AND b.state = 'CONFIRMED' FOR UPDATE OF b)
          UPDATE bookings b SET state = 'TICKETS_DELIVERED', updated_at = now() FROM cur WHERE b.id = cur.id RETURNING b.id`,
         [bookingId, channel, messageId, `delivered: ${channel}`],

@@ -15,6 +15,9 @@ export type WaitlistWorkerOptions = {
   tickMs?: number;
 };
 
+/** The offer e-mail's idempotency key is this and the booking id (one message per offer; the demo tells them apart by it). */
+export const OFFER_MAIL_KEY_PREFIX = 'waitlist-offer-';
+
 /** The e-mail of one waitlist offer: what is held, until when, and the link to its checkout. */
 export function offerMail(o: WaitlistOffer, eventName: string, publicUrl: string, from: string, offerTtlMs: number) {
   const link = `${publicUrl}/bookings/${o.bookingId}`;
@@ -28,7 +31,7 @@ export function offerMail(o: WaitlistOffer, eventName: string, publicUrl: string
       `They are held for you until ${new Date(o.expiresAtMs).toISOString().replace('T', ' ').slice(0, 16)} UTC (${minutes} minutes from the offer). ` +
       `Pay for them here:\n\n${link}\n\nIf you do not, they go to the next person in line.\n`,
     attachments: [],
-    idempotencyKey: `waitlist-offer-${o.bookingId}`,
+    idempotencyKey: `${OFFER_MAIL_KEY_PREFIX}${o.bookingId}`,
     headers: { 'X-Booking-Id': o.bookingId },
   };
 }
